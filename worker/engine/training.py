@@ -1,0 +1,225 @@
+"""Training on partial masks: cross-entropy that ignores unlabeled pixels (255)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import nn
+
+from worker.engine.model import images_to_tensor
+
+UNLABELED = 255
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iterations: int = 500
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    flips: bool = True
+    # Random square crops make CPU training affordable; None trains on whole images.
+    crop_size: int | None = None
+    class_weights: bool = False
+    # Early stop on validation loss: evaluated every `validate_every` iterations, stop after
+    # `patience` evaluations without improvement, keep the best weights.
+    validate_every: int = 0
+    patience: int = 5
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0 or self.batch_size < 1:
+            raise ValueError(
+                f"iterations must be >= 0 and batch_size >= 1, got {self.iterations}, "
+                f"{self.batch_size}"
+            )
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.crop_size is not None and self.crop_size < 8:
+            raise ValueError(f"crop_size must be at least 8, got {self.crop_size}")
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)
+    iterations_run: int = 0
+    best_validation_loss: float | None = None
+    stopped_early: bool = False
+
+
+def partial_mask_loss(
+    logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy over labeled pixels only.
+
+    logits: (B, C, H, W); target: (B, H, W) int64 with 255 = unlabeled.
+    A batch without any labeled pixel gives a zero loss (and zero gradient), not NaN.
+    """
+    per_pixel = F.cross_entropy(
+        logits, target, weight=class_weights, ignore_index=UNLABELED, reduction="none"
+    )
+    labeled = target != UNLABELED
+    if class_weights is None:
+        denominator = labeled.sum()
+    else:
+        denominator = class_weights[target.clamp(max=logits.shape[1] - 1)][labeled].sum()
+    return per_pixel.sum() / denominator.clamp(min=1e-12)
+
+
+def median_frequency_weights(
+    masks: Sequence[NDArray[np.uint8]], num_classes: int
+) -> NDArray[np.float32]:
+    """Median-frequency class weights over labeled pixels; absent classes get weight 0."""
+    counts = np.zeros(num_classes, dtype=np.float64)
+    for mask in masks:
+        labeled = mask[mask != UNLABELED]
+        counts += np.bincount(labeled.ravel(), minlength=num_classes)[:num_classes]
+    present = counts > 0
+    weights = np.zeros(num_classes, dtype=np.float32)
+    if present.any():
+        frequency = counts[present] / counts[present].sum()
+        weights[present] = np.median(frequency) / frequency
+    return weights
+
+
+def _random_window(
+    height: int, width: int, crop_h: int, crop_w: int, rng: np.random.Generator
+) -> tuple[slice, slice]:
+    top = int(rng.integers(0, max(height - crop_h, 0) + 1))
+    left = int(rng.integers(0, max(width - crop_w, 0) + 1))
+    return slice(top, top + crop_h), slice(left, left + crop_w)
+
+
+def sample_batch(
+    images: Sequence[NDArray[np.uint8]],
+    masks: Sequence[NDArray[np.uint8]],
+    candidates: NDArray[np.int64],
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """A batch of (B, h, w, 3) images and (B, h, w) masks, cropped and flipped.
+
+    Without a crop size, images of different sizes are cut to the batch's smallest size.
+    """
+    chosen = rng.choice(candidates, size=config.batch_size, replace=True)
+    if config.crop_size is None:
+        crop_h = min(images[i].shape[0] for i in chosen)
+        crop_w = min(images[i].shape[1] for i in chosen)
+    else:
+        crop_h = crop_w = config.crop_size
+    batch_images, batch_masks = [], []
+    for index in chosen:
+        image, mask = images[index], masks[index]
+        rows, cols = _random_window(*mask.shape, crop_h, crop_w, rng)
+        image_crop, mask_crop = image[rows, cols], mask[rows, cols]
+        if mask_crop.shape != (crop_h, crop_w):  # a crop larger than the image: pad, unlabeled
+            pad = ((0, crop_h - mask_crop.shape[0]), (0, crop_w - mask_crop.shape[1]))
+            image_crop = np.pad(image_crop, (*pad, (0, 0)))
+            mask_crop = np.pad(mask_crop, pad, constant_values=UNLABELED)
+        if config.flips and rng.random() < 0.5:
+            image_crop, mask_crop = image_crop[:, ::-1], mask_crop[:, ::-1]
+        batch_images.append(image_crop)
+        batch_masks.append(mask_crop)
+    return np.stack(batch_images), np.stack(batch_masks)
+
+
+def _to_device(
+    images: NDArray[np.uint8], masks: NDArray[np.uint8], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    image_tensor = images_to_tensor(torch.from_numpy(np.ascontiguousarray(images)).to(device))
+    mask_tensor = torch.from_numpy(np.ascontiguousarray(masks)).to(device).long()
+    return image_tensor, mask_tensor
+
+
+@torch.no_grad()
+def validation_loss(
+    model: nn.Module,
+    images: Sequence[NDArray[np.uint8]],
+    masks: Sequence[NDArray[np.uint8]],
+    device: torch.device,
+    class_weights: torch.Tensor | None = None,
+) -> float:
+    """Mean partial-mask loss over whole validation images, one at a time, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for image, mask in zip(images, masks, strict=True):
+        x, y = _to_device(image[None], mask[None], device)
+        total += float(partial_mask_loss(model(x), y, class_weights))
+    model.train(was_training)
+    return total / max(len(images), 1)
+
+
+def train_on_partial_masks(
+    model: nn.Module,
+    images: Sequence[NDArray[np.uint8]],
+    masks: Sequence[NDArray[np.uint8]],
+    config: TrainConfig,
+    rng: np.random.Generator,
+    device: torch.device | None = None,
+    validation: tuple[Sequence[NDArray[np.uint8]], Sequence[NDArray[np.uint8]]] | None = None,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` in place on (H, W, 3) uint8 images and (H, W) uint8 partial masks.
+
+    A fresh Adam optimizer every call (DESIGN.md §1.4: each round restarts the optimizer
+    from the previous round's weights). Images without a labeled pixel are skipped.
+    """
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks")
+    for image, mask in zip(images, masks, strict=True):
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"image shape {image.shape} does not match mask shape {mask.shape}")
+    device = device or next(model.parameters()).device
+    result = TrainResult()
+    candidates = np.array(
+        [i for i, mask in enumerate(masks) if (mask != UNLABELED).any()], dtype=np.int64
+    )
+    if len(candidates) == 0 or config.iterations == 0:
+        return result
+    num_classes = int(getattr(getattr(model, "config", None), "num_classes", 0)) or None
+    weights = None
+    if config.class_weights and num_classes:
+        weights = torch.from_numpy(median_frequency_weights(masks, num_classes)).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    best_loss, best_state, evaluations_without_gain = math.inf, None, 0
+    model.train()
+    for iteration in range(config.iterations):
+        batch_images, batch_masks = sample_batch(images, masks, candidates, config, rng)
+        x, y = _to_device(batch_images, batch_masks, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            logits = model(x)
+        loss = partial_mask_loss(logits.float(), y, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        result.losses.append(float(loss))
+        result.iterations_run = iteration + 1
+        if on_iteration is not None:
+            on_iteration(iteration + 1, float(loss))
+        if validation is not None and config.validate_every and (
+            (iteration + 1) % config.validate_every == 0
+        ):
+            current = validation_loss(model, validation[0], validation[1], device, weights)
+            model.train()
+            if current < best_loss:
+                best_loss, evaluations_without_gain = current, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                evaluations_without_gain += 1
+                if evaluations_without_gain >= config.patience:
+                    result.stopped_early = True
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        result.best_validation_loss = best_loss
+    return result
