@@ -2,3 +2,5 @@
 
 The backend never imports torch; commands that need the engine load it lazily.
 """
+
+__version__ = "0.1.0"

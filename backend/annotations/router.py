@@ -1,0 +1,234 @@
+"""Annotator work: the next task, the partial mask (read and versioned save), its history."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, status
+from sqlalchemy import select
+from sqlalchemy.orm import undefer
+
+from backend.annotations import service
+from backend.annotations.schemas import SaveResult, SubmissionRead, Task, TaskLinks
+from backend.deps import SessionDep, SettingsDep
+from backend.images.router import get_image
+from backend.images.validation import UploadRefused
+from backend.masks import empty_mask, encode_mask_png
+from backend.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round
+from backend.models import Query as QueryRow
+from backend.projects.deps import ProjectMember
+
+router = APIRouter(prefix="/projects/{project_id}", tags=["annotations"])
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+PNG = {"content": {"image/png": {}}, "description": "PNG bytes"}
+
+
+def _parse_if_match(if_match: str | None) -> int:
+    if if_match is None:
+        raise HTTPException(
+            status.HTTP_428_PRECONDITION_REQUIRED,
+            "Send the mask version you edited as 'If-Match: \"<version>\"' (from GET .../mask "
+            "or the task).",
+        )
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"If-Match {if_match!r} is not a mask version."
+        )
+    return int(match.group(1))
+
+
+@router.get(
+    "/images/{image_id}/mask",
+    response_class=Response,
+    responses={200: {**PNG, "headers": {"ETag": {"description": 'The version, e.g. "3"'}}}},
+)
+def read_mask(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
+    """The current partial mask (PNG, pixel = class index, 255 = unlabeled); ETag = version."""
+    image = get_image(session, access.project.id, image_id)
+    annotation = session.scalar(
+        select(Annotation)
+        .where(Annotation.image_id == image.id)
+        .options(undefer(Annotation.mask_png))
+    )
+    version = annotation.version if annotation else 0
+    png = annotation.mask_png if annotation and annotation.mask_png else None
+    if png is None:
+        png = encode_mask_png(empty_mask(image.width, image.height))
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"ETag": f'"{version}"', "Cache-Control": "no-store"},
+    )
+
+
+@router.put(
+    "/images/{image_id}/mask",
+    response_model=SaveResult,
+    responses={
+        409: {"description": "The image is not queried in an open round"},
+        412: {"description": "If-Match names a stale version; nothing was changed"},
+        422: {"description": "Bad mask, or pixels changed outside the queried superpixels"},
+        428: {"description": "If-Match missing"},
+    },
+)
+def save_mask(
+    image_id: int,
+    mask: Annotated[
+        bytes,
+        Body(
+            media_type="image/png",
+            description="The whole partial mask: greyscale PNG of the image's size, "
+            "pixel = class index, 255 = unlabeled.",
+        ),
+    ],
+    access: ProjectMember,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+    clicks: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    seconds: Annotated[float, Query(ge=0, le=86_400)] = 0.0,
+    done: Annotated[bool, Query(description="Marks the image's query as labeled.")] = False,
+) -> SaveResult:
+    """Saves the partial mask as the next version.
+
+    ``curl -X PUT -H 'If-Match: "3"' -H 'Content-Type: image/png' --data-binary @mask.png
+    "$URL/api/v1/projects/1/images/7/mask?clicks=12&seconds=40&done=true"``
+
+    Only pixels inside the image's queried superpixels may differ from the stored mask.
+    A stale If-Match gets 412 and nothing changes; an accepted save bumps the version and
+    appends one history row in the same transaction.
+    """
+    expected = _parse_if_match(if_match)
+    image = get_image(session, access.project.id, image_id)
+    try:
+        outcome = service.save_mask(
+            session,
+            image,
+            access.user,
+            mask,
+            expected_version=expected,
+            clicks=clicks,
+            seconds=seconds,
+            done=done,
+            settings=settings,
+        )
+    except service.StaleVersion as error:
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED,
+            f"The mask changed since version {error.expected} (now {error.current}); "
+            "reload it and apply your edits again.",
+            headers={"ETag": f'"{error.current}"'},
+        ) from error
+    except UploadRefused as error:
+        raise HTTPException(error.status_code, error.message) from error
+    response.headers["ETag"] = f'"{outcome.version}"'
+    return SaveResult(
+        image_id=image.id,
+        version=outcome.version,
+        changed_pixels=outcome.changed_pixels,
+        changed_superpixels=outcome.changed_superpixels,
+        labeled_pixels=outcome.labeled_pixels,
+        query_done=outcome.query_done,
+    )
+
+
+@router.get("/images/{image_id}/submissions", response_model=list[SubmissionRead])
+def list_submissions(
+    image_id: int, access: ProjectMember, session: SessionDep
+) -> list[AnnotationSubmission]:
+    """Every accepted save of this image's mask, oldest first."""
+    image = get_image(session, access.project.id, image_id)
+    return list(
+        session.scalars(
+            select(AnnotationSubmission)
+            .where(AnnotationSubmission.image_id == image.id)
+            .order_by(AnnotationSubmission.version)
+        )
+    )
+
+
+def _task(project_id: int, query: QueryRow, round_: Round, image: Image, version: int) -> Task:
+    base = f"/api/v1/projects/{project_id}"
+    assert query.lease_expires_at is not None
+    return Task(
+        query_id=query.id,
+        round_id=round_.id,
+        round_number=round_.number,
+        image_id=image.id,
+        width=image.width,
+        height=image.height,
+        superpixel_map_id=query.superpixel_map_id,
+        superpixel_ids=list(query.superpixel_ids),
+        superpixel_scores=list(query.superpixel_scores),
+        mask_version=version,
+        lease_expires_at=query.lease_expires_at,
+        links=TaskLinks(
+            image=f"{base}/images/{image.id}/file",
+            mask=f"{base}/images/{image.id}/mask",
+            superpixels=f"{base}/images/{image.id}/superpixels",
+            uncertainty=f"{base}/queries/{query.id}/uncertainty",
+        ),
+    )
+
+
+@router.post(
+    "/tasks/next",
+    response_model=Task,
+    tags=["tasks"],
+    responses={204: {"description": "Nothing to label right now"}},
+)
+def next_task(access: ProjectMember, session: SessionDep, settings: SettingsDep) -> Task | Response:
+    """Hands the caller an image to label, reserved for them for the lease period.
+
+    Asking again returns the same task while its lease runs; expired leases go back to
+    the pool.
+    """
+    claimed = service.claim_next_query(session, access.project.id, access.user, settings)
+    if claimed is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    query, round_ = claimed
+    image = get_image(session, access.project.id, query.image_id)
+    version = session.scalar(select(Annotation.version).where(Annotation.image_id == image.id))
+    return _task(access.project.id, query, round_, image, int(version or 0))
+
+
+def _get_query(session: SessionDep, project_id: int, query_id: int) -> QueryRow:
+    query = session.scalar(
+        select(QueryRow)
+        .join(Round, Round.id == QueryRow.round_id)
+        .where(QueryRow.id == query_id, Round.project_id == project_id)
+    )
+    if query is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No query {query_id} in this project.")
+    return query
+
+
+@router.post("/tasks/{query_id}/release", status_code=status.HTTP_204_NO_CONTENT, tags=["tasks"])
+def release_task(query_id: int, access: ProjectMember, session: SessionDep) -> None:
+    """Gives a task back before its lease ends (the assignee, or a lead)."""
+    query = _get_query(session, access.project.id, query_id)
+    if query.assignee_id != access.user.id and not access.is_lead:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This task is leased to someone else.")
+    if query.status != QueryStatus.done:
+        query.status = QueryStatus.open
+        query.assignee_id = None
+        query.lease_expires_at = None
+    session.commit()
+
+
+@router.get(
+    "/queries/{query_id}/uncertainty",
+    response_class=Response,
+    tags=["tasks"],
+    responses={200: {**PNG, "description": "Uncertainty quantized to 0..255 (greyscale PNG)"}},
+)
+def read_uncertainty(query_id: int, access: ProjectMember, session: SessionDep) -> Response:
+    query = _get_query(session, access.project.id, query_id)
+    png = session.scalar(select(QueryRow.uncertainty_png).where(QueryRow.id == query.id))
+    if png is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Query {query_id} has no uncertainty map.")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private"})

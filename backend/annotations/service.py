@@ -1,0 +1,268 @@
+"""Saving partial masks without losing labels, and handing out work with leases.
+
+A save is a compare-and-set: ``UPDATE annotations ... WHERE version = :expected``. Two writers
+holding the same version race on that one statement; the database lets exactly one match and
+the other changes nothing. The history row and the new mask commit in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from fastapi import HTTPException, status
+from numpy.typing import NDArray
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, undefer
+
+from backend.images.superpixels import decode_superpixels
+from backend.images.validation import UploadRefused, decode_mask
+from backend.masks import UNLABELED, decode_stored_mask, encode_mask_png
+from backend.models import (
+    Annotation,
+    AnnotationSubmission,
+    Image,
+    Query,
+    QueryStatus,
+    Round,
+    RoundStatus,
+    SuperpixelMap,
+    User,
+)
+from backend.models.base import utc_now
+from backend.projects.service import class_indices
+from backend.settings import Settings
+
+# How many candidate queries one "next task" call tries to claim before giving up.
+_CLAIM_ATTEMPTS = 20
+
+
+class StaleVersion(Exception):
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(f"version {expected} is stale; the mask is at version {current}")
+        self.expected = expected
+        self.current = current
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    version: int
+    changed_pixels: int
+    changed_superpixels: int
+    labeled_pixels: int
+    query_done: bool
+
+
+def active_queries(session: Session, image_id: int) -> list[tuple[Query, Round]]:
+    """Queries on this image in rounds that are collecting labels."""
+    rows = session.execute(
+        select(Query, Round)
+        .join(Round, Round.id == Query.round_id)
+        .where(Query.image_id == image_id, Round.status == RoundStatus.labeling)
+        .order_by(Round.number.desc())
+    )
+    return [(query, round_) for query, round_ in rows]
+
+
+def _superpixel_labels(session: Session, map_id: int, image: Image) -> NDArray[np.int32]:
+    superpixel_map = session.scalar(
+        select(SuperpixelMap)
+        .where(SuperpixelMap.id == map_id)
+        .options(undefer(SuperpixelMap.labels_zlib))
+    )
+    if superpixel_map is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "The query's superpixel map is gone.")
+    return decode_superpixels(
+        superpixel_map.labels_zlib, superpixel_map.dtype, image.width, image.height
+    )
+
+
+def save_mask(
+    session: Session,
+    image: Image,
+    user: User,
+    mask_png: bytes,
+    *,
+    expected_version: int,
+    clicks: int,
+    seconds: float,
+    done: bool,
+    settings: Settings,
+) -> SaveOutcome:
+    """Validates a full partial mask for ``image`` and stores it as the next version.
+
+    Raises StaleVersion (nothing changed), UploadRefused (bad mask, or pixels changed outside
+    the queried superpixels), or HTTPException 409 when the image has no open query.
+    Commits on success.
+    """
+    annotation = session.scalar(
+        select(Annotation)
+        .where(Annotation.image_id == image.id)
+        .options(undefer(Annotation.mask_png))
+    )
+    if annotation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Image {image.id} has no annotation.")
+    if annotation.version != expected_version:
+        raise StaleVersion(expected_version, annotation.version)
+    submitted = decode_mask(
+        "mask",
+        mask_png,
+        width=image.width,
+        height=image.height,
+        class_indices=class_indices(session, image.project_id),
+        settings=settings,
+    )
+    queries = active_queries(session, image.id)
+    if not queries:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Image {image.id} is not queried in a round that is collecting labels.",
+        )
+    labels_by_map: dict[int, NDArray[np.int32]] = {}
+    editable = np.zeros((image.height, image.width), dtype=bool)
+    for query, _round in queries:
+        labels = labels_by_map.get(query.superpixel_map_id)
+        if labels is None:
+            labels = _superpixel_labels(session, query.superpixel_map_id, image)
+            labels_by_map[query.superpixel_map_id] = labels
+        editable |= np.isin(labels, np.asarray(query.superpixel_ids, dtype=np.int32))
+    current = decode_stored_mask(annotation.mask_png, image.width, image.height)
+    changed = submitted != current
+    outside = int(np.count_nonzero(changed & ~editable))
+    if outside:
+        raise UploadRefused(
+            422,
+            f"{outside} pixels outside the queried superpixels differ from the stored mask; "
+            "only queried superpixels may be labeled.",
+        )
+    newest_query, newest_round = queries[0]
+    labels = labels_by_map[newest_query.superpixel_map_id]
+    touched = sorted(int(s) for s in np.unique(labels[changed]))
+    changed_pixels = int(np.count_nonzero(changed))
+    newly_labeled = int(np.count_nonzero(changed & (current == UNLABELED)))
+    labeled_pixels = int(np.count_nonzero(submitted != UNLABELED))
+    now = utc_now()
+
+    claimed = session.execute(
+        update(Annotation)
+        .where(Annotation.id == annotation.id, Annotation.version == expected_version)
+        .values(
+            version=Annotation.version + 1,
+            mask_png=encode_mask_png(submitted),
+            labeled_pixels=labeled_pixels,
+            updated_at=now,
+            updated_by_id=user.id,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        current_version = session.scalar(
+            select(Annotation.version).where(Annotation.id == annotation.id)
+        )
+        raise StaleVersion(expected_version, int(current_version or 0))
+    new_version = expected_version + 1
+    session.add(
+        AnnotationSubmission(
+            annotation_id=annotation.id,
+            image_id=image.id,
+            user_id=user.id,
+            round_id=newest_round.id,
+            query_id=newest_query.id,
+            version=new_version,
+            created_at=now,
+            changed_pixels=changed_pixels,
+            changed_superpixels=len(touched),
+            superpixel_ids=touched,
+            clicks=clicks,
+            seconds=seconds,
+        )
+    )
+    query_done = newest_query.status == QueryStatus.done
+    if done and not query_done:
+        session.execute(
+            update(Query)
+            .where(Query.id == newest_query.id)
+            .values(status=QueryStatus.done, completed_at=now, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        query_done = True
+    elif not query_done:
+        # Saving keeps the saver's lease alive.
+        session.execute(
+            update(Query)
+            .where(Query.id == newest_query.id, Query.assignee_id == user.id)
+            .values(lease_expires_at=now + timedelta(seconds=settings.task_lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+    superpixels_spent = len(newest_query.superpixel_ids) if done and query_done else 0
+    session.execute(
+        update(Round)
+        .where(Round.id == newest_round.id)
+        .values(
+            spent_pixels=Round.spent_pixels + newly_labeled,
+            spent_seconds=Round.spent_seconds + seconds,
+            spent_superpixels=Round.spent_superpixels + superpixels_spent,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return SaveOutcome(
+        version=new_version,
+        changed_pixels=changed_pixels,
+        changed_superpixels=len(touched),
+        labeled_pixels=labeled_pixels,
+        query_done=query_done,
+    )
+
+
+def _claimable(user_id: int, now: datetime) -> list[object]:
+    return [
+        Query.status != QueryStatus.done,
+        or_(
+            Query.assignee_id.is_(None),
+            Query.assignee_id == user_id,
+            Query.lease_expires_at.is_(None),
+            Query.lease_expires_at < now,
+        ),
+    ]
+
+
+def claim_next_query(
+    session: Session, project_id: int, user: User, settings: Settings
+) -> tuple[Query, Round] | None:
+    """Leases the next open query to ``user`` (their own unexpired one first); commits.
+
+    Each claim is a conditional UPDATE, so two annotators asking at once never get the same
+    query: the loser's UPDATE matches no row and it moves on to the next candidate.
+    """
+    now = utc_now()
+    candidates = session.execute(
+        select(Query.id, Round)
+        .join(Round, Round.id == Query.round_id)
+        .where(Round.project_id == project_id, Round.status == RoundStatus.labeling)
+        .where(*_claimable(user.id, now))  # type: ignore[arg-type]
+        .order_by(
+            (Query.assignee_id == user.id).desc(),
+            Round.number,
+            Query.image_score.desc(),
+            Query.id,
+        )
+        .limit(_CLAIM_ATTEMPTS)
+    )
+    lease = now + timedelta(seconds=settings.task_lease_seconds)
+    for query_id, round_ in list(candidates):
+        result = session.execute(
+            update(Query)
+            .where(Query.id == query_id, *_claimable(user.id, now))  # type: ignore[arg-type]
+            .values(assignee_id=user.id, lease_expires_at=lease, status=QueryStatus.assigned)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            session.commit()
+            query = session.get(Query, query_id, populate_existing=True)
+            assert query is not None
+            return query, round_
+        session.rollback()
+    return None

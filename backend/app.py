@@ -1,0 +1,97 @@
+"""The FastAPI application factory: everything is created here, nothing at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from backend.annotations.router import router as annotations_router
+from backend.auth.router import router as auth_router
+from backend.db import make_engine, make_session_factory
+from backend.export.router import router as export_router
+from backend.images.router import router as images_router
+from backend.projects.router import router as projects_router
+from backend.rounds.router import router as rounds_router
+from backend.settings import Settings, get_settings
+from backend.users.router import router as users_router
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Tessera labels segmentation masks by having people paint only the superpixels an
+active-learning model is unsure about.
+
+**Auth**: browsers log in at `POST /api/v1/auth/login` (HttpOnly session cookie); scripts
+create a token at `POST /api/v1/auth/tokens` and send `Authorization: Bearer <token>`.
+A project's resources answer 404 to non-members; leads manage settings, uploads and export.
+
+**Masks** are greyscale PNGs: pixel = class index, 255 = unlabeled. Saves are versioned:
+send the version you edited as `If-Match`.
+"""
+
+
+def build_api_router() -> APIRouter:
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        auth_router,
+        users_router,
+        projects_router,
+        images_router,
+        annotations_router,
+        rounds_router,
+        export_router,
+    ):
+        api.include_router(router)
+
+    @api.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        """Liveness probe (no authentication)."""
+        return {"status": "ok"}
+
+    return api
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Tessera",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+
+    @app.middleware("http")
+    async def limit_request_size(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Refuse oversized bodies before anything parses them.
+        limit = request.app.state.settings.max_request_bytes
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return JSONResponse(
+                {
+                    "detail": f"The request body of {length} bytes exceeds the limit of "
+                    f"{limit} (TESSERA_MAX_REQUEST_BYTES)."
+                },
+                status_code=413,
+            )
+        return await call_next(request)
+
+    app.include_router(build_api_router())
+    return app

@@ -1,0 +1,124 @@
+"""Passwords, browser sessions and API tokens.
+
+Passwords are hashed with argon2 (pwdlib). Session and API tokens are 256-bit random secrets;
+only their SHA-256 is stored, which is enough for secrets that cannot be guessed, and lets a
+lookup be one indexed equality query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from pwdlib import PasswordHash
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.models import ApiToken, TokenKind, User
+from backend.models.base import utc_now
+
+TOKEN_PREFIX = "tsr_"
+# A dummy hash verified when the e-mail is unknown, so timing does not reveal which accounts exist.
+_DUMMY_PASSWORD = "not-a-real-password"
+
+
+@lru_cache(maxsize=1)
+def password_hasher() -> PasswordHash:
+    return PasswordHash.recommended()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return password_hasher().hash(_DUMMY_PASSWORD)
+
+
+def hash_password(password: str) -> str:
+    return password_hasher().hash(password)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        password_hasher().verify(password, _dummy_hash())
+        return None
+    if not password_hasher().verify(password, user.password_hash) or not user.is_active:
+        return None
+    return user
+
+
+def create_user(
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    name: str = "",
+    is_admin: bool = False,
+    password_hash: str | None = None,
+) -> User:
+    """Adds a user (flushes, does not commit). ``password_hash`` skips hashing (tests, imports)."""
+    user = User(
+        email=normalize_email(email),
+        name=name,
+        password_hash=password_hash or hash_password(password),
+        is_admin=is_admin,
+        is_active=True,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session,
+    user: User,
+    kind: TokenKind,
+    *,
+    name: str = "",
+    lifetime: timedelta | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token row and its secret; the secret exists only in the return value."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        kind=kind,
+        name=name,
+        token_hash=_token_digest(secret),
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        expires_at=utc_now() + lifetime if lifetime is not None else None,
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def user_for_token(
+    session: Session, secret: str, kind: TokenKind, now: datetime | None = None
+) -> User | None:
+    """The active owner of an unexpired token of ``kind``, or None."""
+    now = now or utc_now()
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _token_digest(secret), ApiToken.kind == kind)
+    )
+    if token is None or (token.expires_at is not None and token.expires_at <= now):
+        return None
+    user = session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        return None
+    return user
+
+
+def revoke_token_secret(session: Session, secret: str) -> None:
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(secret)))
+    if token is not None:
+        session.delete(token)

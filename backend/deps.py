@@ -1,0 +1,71 @@
+"""FastAPI dependencies: settings, database session, and who is calling.
+
+Endpoints declare what they need and who may call them through the ``Annotated`` aliases
+below (``SessionDep``, ``CurrentUser``, ``Admin``); project roles are in
+``backend.projects.deps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.auth.service import user_for_token
+from backend.models import TokenKind, User
+from backend.settings import Settings
+
+
+def get_settings_from_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with factory() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token created at /api/v1/auth/tokens")
+
+
+def get_current_user(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The caller, from a bearer API token or else the browser's session cookie; 401 if none."""
+    user: User | None = None
+    if bearer is not None:
+        user = user_for_token(session, bearer.credentials, TokenKind.api)
+    else:
+        cookie = request.cookies.get(settings.session_cookie_name)
+        if cookie:
+            user = user_for_token(session, cookie, TokenKind.session)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Not signed in: log in or send an API token as 'Authorization: Bearer ...'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only an administrator may do this.")
+    return user
+
+
+Admin = Annotated[User, Depends(require_admin)]

@@ -1,0 +1,270 @@
+"""Image upload and download, ground truth, thumbnails and superpixel maps."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, undefer
+
+from backend.deps import SessionDep, SettingsDep
+from backend.images import service
+from backend.images.schemas import DuplicateRead, ImageRead, ImageUpdate, UploadReport
+from backend.images.validation import UploadedFile, UploadRefused
+from backend.models import Annotation, Image, ImageStatus, Split
+from backend.projects.deps import ProjectLead, ProjectMember
+from backend.settings import Settings
+
+router = APIRouter(prefix="/projects/{project_id}/images", tags=["images"])
+
+PNG = {"content": {"image/png": {}}, "description": "PNG bytes"}
+
+
+def _image_rows(project_id: int) -> Select[Image, int, int, bool]:
+    return (
+        select(
+            Image,
+            Annotation.version,
+            Annotation.labeled_pixels,
+            Image.ground_truth_png.is_not(None),
+        )
+        .join(Annotation, Annotation.image_id == Image.id)
+        .where(Image.project_id == project_id)
+    )
+
+
+def _to_read(image: Image, version: int, labeled: int, has_truth: bool) -> ImageRead:
+    return ImageRead(
+        id=image.id,
+        filename=image.filename,
+        content_type=image.content_type,
+        width=image.width,
+        height=image.height,
+        sha256=image.sha256,
+        split=image.split,
+        status=image.status,
+        created_at=image.created_at,
+        annotation_version=version,
+        labeled_pixels=labeled,
+        has_ground_truth=has_truth,
+    )
+
+
+def read_image(session: Session, project_id: int, image_id: int) -> ImageRead:
+    row = session.execute(_image_rows(project_id).where(Image.id == image_id)).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No image {image_id} in this project.")
+    return _to_read(*row)
+
+
+def get_image(session: Session, project_id: int, image_id: int, *load: Any) -> Image:
+    image = session.scalar(
+        select(Image).where(Image.id == image_id, Image.project_id == project_id).options(*load)
+    )
+    if image is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No image {image_id} in this project.")
+    return image
+
+
+def _read_upload(upload: UploadFile, settings: Settings) -> UploadedFile:
+    # One byte past the archive cap tells "too big" apart without reading an unbounded body.
+    limit = max(settings.max_upload_bytes, settings.max_zip_uncompressed_bytes)
+    data = upload.file.read(limit + 1)
+    name = upload.filename or "unnamed"
+    if len(data) > limit:
+        raise UploadRefused(413, f"{name}: larger than the limit of {limit} bytes.")
+    return UploadedFile(name=name, data=data)
+
+
+def refusal(error: UploadRefused) -> HTTPException:
+    return HTTPException(error.status_code, error.message)
+
+
+@router.post(
+    "",
+    response_model=UploadReport,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload images (many files and/or zip archives)",
+)
+def upload_images(
+    files: Annotated[
+        list[UploadFile], File(description="Image files (PNG, JPEG, WEBP, TIFF, BMP) or zips.")
+    ],
+    access: ProjectLead,
+    session: SessionDep,
+    settings: SettingsDep,
+    split: Annotated[Split, Form()] = Split.pool,
+) -> UploadReport:
+    """Stores every image of the request, or none: one bad file refuses the whole request
+    with a 4xx naming it. Images already in the project (same SHA-256) are listed under
+    ``duplicates`` and not stored again.
+
+    ``curl -H "Authorization: Bearer $TOKEN" -F files=@a.png -F files=@b.zip
+    -F split=pool $URL/api/v1/projects/1/images``
+    """
+    try:
+        uploads = [_read_upload(upload, settings) for upload in files]
+        result = service.ingest_images(session, access.project, uploads, split, settings)
+        session.commit()
+    except UploadRefused as error:
+        session.rollback()
+        raise refusal(error) from error
+    except IntegrityError as error:
+        # Another upload stored the same image between our duplicate check and our insert.
+        session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "A concurrent upload stored some of these images; retry."
+        ) from error
+    created_ids = [image.id for image in result.created]
+    rows = session.execute(_image_rows(access.project.id).where(Image.id.in_(created_ids)))
+    created = sorted((_to_read(*row) for row in rows), key=lambda image: image.id)
+    return UploadReport(
+        created=created,
+        duplicates=[
+            DuplicateRead(
+                filename=d.filename, sha256=d.sha256, existing_image_id=d.existing_image_id
+            )
+            for d in result.duplicates
+        ],
+    )
+
+
+@router.get("", response_model=list[ImageRead])
+def list_images(
+    access: ProjectMember,
+    session: SessionDep,
+    split: Split | None = None,
+    image_status: Annotated[ImageStatus | None, Query(alias="status")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[ImageRead]:
+    query = _image_rows(access.project.id)
+    if split is not None:
+        query = query.where(Image.split == split)
+    if image_status is not None:
+        query = query.where(Image.status == image_status)
+    rows = session.execute(query.order_by(Image.id).offset(offset).limit(limit))
+    return [_to_read(*row) for row in rows]
+
+
+@router.get("/{image_id}", response_model=ImageRead)
+def image_detail(image_id: int, access: ProjectMember, session: SessionDep) -> ImageRead:
+    return read_image(session, access.project.id, image_id)
+
+
+@router.patch("/{image_id}", response_model=ImageRead)
+def update_image(
+    image_id: int, body: ImageUpdate, access: ProjectLead, session: SessionDep
+) -> ImageRead:
+    """Moves an image between pool, validation and test."""
+    image = get_image(session, access.project.id, image_id)
+    image.split = body.split
+    session.commit()
+    return read_image(session, access.project.id, image_id)
+
+
+@router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_image(image_id: int, access: ProjectLead, session: SessionDep) -> None:
+    """Deletes an image with its mask, history, superpixels and queries."""
+    session.delete(get_image(session, access.project.id, image_id))
+    session.commit()
+
+
+@router.get(
+    "/{image_id}/file",
+    response_class=Response,
+    responses={200: {"content": {"image/*": {}}, "description": "The uploaded bytes"}},
+)
+def download_image(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
+    """The image exactly as uploaded."""
+    image = get_image(session, access.project.id, image_id, undefer(Image.data))
+    return Response(
+        image.data,
+        media_type=image.content_type,
+        headers={"ETag": f'"{image.sha256}"', "Cache-Control": "private, max-age=86400"},
+    )
+
+
+@router.get(
+    "/{image_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}},
+)
+def download_thumbnail(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
+    image = get_image(session, access.project.id, image_id, undefer(Image.thumbnail_jpeg))
+    return Response(
+        image.thumbnail_jpeg,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=86400"},
+    )
+
+
+@router.get(
+    "/{image_id}/superpixels",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "zlib(raw little-endian uint16|int32, shape height x width); "
+            "see headers X-Superpixel-Width/-Height/-Dtype/-Count.",
+        }
+    },
+)
+def download_superpixels(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
+    """The image's superpixel ids for the project's current size and algorithm."""
+    image = get_image(session, access.project.id, image_id)
+    superpixel_map = service.current_superpixel_map(session, image, access.project)
+    if superpixel_map is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"Superpixels of image {image_id} are not computed yet for size "
+            f"{access.project.superpixel_size} ({access.project.superpixel_algorithm.value}).",
+        )
+    return Response(
+        superpixel_map.labels_zlib,
+        media_type="application/octet-stream",
+        headers={
+            "X-Superpixel-Width": str(image.width),
+            "X-Superpixel-Height": str(image.height),
+            "X-Superpixel-Dtype": superpixel_map.dtype,
+            "X-Superpixel-Count": str(superpixel_map.count),
+            "X-Superpixel-Map-Id": str(superpixel_map.id),
+        },
+    )
+
+
+@router.put("/{image_id}/ground-truth", response_model=ImageRead)
+def upload_ground_truth(
+    image_id: int,
+    file: Annotated[UploadFile, File(description="Lossless single-channel mask, 255 = unlabeled")],
+    access: ProjectLead,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> ImageRead:
+    """Stores a complete (or partial) true mask, for validation and simulated annotation."""
+    image = get_image(session, access.project.id, image_id)
+    try:
+        upload = _read_upload(file, settings)
+        service.set_ground_truth(session, image, upload.name, upload.data, settings)
+        session.commit()
+    except UploadRefused as error:
+        session.rollback()
+        raise refusal(error) from error
+    return read_image(session, access.project.id, image_id)
+
+
+@router.get("/{image_id}/ground-truth", response_class=Response, responses={200: PNG})
+def download_ground_truth(image_id: int, access: ProjectLead, session: SessionDep) -> Response:
+    image = get_image(session, access.project.id, image_id, undefer(Image.ground_truth_png))
+    if image.ground_truth_png is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Image {image_id} has no ground truth.")
+    return Response(image.ground_truth_png, media_type="image/png")
+
+
+@router.delete("/{image_id}/ground-truth", status_code=status.HTTP_204_NO_CONTENT)
+def delete_ground_truth(image_id: int, access: ProjectLead, session: SessionDep) -> None:
+    image = get_image(session, access.project.id, image_id)
+    image.ground_truth_png = None
+    session.commit()

@@ -1,0 +1,303 @@
+"""Checks on everything uploaded, before any of it is stored.
+
+Each refusal raises ``UploadRefused`` with an HTTP status and a message naming the file and
+the problem; callers validate a whole request first and store nothing unless all of it passed.
+Uploaded names are only ever display strings: nothing here touches the filesystem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+import zipfile
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from backend.settings import Settings
+
+UNLABELED: Final = 255
+
+# Pillow format name -> MIME type. Formats a browser can show or that datasets commonly use.
+IMAGE_FORMATS: Final = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+}
+# Masks hold class indices, so only lossless formats are accepted.
+MASK_FORMATS: Final = {"PNG", "TIFF", "BMP"}
+MASK_MODES: Final = {"L", "P", "I", "I;16"}
+
+# Signatures of archive formats found inside a zip ("nested archive" refusal).
+_ARCHIVE_MAGIC: Final = (
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"\x1f\x8b",  # gzip
+    b"7z\xbc\xaf\x27\x1c",
+    b"Rar!",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+)
+_ARCHIVE_SUFFIXES: Final = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
+# Written by macOS and Windows archivers; never images, skipped rather than refused.
+_JUNK_PREFIXES: Final = ("__MACOSX/",)
+_JUNK_NAMES: Final = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+class UploadRefused(Exception):
+    """An upload that breaks a rule; ``status_code`` is the HTTP answer."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    name: str  # display only
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    name: str
+    data: bytes
+    format: str
+    content_type: str
+    width: int
+    height: int
+    sha256: str
+    thumbnail_jpeg: bytes
+
+
+def display_name(name: str | None) -> str:
+    """The last path component of an uploaded name, trimmed; never used to open a file."""
+    if not name:
+        return "unnamed"
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return base[:255] or "unnamed"
+
+
+def is_archive(data: bytes) -> bool:
+    return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
+
+
+def _open_image(name: str, data: bytes, settings: Settings) -> PILImage.Image:
+    """Opens (headers only) and enforces the byte and pixel caps before any decoding."""
+    if len(data) > settings.max_upload_bytes:
+        raise UploadRefused(
+            413, f"{name}: {len(data)} bytes exceeds the limit of {settings.max_upload_bytes}."
+        )
+    if not data:
+        raise UploadRefused(422, f"{name}: the file is empty.")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its own threshold; our cap below decides instead.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            image = PILImage.open(io.BytesIO(data))
+    except PILImage.DecompressionBombError as error:
+        raise UploadRefused(413, f"{name}: refused as a decompression bomb ({error}).") from error
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise UploadRefused(
+            415, f"{name}: not an image file Tessera can read (whatever its extension says)."
+        ) from error
+    width, height = image.size
+    if width * height > settings.max_image_pixels:
+        raise UploadRefused(
+            413,
+            f"{name}: {width}x{height} = {width * height} pixels exceeds the limit of "
+            f"{settings.max_image_pixels} (decompression bomb guard).",
+        )
+    if width < 2 or height < 2:
+        raise UploadRefused(422, f"{name}: {width}x{height} is too small to segment.")
+    return image
+
+
+def _decode_pixels(name: str, image: PILImage.Image) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            image.load()
+    except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError) as error:
+        raise UploadRefused(422, f"{name}: the image data is corrupt or truncated.") from error
+
+
+def make_thumbnail(image: PILImage.Image, size: int) -> bytes:
+    thumbnail = image.convert("RGB")
+    thumbnail.thumbnail((size, size))
+    buffer = io.BytesIO()
+    thumbnail.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def decode_image(upload: UploadedFile, settings: Settings) -> DecodedImage:
+    """Checks one image by decoding it with Pillow; the real format decides, not the name."""
+    name = display_name(upload.name)
+    image = _open_image(name, upload.data, settings)
+    if image.format not in IMAGE_FORMATS:
+        raise UploadRefused(
+            415,
+            f"{name}: {image.format} images are not accepted; use one of "
+            f"{', '.join(sorted(IMAGE_FORMATS))}.",
+        )
+    _decode_pixels(name, image)
+    return DecodedImage(
+        name=name,
+        data=upload.data,
+        format=image.format,
+        content_type=IMAGE_FORMATS[image.format],
+        width=image.width,
+        height=image.height,
+        sha256=hashlib.sha256(upload.data).hexdigest(),
+        thumbnail_jpeg=make_thumbnail(image, settings.thumbnail_size),
+    )
+
+
+def _refuse_unsafe_entry_name(archive: str, entry: str) -> None:
+    normalized = entry.replace("\\", "/")
+    parts = normalized.split("/")
+    if normalized.startswith("/") or (len(entry) > 1 and entry[1] == ":"):
+        raise UploadRefused(422, f"{archive}: entry {entry!r} has an absolute path.")
+    if ".." in parts:
+        raise UploadRefused(422, f"{archive}: entry {entry!r} points outside the archive ('..').")
+
+
+def _is_junk(entry: str) -> bool:
+    base = entry.rsplit("/", 1)[-1]
+    return entry.startswith(_JUNK_PREFIXES) or base in _JUNK_NAMES or base.startswith("._")
+
+
+def expand_zip(upload: UploadedFile, settings: Settings) -> list[UploadedFile]:
+    """The files inside a zip archive, after every archive rule has been checked.
+
+    Sizes are enforced on the bytes actually inflated, not on the sizes the archive claims.
+    """
+    archive = display_name(upload.name)
+    try:
+        bundle = zipfile.ZipFile(io.BytesIO(upload.data))
+        entries = bundle.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UploadRefused(422, f"{archive}: not a readable zip archive.") from error
+    if len(entries) > settings.max_zip_entries:
+        raise UploadRefused(
+            413,
+            f"{archive}: {len(entries)} entries exceeds the limit of {settings.max_zip_entries}.",
+        )
+    for info in entries:
+        _refuse_unsafe_entry_name(archive, info.filename)
+    declared = sum(info.file_size for info in entries)
+    if declared > settings.max_zip_uncompressed_bytes:
+        raise UploadRefused(
+            413,
+            f"{archive}: uncompresses to {declared} bytes, over the limit of "
+            f"{settings.max_zip_uncompressed_bytes} (zip bomb guard).",
+        )
+    files: list[UploadedFile] = []
+    inflated_total = 0
+    for info in entries:
+        if info.is_dir() or _is_junk(info.filename):
+            continue
+        if info.flag_bits & 0x1:
+            raise UploadRefused(422, f"{archive}: entry {info.filename!r} is encrypted.")
+        if info.filename.lower().endswith(_ARCHIVE_SUFFIXES):
+            raise UploadRefused(
+                422,
+                f"{archive}: entry {info.filename!r} is an archive; nested archives are "
+                "not accepted.",
+            )
+        budget = min(
+            settings.max_upload_bytes, settings.max_zip_uncompressed_bytes - inflated_total
+        )
+        try:
+            with bundle.open(info) as stream:
+                data = stream.read(budget + 1)
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:
+            raise UploadRefused(
+                422, f"{archive}: entry {info.filename!r} cannot be extracted."
+            ) from error
+        if len(data) > budget:
+            raise UploadRefused(
+                413,
+                f"{archive}: entry {info.filename!r} inflates past the size limits "
+                f"(zip bomb guard).",
+            )
+        inflated_total += len(data)
+        if data.startswith(_ARCHIVE_MAGIC):
+            raise UploadRefused(
+                422,
+                f"{archive}: entry {info.filename!r} is an archive; nested archives are "
+                "not accepted.",
+            )
+        files.append(UploadedFile(name=info.filename, data=data))
+    if not files:
+        raise UploadRefused(422, f"{archive}: the archive contains no files.")
+    return files
+
+
+def expand_uploads(uploads: list[UploadedFile], settings: Settings) -> list[UploadedFile]:
+    """Plain files stay; zip archives (recognized by content) are replaced by their entries."""
+    expanded: list[UploadedFile] = []
+    for upload in uploads:
+        if is_archive(upload.data):
+            expanded.extend(expand_zip(upload, settings))
+        else:
+            expanded.append(upload)
+    total = sum(len(upload.data) for upload in expanded)
+    if total > settings.max_zip_uncompressed_bytes:
+        raise UploadRefused(
+            413,
+            f"The upload expands to {total} bytes, over the limit of "
+            f"{settings.max_zip_uncompressed_bytes}.",
+        )
+    return expanded
+
+
+def decode_mask(
+    name: str,
+    data: bytes,
+    *,
+    width: int,
+    height: int,
+    class_indices: set[int],
+    settings: Settings,
+) -> NDArray[np.uint8]:
+    """A (height, width) uint8 mask whose values are class indices or 255 (unlabeled)."""
+    name = display_name(name)
+    image = _open_image(name, data, settings)
+    if image.format not in MASK_FORMATS:
+        raise UploadRefused(
+            415,
+            f"{name}: masks must be lossless ({', '.join(sorted(MASK_FORMATS))}), "
+            f"got {image.format}.",
+        )
+    if image.mode not in MASK_MODES:
+        raise UploadRefused(
+            422,
+            f"{name}: a mask must be single-channel (class index per pixel), got mode "
+            f"{image.mode}.",
+        )
+    if image.size != (width, height):
+        raise UploadRefused(
+            422,
+            f"{name}: the mask is {image.width}x{image.height} but the image is {width}x{height}.",
+        )
+    _decode_pixels(name, image)
+    values = np.asarray(image)
+    allowed = np.array(sorted(class_indices | {UNLABELED}), dtype=np.int64)
+    invalid = ~np.isin(values, allowed)
+    if invalid.any():
+        bad_values = np.unique(values[invalid])[:10].tolist()
+        raise UploadRefused(
+            422,
+            f"{name}: {int(invalid.sum())} pixels have values {bad_values} that are not class "
+            f"indices of this project (allowed: {allowed.tolist()}; 255 = unlabeled).",
+        )
+    return values.astype(np.uint8)

@@ -1,0 +1,45 @@
+"""Every table, imported here so that ``Base.metadata`` is complete for Alembic."""
+
+from backend.models.annotations import Annotation, AnnotationSubmission
+from backend.models.base import Base
+from backend.models.checkpoints import ModelCheckpoint
+from backend.models.images import Image, ImageStatus, Split, SuperpixelMap
+from backend.models.jobs import Job, JobStatus
+from backend.models.projects import (
+    LabelClass,
+    Membership,
+    Project,
+    Role,
+    Strategy,
+    SuperpixelAlgorithm,
+    Uncertainty,
+)
+from backend.models.rounds import Query, QueryStatus, Round, RoundStatus
+from backend.models.users import ApiToken, TokenKind, User
+
+__all__ = [
+    "Annotation",
+    "AnnotationSubmission",
+    "ApiToken",
+    "Base",
+    "Image",
+    "ImageStatus",
+    "Job",
+    "JobStatus",
+    "LabelClass",
+    "Membership",
+    "ModelCheckpoint",
+    "Project",
+    "Query",
+    "QueryStatus",
+    "Role",
+    "Round",
+    "RoundStatus",
+    "Split",
+    "Strategy",
+    "SuperpixelAlgorithm",
+    "SuperpixelMap",
+    "TokenKind",
+    "Uncertainty",
+    "User",
+]

@@ -1,0 +1,101 @@
+"""Project, class and membership rules. Functions flush; the request commits."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.models import Annotation, Image, LabelClass, Membership, Project, Role, User
+from backend.projects.schemas import ClassCreate, ProjectCreate, ProjectSettingsUpdate
+
+UNLABELED = 255
+
+
+def create_project(session: Session, creator: User, body: ProjectCreate) -> Project:
+    """A project led by its creator, with its initial classes."""
+    fields = body.model_dump(exclude={"classes"})
+    project = Project(**fields)
+    session.add(project)
+    session.flush()
+    session.add(Membership(project_id=project.id, user_id=creator.id, role=Role.lead))
+    for class_body in body.classes:
+        add_class(session, project, class_body)
+    return project
+
+
+def update_settings(project: Project, body: ProjectSettingsUpdate) -> None:
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is None and field in {"name", "description"}:
+            continue
+        setattr(project, field, value)
+
+
+def project_classes(session: Session, project_id: int) -> list[LabelClass]:
+    return list(
+        session.scalars(
+            select(LabelClass).where(LabelClass.project_id == project_id).order_by(LabelClass.index)
+        )
+    )
+
+
+def class_indices(session: Session, project_id: int) -> set[int]:
+    return set(session.scalars(select(LabelClass.index).where(LabelClass.project_id == project_id)))
+
+
+def add_class(session: Session, project: Project, body: ClassCreate) -> LabelClass:
+    classes = project_classes(session, project.id)
+    if any(existing.name == body.name for existing in classes):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"A class named {body.name!r} exists.")
+    used = {existing.index for existing in classes}
+    if body.index is None:
+        free = [index for index in range(UNLABELED) if index not in used]
+        if not free:
+            raise HTTPException(status.HTTP_409_CONFLICT, "All 255 class indices are in use.")
+        index = free[0]
+    elif body.index in used:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"Class index {body.index} is in use.")
+    else:
+        index = body.index
+    label_class = LabelClass(
+        project_id=project.id, index=index, name=body.name, colour=body.colour.lower()
+    )
+    session.add(label_class)
+    session.flush()
+    return label_class
+
+
+def project_has_labels(session: Session, project_id: int) -> bool:
+    """Whether any mask or ground truth of the project may refer to class indices."""
+    labeled = session.scalar(
+        select(func.count())
+        .select_from(Annotation)
+        .join(Image, Image.id == Annotation.image_id)
+        .where(Image.project_id == project_id, Annotation.version > 0)
+    )
+    with_truth = session.scalar(
+        select(func.count())
+        .select_from(Image)
+        .where(Image.project_id == project_id, Image.ground_truth_png.is_not(None))
+    )
+    return bool(labeled) or bool(with_truth)
+
+
+def lead_count(session: Session, project_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.project_id == project_id, Membership.role == Role.lead)
+        )
+        or 0
+    )
+
+
+def image_count(session: Session, project_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Image).where(Image.project_id == project_id)
+        )
+        or 0
+    )

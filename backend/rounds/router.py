@@ -1,0 +1,78 @@
+"""Read-only views of rounds, jobs and trained models (the worker writes them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import select
+
+from backend.deps import SessionDep
+from backend.models import Job, JobStatus, ModelCheckpoint, Round
+from backend.models import Query as QueryRow
+from backend.projects.deps import ProjectMember
+from backend.rounds.schemas import JobRead, ModelRead, QueryRead, RoundDetail, RoundRead
+
+router = APIRouter(prefix="/projects/{project_id}")
+
+
+@router.get("/rounds", response_model=list[RoundRead], tags=["rounds"])
+def list_rounds(access: ProjectMember, session: SessionDep) -> list[Round]:
+    return list(
+        session.scalars(
+            select(Round).where(Round.project_id == access.project.id).order_by(Round.number)
+        )
+    )
+
+
+@router.get("/rounds/{round_id}", response_model=RoundDetail, tags=["rounds"])
+def round_detail(round_id: int, access: ProjectMember, session: SessionDep) -> RoundDetail:
+    """A round with its queries (which images, which superpixels) and its models."""
+    round_ = session.get(Round, round_id)
+    if round_ is None or round_.project_id != access.project.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No round {round_id} in this project.")
+    queries = session.scalars(
+        select(QueryRow).where(QueryRow.round_id == round_.id).order_by(QueryRow.id)
+    )
+    model_ids = session.scalars(
+        select(ModelCheckpoint.id).where(ModelCheckpoint.round_id == round_.id)
+    )
+    return RoundDetail(
+        **RoundRead.model_validate(round_).model_dump(),
+        queries=[QueryRead.model_validate(query) for query in queries],
+        model_ids=list(model_ids),
+    )
+
+
+@router.get("/jobs", response_model=list[JobRead], tags=["jobs"])
+def list_jobs(
+    access: ProjectMember,
+    session: SessionDep,
+    job_status: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Job]:
+    """The project's background jobs, newest first."""
+    query = select(Job).where(Job.project_id == access.project.id)
+    if job_status is not None:
+        query = query.where(Job.status == job_status)
+    return list(session.scalars(query.order_by(Job.id.desc()).limit(limit)))
+
+
+@router.get("/jobs/{job_id}", response_model=JobRead, tags=["jobs"])
+def job_detail(job_id: int, access: ProjectMember, session: SessionDep) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.project_id != access.project.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No job {job_id} in this project.")
+    return job
+
+
+@router.get("/models", response_model=list[ModelRead], tags=["models"])
+def list_models(access: ProjectMember, session: SessionDep) -> list[ModelCheckpoint]:
+    """Trained models with their metrics (checkpoint bytes stay in the database)."""
+    return list(
+        session.scalars(
+            select(ModelCheckpoint)
+            .where(ModelCheckpoint.project_id == access.project.id)
+            .order_by(ModelCheckpoint.id)
+        )
+    )

@@ -1,0 +1,112 @@
+"""Fixtures: every backend test runs on real PostgreSQL and on SQLite, migrated by Alembic.
+
+Each database is created and migrated once per test session; each test starts from empty
+tables (truncated), so tests can commit, use threads and see each other's writes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.app import create_app
+from backend.migrate import upgrade_database
+from backend.models import Base
+from backend.settings import Settings
+from tests.backend.builders import World
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def small_limits(database_url: str, data_dir: Path) -> Settings:
+    """Production defaults scaled down so that crafted oversized files stay small."""
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key="test",
+        max_upload_bytes=2 * 1024 * 1024,
+        max_request_bytes=32 * 1024 * 1024,
+        max_image_pixels=2_000_000,
+        max_zip_entries=20,
+        max_zip_uncompressed_bytes=8 * 1024 * 1024,
+        task_lease_seconds=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    name = f"tessera_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tessera.db'}"
+    url: str = request.getfixturevalue("postgres_database_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+    settings = small_limits(database_url, tmp_path_factory.mktemp("data"))
+    upgrade_database(settings)
+    app = create_app(settings)
+    yield app
+    app.state.engine.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            quoted = ", ".join(f'"{name}"' for name in tables)
+            connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                connection.execute(text(f'DELETE FROM "{name}"'))
+
+
+@pytest.fixture
+def app(migrated_app: FastAPI) -> Iterator[FastAPI]:
+    _truncate(migrated_app.state.engine)
+    settings = migrated_app.state.settings
+    yield migrated_app
+    migrated_app.state.settings = settings  # undo per-test overrides
+
+
+@pytest.fixture
+def settings(app: FastAPI) -> Settings:
+    value: Settings = app.state.settings
+    return value
+
+
+@pytest.fixture
+def session_factory(app: FastAPI) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = app.state.session_factory
+    return factory
+
+
+@pytest.fixture
+def client(app: FastAPI) -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture
+def world(session_factory: sessionmaker[Session], settings: Settings) -> World:
+    return World(session_factory, settings)
