@@ -12,6 +12,16 @@ import click
 
 # name -> ("module:attribute" of a click.Command, one-line help shown by `tessera --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("backend.commands.serve:serve", "Run the API server (upgrades the database first)."),
+    "user": ("backend.commands.user:user", "Manage user accounts (tessera user add EMAIL)."),
+    "import": (
+        "backend.commands.import_images:import_images",
+        "Import a folder of images (and ground-truth masks) into a project.",
+    ),
+    "export": (
+        "backend.commands.export_project:export_project",
+        "Export a project's masks (zip with manifest, or COCO RLE JSON).",
+    ),
     "simulate": (
         "worker.simulation.cli:simulate",
         "Replay the active-learning loop on a labeled dataset with an oracle.",

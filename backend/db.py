@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -32,14 +33,13 @@ def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    if url.database and url.database != ":memory:":
+    connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if not url.database or url.database == ":memory:":
+        # One shared in-memory database (tools and quick experiments only).
+        engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+    else:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        pool_size=10,
-        max_overflow=40,
-    )
+        engine = create_engine(url, connect_args=connect_args, pool_size=10, max_overflow=40)
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
 

@@ -211,7 +211,7 @@ def _get_query(session: SessionDep, project_id: int, query_id: int) -> QueryRow:
 def release_task(query_id: int, access: ProjectMember, session: SessionDep) -> None:
     """Gives a task back before its lease ends (the assignee, or a lead)."""
     query = _get_query(session, access.project.id, query_id)
-    if query.assignee_id != access.user.id and not access.is_lead:
+    if query.assignee_id not in (None, access.user.id) and not access.is_lead:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "This task is leased to someone else.")
     if query.status != QueryStatus.done:
         query.status = QueryStatus.open

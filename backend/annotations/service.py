@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from fastapi import HTTPException, status
 from numpy.typing import NDArray
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from backend.images.superpixels import decode_superpixels
@@ -244,7 +244,8 @@ def claim_next_query(
         .where(Round.project_id == project_id, Round.status == RoundStatus.labeling)
         .where(*_claimable(user.id, now))  # type: ignore[arg-type]
         .order_by(
-            (Query.assignee_id == user.id).desc(),
+            # The caller's own lease first (NULL-safe: PostgreSQL sorts NULL first on DESC).
+            case((Query.assignee_id == user.id, 0), else_=1),
             Round.number,
             Query.image_score.desc(),
             Query.id,

@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.service import create_user, hash_password, issue_token
-from backend.images.service import ingest_images, store_superpixel_map
+from backend.images.service import ingest_images, set_ground_truth, store_superpixel_map
 from backend.images.validation import UploadedFile
 from backend.models import (
     Image,
@@ -78,6 +78,7 @@ class Account:
     id: int
     email: str
     token: str
+    token_id: int
 
     @property
     def headers(self) -> dict[str, str]:
@@ -97,9 +98,9 @@ class World:
             user = create_user(
                 session, email, PASSWORD, is_admin=admin, password_hash=password_hash()
             )
-            _, secret = issue_token(session, user, TokenKind.api, name="tests")
+            token, secret = issue_token(session, user, TokenKind.api, name="tests")
             session.commit()
-            return Account(user.id, user.email, secret)
+            return Account(user.id, user.email, secret, token.id)
 
     def project(
         self,
@@ -124,6 +125,13 @@ class World:
                 )
             session.commit()
             return project.id
+
+    def ground_truth(self, image_id: int, mask: NDArray[np.uint8]) -> None:
+        with self.factory() as session:
+            image = session.get(Image, image_id)
+            assert image is not None
+            set_ground_truth(session, image, "truth.png", png_bytes(mask), self.settings)
+            session.commit()
 
     def image(
         self,

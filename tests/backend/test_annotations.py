@@ -1,0 +1,349 @@
+"""Versioned mask saves, the queried-region rule, and lease-based task assignment."""
+
+from __future__ import annotations
+
+import io
+import threading
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx import Response
+from numpy.typing import NDArray
+from PIL import Image as PILImage
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.models import AnnotationSubmission, Query, QueryStatus, Round, RoundStatus
+from backend.models.base import utc_now
+from tests.backend.builders import Account, World, grid_labels, png_bytes
+
+WIDTH, HEIGHT, CELL = 32, 24, 8  # 4 x 3 = 12 superpixels of 64 px
+QUERIED = [0, 5]
+
+
+@dataclass
+class Setup:
+    lead: Account
+    annotators: list[Account]
+    project: int
+    image: int
+    round: int
+    query: int
+
+    @property
+    def mask_url(self) -> str:
+        return f"/api/v1/projects/{self.project}/images/{self.image}/mask"
+
+
+@pytest.fixture
+def setup(world: World) -> Setup:
+    lead = world.user("lead@example.org")
+    annotators = [world.user(f"ann{i}@example.org") for i in range(2)]
+    project = world.project(lead, annotators=tuple(annotators))
+    image = world.image(project, width=WIDTH, height=HEIGHT)
+    world.superpixel_grid(image, cell=CELL)
+    round_ = world.round(project)
+    query = world.query(round_, image, QUERIED)
+    return Setup(lead, annotators, project, image, round_, query)
+
+
+def painted(base: NDArray[np.uint8], superpixel: int, class_index: int) -> NDArray[np.uint8]:
+    mask = base.copy()
+    mask[grid_labels(WIDTH, HEIGHT, CELL) == superpixel] = class_index
+    return mask
+
+
+def unlabeled() -> NDArray[np.uint8]:
+    return np.full((HEIGHT, WIDTH), 255, dtype=np.uint8)
+
+
+def put_mask(
+    client: TestClient,
+    setup: Setup,
+    account: Account,
+    mask: NDArray[np.uint8],
+    version: int,
+    **params: object,
+) -> Response:
+    return client.put(
+        setup.mask_url,
+        content=png_bytes(mask),
+        params=params,
+        headers={**account.headers, "If-Match": f'"{version}"', "Content-Type": "image/png"},
+    )
+
+
+def stored_mask(client: TestClient, setup: Setup) -> tuple[NDArray[np.uint8], str]:
+    response = client.get(setup.mask_url, headers=setup.lead.headers)
+    assert response.status_code == 200
+    return np.asarray(PILImage.open(io.BytesIO(response.content))), response.headers["etag"]
+
+
+def history_count(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(AnnotationSubmission)) or 0
+
+
+def test_fresh_image_serves_unlabeled_mask_at_version_zero(
+    client: TestClient, setup: Setup
+) -> None:
+    mask, etag = stored_mask(client, setup)
+    assert etag == '"0"'
+    np.testing.assert_array_equal(mask, unlabeled())
+
+
+def test_save_bumps_version_appends_history_and_counts_cost(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    annotator = setup.annotators[0]
+    mask = painted(unlabeled(), 0, 1)
+    response = put_mask(client, setup, annotator, mask, 0, clicks=3, seconds=2.5, done=True)
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == '"1"'
+    assert response.json() == {
+        "image_id": setup.image,
+        "version": 1,
+        "changed_pixels": 64,
+        "changed_superpixels": 1,
+        "labeled_pixels": 64,
+        "query_done": True,
+    }
+    stored, etag = stored_mask(client, setup)
+    np.testing.assert_array_equal(stored, mask)
+    assert etag == '"1"'
+    history = client.get(
+        f"/api/v1/projects/{setup.project}/images/{setup.image}/submissions",
+        headers=annotator.headers,
+    ).json()
+    assert [(h["version"], h["user_id"], h["superpixel_ids"], h["clicks"]) for h in history] == [
+        (1, annotator.id, [0], 3)
+    ]
+    with session_factory() as session:
+        round_ = session.get(Round, setup.round)
+        query = session.get(Query, setup.query)
+        assert round_ is not None and query is not None
+        assert (round_.spent_pixels, round_.spent_superpixels, round_.spent_seconds) == (64, 2, 2.5)
+        assert query.status == QueryStatus.done
+
+
+def test_stale_version_is_refused_and_changes_nothing(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    first = painted(unlabeled(), 0, 1)
+    assert put_mask(client, setup, setup.annotators[0], first, 0).status_code == 200
+    response = put_mask(client, setup, setup.annotators[1], painted(unlabeled(), 5, 2), 0)
+    assert response.status_code == 412
+    assert "changed since version 0 (now 1)" in response.json()["detail"]
+    assert response.headers["etag"] == '"1"'
+    stored, etag = stored_mask(client, setup)
+    np.testing.assert_array_equal(stored, first)
+    assert etag == '"1"'
+    assert history_count(session_factory) == 1
+
+
+def test_save_without_if_match_is_refused(client: TestClient, setup: Setup) -> None:
+    response = client.put(
+        setup.mask_url,
+        content=png_bytes(unlabeled()),
+        headers={**setup.lead.headers, "Content-Type": "image/png"},
+    )
+    assert response.status_code == 428
+    assert "If-Match" in response.json()["detail"]
+
+
+def test_labels_outside_queried_superpixels_are_refused_with_pixel_count(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    mask = painted(painted(unlabeled(), 0, 1), 1, 2)  # superpixel 1 is not queried
+    mask[23, 31] = 0  # one more pixel, in superpixel 11
+    response = put_mask(client, setup, setup.annotators[0], mask, 0)
+    assert response.status_code == 422
+    assert "65 pixels outside the queried superpixels" in response.json()["detail"]
+    assert stored_mask(client, setup)[1] == '"0"'
+    assert history_count(session_factory) == 0
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.full((HEIGHT, WIDTH), 9, np.uint8), "pixels have values [9]"),
+        (np.full((5, 5), 255, np.uint8), "the mask is 5x5 but the image is 32x24"),
+    ],
+)
+def test_invalid_mask_is_refused(
+    client: TestClient, setup: Setup, mask: NDArray[np.uint8], message: str
+) -> None:
+    response = put_mask(client, setup, setup.annotators[0], mask, 0)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+
+
+def test_image_without_open_query_cannot_be_saved(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory() as session:
+        session.execute(
+            update(Round).where(Round.id == setup.round).values(status=RoundStatus.complete)
+        )
+        session.commit()
+    response = put_mask(client, setup, setup.annotators[0], painted(unlabeled(), 0, 1), 0)
+    assert response.status_code == 409
+    assert "not queried" in response.json()["detail"]
+
+
+def test_previous_labels_outside_this_rounds_query_are_kept(
+    client: TestClient, setup: Setup, world: World
+) -> None:
+    first = painted(unlabeled(), 0, 1)
+    assert put_mask(client, setup, setup.annotators[0], first, 0).status_code == 200
+    # A later round queries superpixel 3 only; superpixel 0 stays as labeled.
+    world.query(world.round(setup.project, number=2), setup.image, [3])
+    second = painted(first, 3, 2)
+    assert put_mask(client, setup, setup.annotators[0], second, 1).status_code == 200
+    np.testing.assert_array_equal(stored_mask(client, setup)[0], second)
+
+
+@pytest.mark.parametrize("attempt", range(12))
+def test_concurrent_saves_with_same_version_exactly_one_wins(
+    app: FastAPI, setup: Setup, session_factory: sessionmaker[Session], attempt: int
+) -> None:
+    masks = [painted(unlabeled(), 0, 1), painted(unlabeled(), 5, 2)]
+    barrier = threading.Barrier(2)
+    results: list[Response | None] = [None, None]
+
+    def save(index: int) -> None:
+        client = TestClient(app)
+        body = png_bytes(masks[index])
+        headers = {
+            **setup.annotators[index].headers,
+            "If-Match": '"0"',
+            "Content-Type": "image/png",
+        }
+        barrier.wait()
+        results[index] = client.put(setup.mask_url, content=body, headers=headers)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(r.status_code for r in results if r is not None)
+    assert statuses == [200, 412], [r.text for r in results if r is not None]
+    winner = next(i for i, r in enumerate(results) if r is not None and r.status_code == 200)
+    stored, etag = stored_mask(TestClient(app), setup)
+    np.testing.assert_array_equal(stored, masks[winner])
+    assert etag == '"1"'
+    assert history_count(session_factory) == 1
+
+
+def test_next_task_leases_distinct_images(
+    client: TestClient, world: World, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    second_image = world.image(setup.project)
+    world.superpixel_grid(second_image, cell=CELL)
+    world.query(setup.round, second_image, [1], image_score=0.1)
+    first_ann, second_ann = setup.annotators
+    url = f"/api/v1/projects/{setup.project}/tasks/next"
+    task = client.post(url, headers=first_ann.headers).json()
+    assert task["image_id"] == setup.image  # higher image score first
+    assert task["superpixel_ids"] == QUERIED
+    assert task["mask_version"] == 0
+    assert task["links"]["mask"] == setup.mask_url
+    assert client.post(url, headers=first_ann.headers).json()["query_id"] == task["query_id"]
+    other = client.post(url, headers=second_ann.headers).json()
+    assert other["image_id"] == second_image
+    assert client.post(url, headers=setup.lead.headers).status_code == 204
+    # An expired lease returns the query to the pool.
+    with session_factory() as session:
+        session.execute(
+            update(Query)
+            .where(Query.id == task["query_id"])
+            .values(lease_expires_at=utc_now() - timedelta(seconds=1))
+        )
+        session.commit()
+    assert client.post(url, headers=setup.lead.headers).json()["query_id"] == task["query_id"]
+
+
+def test_released_task_goes_to_the_next_annotator(client: TestClient, setup: Setup) -> None:
+    base = f"/api/v1/projects/{setup.project}/tasks"
+    first_ann, second_ann = setup.annotators
+    task = client.post(f"{base}/next", headers=first_ann.headers).json()
+    assert client.post(f"{base}/next", headers=second_ann.headers).status_code == 204
+    release = client.post(f"{base}/{task['query_id']}/release", headers=second_ann.headers)
+    assert release.status_code == 403
+    release = client.post(f"{base}/{task['query_id']}/release", headers=first_ann.headers)
+    assert release.status_code == 204
+    assert client.post(f"{base}/next", headers=second_ann.headers).json()["image_id"] == setup.image
+
+
+def test_simultaneous_next_task_calls_never_share_a_query(
+    app: FastAPI, world: World, setup: Setup
+) -> None:
+    for _ in range(2):
+        image = world.image(setup.project)
+        world.superpixel_grid(image, cell=CELL)
+        world.query(setup.round, image, [2])
+    annotators = [world.user(f"extra{i}@example.org") for i in range(6)]
+    with world.factory() as session:
+        from backend.models import Membership, Role
+
+        for annotator in annotators:
+            session.add(
+                Membership(project_id=setup.project, user_id=annotator.id, role=Role.annotator)
+            )
+        session.commit()
+    barrier = threading.Barrier(len(annotators))
+    results: list[Response | None] = [None] * len(annotators)
+
+    def ask(index: int) -> None:
+        client = TestClient(app)
+        barrier.wait()
+        results[index] = client.post(
+            f"/api/v1/projects/{setup.project}/tasks/next", headers=annotators[index].headers
+        )
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(annotators))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    given = [r.json()["query_id"] for r in results if r is not None and r.status_code == 200]
+    assert sorted(r.status_code for r in results if r is not None) == [200] * 3 + [204] * 3
+    assert len(set(given)) == 3
+
+
+def test_superpixel_map_round_trips_through_the_compact_encoding(
+    client: TestClient, setup: Setup
+) -> None:
+    response = client.get(
+        f"/api/v1/projects/{setup.project}/images/{setup.image}/superpixels",
+        headers=setup.annotators[0].headers,
+    )
+    assert response.status_code == 200
+    headers = response.headers
+    assert (headers["x-superpixel-width"], headers["x-superpixel-height"]) == ("32", "24")
+    assert (headers["x-superpixel-dtype"], headers["x-superpixel-count"]) == ("uint16", "12")
+    labels = np.frombuffer(zlib.decompress(response.content), dtype="<u2").reshape(HEIGHT, WIDTH)
+    np.testing.assert_array_equal(labels, grid_labels(WIDTH, HEIGHT, CELL))
+
+
+def test_missing_superpixels_and_uncertainty_are_404_with_reason(
+    client: TestClient, world: World, setup: Setup
+) -> None:
+    image = world.image(setup.project)
+    response = client.get(
+        f"/api/v1/projects/{setup.project}/images/{image}/superpixels", headers=setup.lead.headers
+    )
+    assert response.status_code == 404
+    assert "not computed yet" in response.json()["detail"]
+    response = client.get(
+        f"/api/v1/projects/{setup.project}/queries/{setup.query}/uncertainty",
+        headers=setup.lead.headers,
+    )
+    assert response.status_code == 404
+    assert "no uncertainty map" in response.json()["detail"]

@@ -1,0 +1,101 @@
+"""Login with a session cookie, API tokens, and user administration."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.models import ApiToken
+from tests.backend.builders import PASSWORD, World
+
+
+def test_login_sets_httponly_samesite_cookie_and_logout_ends_the_session(
+    client: TestClient, world: World
+) -> None:
+    world.user("lead@example.org")
+    response = client.post(
+        "/api/v1/auth/login", json={"email": "Lead@Example.org ", "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    cookie = response.headers["set-cookie"]
+    assert "tessera_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower()
+    assert client.get("/api/v1/users/me").json()["email"] == "lead@example.org"
+    session_cookie = client.cookies.get("tessera_session")
+    assert client.post("/api/v1/auth/logout").status_code == 204
+    # The server forgot the session: replaying the old cookie no longer works.
+    client.cookies.set("tessera_session", session_cookie or "")
+    assert client.get("/api/v1/users/me").status_code == 401
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(
+    client: TestClient, world: World
+) -> None:
+    world.user("lead@example.org")
+    wrong = client.post("/api/v1/auth/login", json={"email": "lead@example.org", "password": "x"})
+    unknown = client.post("/api/v1/auth/login", json={"email": "who@example.org", "password": "x"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+
+
+def test_api_token_is_shown_once_stored_hashed_and_revocable(
+    client: TestClient, world: World, session_factory: sessionmaker[Session]
+) -> None:
+    user = world.user("script@example.org")
+    created = client.post("/api/v1/auth/tokens", json={"name": "nightly"}, headers=user.headers)
+    assert created.status_code == 201
+    secret = created.json()["token"]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/users/me", headers=bearer).status_code == 200
+    listed = client.get("/api/v1/auth/tokens", headers=bearer).json()
+    assert {t["name"] for t in listed} == {"tests", "nightly"}
+    assert all("token" not in t for t in listed)
+    with session_factory() as session:
+        hashes = set(session.scalars(select(ApiToken.token_hash)))
+    assert secret not in hashes
+    revoke = client.delete(f"/api/v1/auth/tokens/{created.json()['id']}", headers=user.headers)
+    assert revoke.status_code == 204
+    assert client.get("/api/v1/users/me", headers=bearer).status_code == 401
+
+
+def test_cannot_revoke_someone_elses_token(client: TestClient, world: World) -> None:
+    alice = world.user("alice@example.org")
+    bob = world.user("bob@example.org")
+    response = client.delete(f"/api/v1/auth/tokens/{bob.token_id}", headers=alice.headers)
+    assert response.status_code == 404
+    assert client.get("/api/v1/users/me", headers=bob.headers).status_code == 200
+
+
+def test_admin_deactivating_a_user_ends_their_access(client: TestClient, world: World) -> None:
+    admin = world.user("admin@example.org", admin=True)
+    user = world.user("leaver@example.org")
+    response = client.patch(
+        f"/api/v1/users/{user.id}", json={"is_active": False}, headers=admin.headers
+    )
+    assert response.status_code == 200
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 401
+    login = client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert login.status_code == 401
+
+
+def test_admin_creates_users_and_cannot_demote_themselves(client: TestClient, world: World) -> None:
+    admin = world.user("admin@example.org", admin=True)
+    created = client.post(
+        "/api/v1/users",
+        json={"email": "Ann@Example.org", "password": "long enough", "name": "Ann"},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201
+    assert created.json()["email"] == "ann@example.org"
+    duplicate = client.post(
+        "/api/v1/users",
+        json={"email": "ann@example.org", "password": "long enough"},
+        headers=admin.headers,
+    )
+    assert duplicate.status_code == 409
+    demote = client.patch(
+        f"/api/v1/users/{admin.id}", json={"is_admin": False}, headers=admin.headers
+    )
+    assert demote.status_code == 409

@@ -1,0 +1,247 @@
+"""Every API route x {anonymous, outsider, annotator, lead, admin}, generated from app.routes.
+
+Each route must have a rule below; a route added without one fails
+``test_every_route_has_a_rule``. Allowed callers must get past authorization (no 401/403/404,
+no 5xx); refused ones get exactly 401 (anonymous), 404 (not a member: no existence leak) or
+403 (member without the role). The world is rebuilt after every successful write, so each
+request meets the same data.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+
+from tests.backend.builders import PASSWORD, Account, World, png_bytes, rgb_image
+from tests.backend.conftest import _truncate
+
+API = "/api/v1"
+P = f"{API}/projects/{{project_id}}"
+
+
+class Level(enum.Enum):
+    public = "public"  # no login needed
+    user = "user"  # any signed-in user
+    admin = "admin"
+    member = "member"  # lead or annotator of the project (admins count as leads)
+    lead = "lead"
+
+
+RULES: dict[tuple[str, str], Level] = {
+    ("GET", f"{API}/openapi.json"): Level.public,
+    ("GET", "/docs"): Level.public,
+    ("GET", "/docs/oauth2-redirect"): Level.public,
+    ("GET", f"{API}/health"): Level.public,
+    ("POST", f"{API}/auth/login"): Level.public,
+    ("POST", f"{API}/auth/logout"): Level.public,
+    ("GET", f"{API}/auth/tokens"): Level.user,
+    ("POST", f"{API}/auth/tokens"): Level.user,
+    ("DELETE", f"{API}/auth/tokens/{{token_id}}"): Level.user,
+    ("GET", f"{API}/users/me"): Level.user,
+    ("GET", f"{API}/users"): Level.admin,
+    ("POST", f"{API}/users"): Level.admin,
+    ("PATCH", f"{API}/users/{{user_id}}"): Level.admin,
+    ("GET", f"{API}/projects"): Level.user,
+    ("POST", f"{API}/projects"): Level.user,
+    ("GET", P): Level.member,
+    ("PATCH", P): Level.lead,
+    ("DELETE", P): Level.lead,
+    ("GET", f"{P}/classes"): Level.member,
+    ("POST", f"{P}/classes"): Level.lead,
+    ("PATCH", f"{P}/classes/{{class_id}}"): Level.lead,
+    ("DELETE", f"{P}/classes/{{class_id}}"): Level.lead,
+    ("GET", f"{P}/members"): Level.member,
+    ("POST", f"{P}/members"): Level.lead,
+    ("PATCH", f"{P}/members/{{user_id}}"): Level.lead,
+    ("DELETE", f"{P}/members/{{user_id}}"): Level.lead,
+    ("POST", f"{P}/images"): Level.lead,
+    ("GET", f"{P}/images"): Level.member,
+    ("GET", f"{P}/images/{{image_id}}"): Level.member,
+    ("PATCH", f"{P}/images/{{image_id}}"): Level.lead,
+    ("DELETE", f"{P}/images/{{image_id}}"): Level.lead,
+    ("GET", f"{P}/images/{{image_id}}/file"): Level.member,
+    ("GET", f"{P}/images/{{image_id}}/thumbnail"): Level.member,
+    ("GET", f"{P}/images/{{image_id}}/superpixels"): Level.member,
+    ("PUT", f"{P}/images/{{image_id}}/ground-truth"): Level.lead,
+    ("GET", f"{P}/images/{{image_id}}/ground-truth"): Level.lead,
+    ("DELETE", f"{P}/images/{{image_id}}/ground-truth"): Level.lead,
+    ("GET", f"{P}/images/{{image_id}}/mask"): Level.member,
+    ("PUT", f"{P}/images/{{image_id}}/mask"): Level.member,
+    ("GET", f"{P}/images/{{image_id}}/submissions"): Level.member,
+    ("POST", f"{P}/tasks/next"): Level.member,
+    ("POST", f"{P}/tasks/{{query_id}}/release"): Level.member,
+    ("GET", f"{P}/queries/{{query_id}}/uncertainty"): Level.member,
+    ("GET", f"{P}/rounds"): Level.member,
+    ("GET", f"{P}/rounds/{{round_id}}"): Level.member,
+    ("GET", f"{P}/jobs"): Level.member,
+    ("GET", f"{P}/jobs/{{job_id}}"): Level.member,
+    ("GET", f"{P}/models"): Level.member,
+    ("GET", f"{P}/export"): Level.lead,
+}
+
+ROLES = ("anonymous", "outsider", "annotator", "lead", "admin")
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    routes = []
+    for route in iter_route_contexts(app.routes):
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            assert route.path is not None
+            routes.append((method, route.path))
+    return routes
+
+
+def expected_refusal(level: Level, role: str) -> int | None:
+    """The status a role must get, or None when it is allowed."""
+    if level is Level.public:
+        return None
+    if role == "anonymous":
+        return 401
+    if role == "admin":
+        return None
+    if level is Level.user:
+        return None
+    if level is Level.admin:
+        return 403
+    if role == "outsider":
+        return 404
+    if level is Level.lead and role == "annotator":
+        return 403
+    return None
+
+
+@dataclass
+class Matrix:
+    accounts: dict[str, Account]
+    ids: dict[str, int]
+
+
+def build(world: World) -> Matrix:
+    accounts = {
+        "outsider": world.user("outsider@example.org"),
+        "annotator": world.user("annotator@example.org"),
+        "lead": world.user("lead@example.org"),
+        "admin": world.user("admin@example.org", admin=True),
+    }
+    project = world.project(accounts["lead"], annotators=(accounts["annotator"],))
+    image = world.image(project)
+    world.superpixel_grid(image, cell=8)
+    world.ground_truth(image, np.zeros((24, 32), dtype=np.uint8))
+    round_ = world.round(project)
+    query = world.query(
+        round_,
+        image,
+        list(range(12)),
+        uncertainty_png=png_bytes(np.zeros((24, 32), dtype=np.uint8)),
+    )
+    ids = {
+        "project_id": project,
+        "image_id": image,
+        "round_id": round_,
+        "query_id": query,
+        "job_id": world.job(project),
+        "class_id": 1,  # the first class created in a fresh (truncated) database
+    }
+    world.model(project, round_)
+    return Matrix(accounts, ids)
+
+
+def _zip_of_one_image() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("new.png", png_bytes(rgb_image(16, 16, seed=99)))
+    return buffer.getvalue()
+
+
+def request_for(method: str, path: str, role: str, matrix: Matrix) -> tuple[str, dict[str, Any]]:
+    """A concrete URL and a valid request body for this route."""
+    ids = dict(matrix.ids)
+    account = matrix.accounts.get(role)
+    ids["token_id"] = account.token_id if account else 1
+    # Members routes target the annotator; user admin targets the outsider.
+    ids["user_id"] = (
+        matrix.accounts["annotator"].id if "/members/" in path else matrix.accounts["outsider"].id
+    )
+    url = path.format(**ids)
+    key = (method, path)
+    mask = png_bytes(np.full((24, 32), 255, dtype=np.uint8))
+    bodies: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
+        ("POST", f"{API}/auth/login"): lambda: {
+            "json": {"email": "lead@example.org", "password": PASSWORD}
+        },
+        ("POST", f"{API}/auth/tokens"): lambda: {"json": {"name": "script"}},
+        ("POST", f"{API}/users"): lambda: {
+            "json": {"email": "new@example.org", "password": "long enough"}
+        },
+        ("PATCH", f"{API}/users/{{user_id}}"): lambda: {"json": {"name": "Renamed"}},
+        ("POST", f"{API}/projects"): lambda: {"json": {"name": "Another"}},
+        ("PATCH", P): lambda: {"json": {"strategy": "static"}},
+        ("POST", f"{P}/classes"): lambda: {"json": {"name": "tree", "colour": "#00ff00"}},
+        ("PATCH", f"{P}/classes/{{class_id}}"): lambda: {"json": {"colour": "#123456"}},
+        ("POST", f"{P}/members"): lambda: {
+            "json": {"email": "outsider@example.org", "role": "annotator"}
+        },
+        ("PATCH", f"{P}/members/{{user_id}}"): lambda: {"json": {"role": "lead"}},
+        ("POST", f"{P}/images"): lambda: {
+            "files": [("files", ("bundle.zip", _zip_of_one_image(), "application/zip"))]
+        },
+        ("PATCH", f"{P}/images/{{image_id}}"): lambda: {"json": {"split": "validation"}},
+        ("PUT", f"{P}/images/{{image_id}}/ground-truth"): lambda: {
+            "files": {"file": ("gt.png", png_bytes(np.ones((24, 32), np.uint8)), "image/png")}
+        },
+        ("PUT", f"{P}/images/{{image_id}}/mask"): lambda: {
+            "content": mask,
+            "headers": {"If-Match": '"0"', "Content-Type": "image/png"},
+        },
+    }
+    kwargs = bodies[key]() if key in bodies else {}
+    if account is not None:
+        kwargs["headers"] = {**kwargs.get("headers", {}), **account.headers}
+    return url, kwargs
+
+
+def test_every_route_has_a_rule(app: FastAPI) -> None:
+    missing = [route for route in api_routes(app) if route not in RULES]
+    assert not missing, f"routes without an authorization rule: {missing}"
+    stale = set(RULES) - set(api_routes(app))
+    assert not stale, f"rules for routes that no longer exist: {stale}"
+
+
+def test_authorization_matrix(app: FastAPI, client: TestClient, world: World) -> None:
+    matrix = build(world)
+    failures: list[str] = []
+    checked = 0
+    for method, path in api_routes(app):
+        level = RULES[(method, path)]
+        for role in ROLES:
+            url, kwargs = request_for(method, path, role, matrix)
+            response = client.request(method, url, **kwargs)
+            checked += 1
+            refusal = expected_refusal(level, role)
+            if refusal is not None and response.status_code != refusal:
+                failures.append(
+                    f"{method} {path} as {role}: {response.status_code}, "
+                    f"expected {refusal}: {response.text[:200]}"
+                )
+            if refusal is None and (
+                response.status_code in (401, 403, 404, 405) or response.status_code >= 500
+            ):
+                failures.append(
+                    f"{method} {path} as {role}: {response.status_code}, "
+                    f"expected success: {response.text[:200]}"
+                )
+            if method != "GET" and response.status_code < 400:
+                _truncate(app.state.engine)
+                client.cookies.clear()
+                matrix = build(world)
+    assert checked == len(RULES) * len(ROLES)
+    assert not failures, "\n".join(failures)
