@@ -14,8 +14,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.auth.service import user_for_token
+from backend.auth.service import find_token, needs_last_used_update
 from backend.models import TokenKind, User
+from backend.models.base import utc_now
 from backend.settings import Settings
 
 
@@ -43,13 +44,20 @@ def get_current_user(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """The caller, from a bearer API token or else the browser's session cookie; 401 if none."""
-    user: User | None = None
+    found = None
     if bearer is not None:
-        user = user_for_token(session, bearer.credentials, TokenKind.api)
+        found = find_token(session, bearer.credentials, TokenKind.api, key=settings.secret_key)
     else:
         cookie = request.cookies.get(settings.session_cookie_name)
         if cookie:
-            user = user_for_token(session, cookie, TokenKind.session)
+            found = find_token(session, cookie, TokenKind.session, key=settings.secret_key)
+    user = None
+    if found is not None:
+        token, user = found
+        now = utc_now()
+        if needs_last_used_update(token, now):
+            token.last_used_at = now
+            session.commit()
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_SECRET_KEY = "change-me"
+
 
 class Settings(BaseSettings):
     """Every knob of a Tessera deployment; each field is ``TESSERA_<NAME>`` in the environment."""
@@ -29,13 +31,17 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL.")
     secret_key: str = Field(
-        default="change-me", description="Server secret; set a long random value in production."
+        default=DEFAULT_SECRET_KEY,
+        description="Keys the stored hashes of session and API tokens; set a long random "
+        "value in production (changing it signs everyone out).",
     )
     device: str = Field(default="cpu", description="Torch device for the worker (cpu, cuda).")
 
     # Browser sessions: a random token in an HttpOnly cookie, stored hashed server-side.
-    session_cookie_name: str = "tessera_session"
-    session_max_age_seconds: int = Field(default=14 * 24 * 3600, gt=0)
+    session_cookie_name: str = Field(default="tessera_session", description="Cookie name.")
+    session_max_age_seconds: int = Field(
+        default=14 * 24 * 3600, gt=0, description="Browser session lifetime."
+    )
     session_cookie_secure: bool = Field(
         default=False, description="Send the session cookie only over HTTPS."
     )
@@ -46,14 +52,22 @@ class Settings(BaseSettings):
         default=1024 * 1024 * 1024, gt=0, description="Per upload request (all files together)."
     )
     max_image_pixels: int = Field(default=50_000_000, gt=0, description="Width x height cap.")
-    max_zip_entries: int = Field(default=10_000, gt=0)
-    max_zip_uncompressed_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
+    max_zip_entries: int = Field(default=10_000, gt=0, description="Files per zip archive.")
+    max_zip_uncompressed_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        gt=0,
+        description="Inflated size of one archive (and of one upload's files together).",
+    )
 
     # Annotator task assignment: a handed-out task is reserved for this long.
-    task_lease_seconds: int = Field(default=15 * 60, gt=0)
+    task_lease_seconds: int = Field(
+        default=15 * 60, gt=0, description="How long a handed-out task stays reserved."
+    )
 
     thumbnail_size: int = Field(default=256, gt=15, description="Longest side of thumbnails (px).")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -28,6 +28,7 @@ def login(
         session,
         user,
         TokenKind.session,
+        key=settings.secret_key,
         lifetime=timedelta(seconds=settings.session_max_age_seconds),
     )
     session.commit()
@@ -48,7 +49,7 @@ def logout(request: Request, session: SessionDep, settings: SettingsDep) -> Resp
     """Ends the browser session (the server forgets it) and clears the cookie."""
     cookie = request.cookies.get(settings.session_cookie_name)
     if cookie:
-        service.revoke_token_secret(session, cookie)
+        service.revoke_token_secret(session, cookie, key=settings.secret_key)
         session.commit()
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(settings.session_cookie_name, path="/")
@@ -68,11 +69,13 @@ def list_tokens(user: CurrentUser, session: SessionDep) -> list[ApiToken]:
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
-def create_token(body: TokenCreate, user: CurrentUser, session: SessionDep) -> TokenCreated:
+def create_token(
+    body: TokenCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> TokenCreated:
     """Creates an API token for scripts: send it as ``Authorization: Bearer <token>``."""
     lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     token, secret = service.issue_token(
-        session, user, TokenKind.api, name=body.name, lifetime=lifetime
+        session, user, TokenKind.api, key=settings.secret_key, name=body.name, lifetime=lifetime
     )
     session.commit()
     return TokenCreated(**TokenInfo.model_validate(token).model_dump(), token=secret)

@@ -1,13 +1,14 @@
 """Passwords, browser sessions and API tokens.
 
 Passwords are hashed with argon2 (pwdlib). Session and API tokens are 256-bit random secrets;
-only their SHA-256 is stored, which is enough for secrets that cannot be guessed, and lets a
-lookup be one indexed equality query.
+only their HMAC-SHA256 under ``TESSERA_SECRET_KEY`` is stored: enough for secrets that cannot
+be guessed, and a lookup stays one indexed equality query. Changing the key signs everyone out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -20,6 +21,7 @@ from backend.models import ApiToken, TokenKind, User
 from backend.models.base import utc_now
 
 TOKEN_PREFIX = "tsr_"
+LAST_USED_RESOLUTION = timedelta(minutes=10)
 # A dummy hash verified when the e-mail is unknown, so timing does not reveal which accounts exist.
 _DUMMY_PASSWORD = "not-a-real-password"
 
@@ -75,8 +77,9 @@ def create_user(
     return user
 
 
-def _token_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+def _token_digest(secret: str, key: str) -> str:
+    # Keyed with the server secret: a leaked table cannot even be checked against guesses.
+    return hmac.new(key.encode(), secret.encode(), hashlib.sha256).hexdigest()
 
 
 def issue_token(
@@ -84,6 +87,7 @@ def issue_token(
     user: User,
     kind: TokenKind,
     *,
+    key: str,
     name: str = "",
     lifetime: timedelta | None = None,
 ) -> tuple[ApiToken, str]:
@@ -93,7 +97,7 @@ def issue_token(
         user_id=user.id,
         kind=kind,
         name=name,
-        token_hash=_token_digest(secret),
+        token_hash=_token_digest(secret, key),
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         expires_at=utc_now() + lifetime if lifetime is not None else None,
     )
@@ -102,23 +106,32 @@ def issue_token(
     return token, secret
 
 
-def user_for_token(
-    session: Session, secret: str, kind: TokenKind, now: datetime | None = None
-) -> User | None:
-    """The active owner of an unexpired token of ``kind``, or None."""
+def find_token(
+    session: Session, secret: str, kind: TokenKind, *, key: str, now: datetime | None = None
+) -> tuple[ApiToken, User] | None:
+    """The unexpired token of ``kind`` with this secret and its active owner, or None."""
     now = now or utc_now()
     token = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == _token_digest(secret), ApiToken.kind == kind)
+        select(ApiToken).where(
+            ApiToken.token_hash == _token_digest(secret, key), ApiToken.kind == kind
+        )
     )
     if token is None or (token.expires_at is not None and token.expires_at <= now):
         return None
     user = session.get(User, token.user_id)
     if user is None or not user.is_active:
         return None
-    return user
+    return token, user
 
 
-def revoke_token_secret(session: Session, secret: str) -> None:
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(secret)))
+def needs_last_used_update(token: ApiToken, now: datetime) -> bool:
+    # Recording every request would turn each read into a write; a coarse stamp is enough.
+    return token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION
+
+
+def revoke_token_secret(session: Session, secret: str, *, key: str) -> None:
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _token_digest(secret, key))
+    )
     if token is not None:
         session.delete(token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from backend.migrate import upgrade_database
-from backend.settings import get_settings
+from backend.settings import DEFAULT_SECRET_KEY, get_settings
 
 
 @click.command()
@@ -18,5 +18,10 @@ def serve(host: str, port: int) -> None:
     from backend.app import create_app
 
     settings = get_settings()
+    if settings.secret_key == DEFAULT_SECRET_KEY:
+        click.echo(
+            "warning: TESSERA_SECRET_KEY is the default; set a long random value in production.",
+            err=True,
+        )
     upgrade_database(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)

@@ -9,6 +9,7 @@ import json
 import re
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from backend.projects.schemas import ProjectSettings
 from backend.projects.service import project_classes
 
 FORMAT_VERSION = 1
+_BATCH = 100
 
 
 def _safe_stem(filename: str) -> str:
@@ -73,15 +75,20 @@ def _provenance(session: Session, project_id: int) -> dict[int, list[dict[str, A
     return by_image
 
 
-def _labeled_images(session: Session, project_id: int) -> list[tuple[Image, Annotation]]:
+def _labeled_images(session: Session, project_id: int) -> Iterator[tuple[Image, Annotation]]:
+    """Images with their annotations, fetched in batches so big projects stream through."""
     rows = session.execute(
         select(Image, Annotation)
         .join(Annotation, Annotation.image_id == Image.id)
         .where(Image.project_id == project_id)
         .options(undefer(Annotation.mask_png))
         .order_by(Image.id)
+        .execution_options(yield_per=_BATCH)
     )
-    return [(image, annotation) for image, annotation in rows]
+    for image, annotation in rows:
+        yield image, annotation
+        session.expunge(image)
+        session.expunge(annotation)
 
 
 def write_export_zip(session: Session, project: Project, out: IO[bytes]) -> None:

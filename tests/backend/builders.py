@@ -98,7 +98,9 @@ class World:
             user = create_user(
                 session, email, PASSWORD, is_admin=admin, password_hash=password_hash()
             )
-            token, secret = issue_token(session, user, TokenKind.api, name="tests")
+            token, secret = issue_token(
+                session, user, TokenKind.api, key=self.settings.secret_key, name="tests"
+            )
             session.commit()
             return Account(user.id, user.email, secret, token.id)
 
@@ -204,7 +206,6 @@ class World:
                 superpixel_scores=[0.5] * len(superpixel_ids),
                 image_score=image_score,
                 uncertainty_png=uncertainty_png,
-                extra={},
             )
             session.add(query)
             session.commit()
