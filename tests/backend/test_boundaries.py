@@ -30,3 +30,17 @@ def test_settings_module_has_no_import_side_effects() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "0"
+
+
+def test_every_setting_is_documented() -> None:
+    from pathlib import Path
+
+    from backend.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "backend" / "README.md").read_text()
+    missing = [
+        f"TESSERA_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`TESSERA_{name.upper()}`" not in readme
+    ]
+    assert not missing, f"settings missing from backend/README.md: {missing}"

@@ -82,6 +82,16 @@ def _lying_zip() -> bytes:
     return bytes(data)
 
 
+def _encrypted_zip() -> bytes:
+    """A zip whose entry is flagged as encrypted (Python cannot write real ZipCrypto)."""
+    data = bytearray(zip_bytes({"secret.png": GOOD}))
+    local = data.find(b"PK\x03\x04")
+    central = data.find(b"PK\x01\x02")
+    data[local + 6] |= 0x1  # general purpose flag, bit 0 = encrypted
+    data[central + 8] |= 0x1
+    return bytes(data)
+
+
 def _truncated_png() -> bytes:
     data = png_bytes(rgb_image(64, 64, seed=3))
     return data[: len(data) // 2]
@@ -134,6 +144,16 @@ IMAGE_REFUSALS: dict[str, tuple[Callable[[], list[tuple[str, bytes]]], int, str]
         lambda: [("liar.zip", _lying_zip())],
         422,
         "cannot be extracted",
+    ),
+    "encrypted zip entry": (
+        lambda: [("locked.zip", _encrypted_zip())],
+        422,
+        "entry 'secret.png' is encrypted",
+    ),
+    "not a readable zip": (
+        lambda: [("broken.zip", b"PK\x03\x04" + b"\x00" * 40)],
+        422,
+        "broken.zip: not a readable zip archive",
     ),
     "too many zip entries": (
         lambda: [("many.zip", zip_bytes({f"{i}.png": GOOD for i in range(21)}))],
