@@ -90,7 +90,8 @@ class UNet(nn.Module):
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """features: (B, width, H, W). Returns logits (B, num_classes, H, W)."""
-        return self.classifier(self.head_dropout(features))
+        logits: torch.Tensor = self.classifier(self.head_dropout(features))
+        return logits
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(images))

@@ -117,7 +117,8 @@ def sample_batch(
     batch_images, batch_masks = [], []
     for index in chosen:
         image, mask = images[index], masks[index]
-        rows, cols = _random_window(*mask.shape, crop_h, crop_w, rng)
+        height, width = mask.shape
+        rows, cols = _random_window(height, width, crop_h, crop_w, rng)
         image_crop, mask_crop = image[rows, cols], mask[rows, cols]
         if mask_crop.shape != (crop_h, crop_w):  # a crop larger than the image: pad, unlabeled
             pad = ((0, crop_h - mask_crop.shape[0]), (0, crop_w - mask_crop.shape[1]))
@@ -202,12 +203,14 @@ def train_on_partial_masks(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
-        result.losses.append(float(loss))
+        result.losses.append(float(loss.detach()))
         result.iterations_run = iteration + 1
         if on_iteration is not None:
-            on_iteration(iteration + 1, float(loss))
-        if validation is not None and config.validate_every and (
-            (iteration + 1) % config.validate_every == 0
+            on_iteration(iteration + 1, result.losses[-1])
+        if (
+            validation is not None
+            and config.validate_every
+            and ((iteration + 1) % config.validate_every == 0)
         ):
             current = validation_loss(model, validation[0], validation[1], device, weights)
             model.train()

@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from worker.engine.reductions import image_score, superpixel_scores, unlabeled_pixel_counts
+
+
+def test_superpixel_score_ignores_labeled_pixels() -> None:
+    pixel_scores = np.array([[1.0, 3.0, 5.0, 5.0], [1.0, 9.0, 5.0, 5.0]])
+    superpixels = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    labeled = np.array([[False, False, True, True], [False, True, True, True]])
+    scores = superpixel_scores(pixel_scores, superpixels, labeled)
+    assert scores[0] == pytest.approx((1 + 3 + 1) / 3)  # the labeled 9 is left out
+    assert np.isnan(scores[1])  # nothing left to ask there
+    assert superpixel_scores(pixel_scores, superpixels)[0] == pytest.approx(14 / 4)
+    assert unlabeled_pixel_counts(superpixels, labeled, 2).tolist() == [3, 0]
+
+
+def test_superpixel_score_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        superpixel_scores(np.zeros((2, 2)), np.zeros((2, 3), int))
+
+
+def test_image_score_over_unlabeled_and_foreground_variant() -> None:
+    pixel_scores = np.array([[1.0, 2.0], [3.0, 10.0]])
+    labeled = np.array([[False, False], [False, True]])
+    assert image_score(pixel_scores, labeled) == pytest.approx(2.0)
+    assert np.isnan(image_score(pixel_scores, np.ones((2, 2), bool)))
+    foreground = np.array([[False, True], [True, True]])
+    # mean over unlabeled foreground (2, 3) times the foreground share 2/3
+    assert image_score(pixel_scores, labeled, foreground) == pytest.approx(2.5 * 2 / 3)

@@ -1,0 +1,146 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.engine.strategies import (
+    dynamic_query,
+    jenks_two_class_threshold,
+    plan_round,
+    query_superpixels,
+    random_superpixel_query,
+    select_images,
+    static_query,
+    within_group_sum_of_squares,
+)
+
+
+def brute_force_min_ssw(values: np.ndarray) -> float:
+    best = within_group_sum_of_squares(values, np.ones(values.size, bool))
+    for size in range(1, values.size):
+        for chosen in itertools.combinations(range(values.size), size):
+            high = np.zeros(values.size, bool)
+            high[list(chosen)] = True
+            best = min(best, within_group_sum_of_squares(values, high))
+    return best
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.floats(min_value=0, max_value=10, allow_nan=False, allow_subnormal=False),
+        min_size=1,
+        max_size=9,
+    )
+)
+def test_jenks_split_is_optimal_against_brute_force(raw: list[float]) -> None:
+    values = np.array(raw)
+    high = values >= jenks_two_class_threshold(values)
+    assert high.any()
+    ours = within_group_sum_of_squares(values, high)
+    assert ours == pytest.approx(brute_force_min_ssw(values), abs=1e-9)
+    if (~high).any():
+        assert values[~high].max() < values[high].min()
+
+
+def test_jenks_keeps_ties_together_and_handles_small_inputs() -> None:
+    assert jenks_two_class_threshold(np.array([0.3])) == 0.3
+    assert jenks_two_class_threshold(np.array([1.0, 1.0, 1.0])) == 1.0
+    assert jenks_two_class_threshold(np.array([0.0, 0.0, 5.0, 5.0])) == 5.0
+    with pytest.raises(ValueError, match="empty"):
+        jenks_two_class_threshold(np.array([]))
+    with pytest.raises(ValueError, match="finite"):
+        jenks_two_class_threshold(np.array([1.0, np.nan]))
+
+
+def test_dynamic_query_picks_only_high_cluster() -> None:
+    rng = np.random.default_rng(0)
+    low = rng.uniform(0.0, 0.2, 40)
+    high = rng.uniform(0.8, 1.0, 7)
+    scores = rng.permutation(np.concatenate([low, high]))
+    expected = np.flatnonzero(scores >= 0.8)
+    np.testing.assert_array_equal(dynamic_query(scores), expected)
+
+
+def test_dynamic_query_count_differs_between_images() -> None:
+    confident_image = np.array([0.1, 0.12, 0.11, 0.9, 0.1, 0.13])
+    confused_image = np.array([0.1, 0.8, 0.9, 0.85, 0.82, 0.11])
+    assert dynamic_query(confident_image).tolist() == [3]
+    assert dynamic_query(confused_image).tolist() == [1, 2, 3, 4]
+
+
+def test_dynamic_query_skips_fully_labeled_superpixels() -> None:
+    scores = np.array([np.nan, 0.9, 0.1, np.nan, 0.95, 0.05])
+    assert dynamic_query(scores).tolist() == [1, 4]
+    assert dynamic_query(np.array([np.nan, np.nan])).size == 0
+    assert dynamic_query(np.array([np.nan, 0.4])).tolist() == [1]
+
+
+@pytest.mark.parametrize(("n", "fraction"), [(10, 0.275), (7, 0.5), (1, 0.275), (40, 1.0)])
+def test_static_query_takes_ceil_k_n_highest(n: int, fraction: float) -> None:
+    scores = np.random.default_rng(n).uniform(size=n)
+    chosen = static_query(scores, fraction)
+    assert len(chosen) == math.ceil(fraction * n)
+    rest = np.setdiff1d(np.arange(n), chosen)
+    if rest.size:
+        assert scores[chosen].min() >= scores[rest].max()
+
+
+def test_static_query_counts_only_candidates() -> None:
+    scores = np.array([np.nan] * 6 + [0.1, 0.5, 0.9, 0.3])
+    assert static_query(scores, 0.5).tolist() == [7, 8]
+    with pytest.raises(ValueError, match="fraction"):
+        static_query(scores, 0.0)
+
+
+def test_random_strategies_are_reproducible_from_seed() -> None:
+    scores = np.random.default_rng(1).uniform(size=50)
+    first = random_superpixel_query(scores, 0.2, np.random.default_rng(7))
+    again = random_superpixel_query(scores, 0.2, np.random.default_rng(7))
+    other = random_superpixel_query(scores, 0.2, np.random.default_rng(8))
+    np.testing.assert_array_equal(first, again)
+    assert len(first) == 10
+    assert not np.array_equal(first, other)
+    image_scores = np.arange(30, dtype=float)
+    picks = [select_images(image_scores, 5, np.random.default_rng(3), at_random=True) for _ in "ab"]
+    np.testing.assert_array_equal(*picks)
+    assert not np.array_equal(picks[0], select_images(image_scores, 5, np.random.default_rng(3)))
+
+
+def test_select_images_by_score_skips_unselectable() -> None:
+    scores = np.array([0.2, np.nan, 0.9, 0.5, np.nan])
+    assert select_images(scores, 2, np.random.default_rng(0)).tolist() == [2, 3]
+    assert select_images(scores, 10, np.random.default_rng(0)).tolist() == [2, 3, 0]
+
+
+def _plan_inputs() -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    image_scores = np.array([0.9, 0.1, 0.5, 0.7])
+    sp_scores = [np.array([0.9, 0.1, 0.85, 0.05]) for _ in range(4)]
+    counts = [np.array([100, 100, 100, 100]) for _ in range(4)]
+    return image_scores, sp_scores, counts
+
+
+def test_plan_round_picks_top_images_and_dynamic_superpixels() -> None:
+    image_scores, sp_scores, counts = _plan_inputs()
+    plan = plan_round("dynamic", image_scores, sp_scores, counts, 2, np.random.default_rng(0))
+    assert [q.image_index for q in plan] == [0, 3]
+    assert all(q.superpixel_ids.tolist() == [0, 2] for q in plan)
+    assert all(q.pixel_count == 200 for q in plan)
+
+
+def test_plan_round_stops_at_pixel_budget_and_full_takes_all() -> None:
+    image_scores, sp_scores, counts = _plan_inputs()
+    rng = np.random.default_rng(0)
+    budgeted = plan_round("dynamic", image_scores, sp_scores, counts, 4, rng, pixel_budget=450)
+    assert [q.image_index for q in budgeted] == [0, 3]
+    full = plan_round("full", image_scores, sp_scores, counts, 1, rng)
+    assert sorted(q.image_index for q in full) == [0, 1, 2, 3]
+    assert all(len(q.superpixel_ids) == 4 for q in full)
+
+
+def test_unknown_strategy_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown strategy 'best'"):
+        query_superpixels("best", np.array([0.1]), np.random.default_rng(0))

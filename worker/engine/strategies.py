@@ -1,0 +1,188 @@
+"""Query strategies: which images to pick, and which superpixels to ask for in each.
+
+Region selection works on one image's superpixel scores, where NaN marks a superpixel
+with nothing left to label. Image selection works on image scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+STRATEGIES = ("dynamic", "static", "random_superpixels", "random_images", "full")
+DEFAULT_STATIC_FRACTION = 0.275  # the paper's code
+
+
+def jenks_two_class_threshold(values: NDArray[np.floating]) -> float:
+    """Lower bound of the high class of the exact 2-class Jenks natural breaks.
+
+    Minimises the within-group sum of squares over every split of the sorted values
+    (= 1-D k-means with k=2, exact). Splits only between distinct values, so equal
+    scores always land in the same group; the first optimal split wins a tie.
+    With fewer than two distinct values there is one group, and its minimum is returned.
+    """
+    if values.ndim != 1:
+        raise ValueError(f"values must be 1-D, got shape {values.shape}")
+    if values.size == 0:
+        raise ValueError("values must not be empty")
+    if not np.isfinite(values).all():
+        raise ValueError("values must be finite")
+    ordered = np.sort(values.astype(np.float64))
+    n = ordered.size
+    prefix = np.concatenate([[0.0], np.cumsum(ordered)])
+    prefix_sq = np.concatenate([[0.0], np.cumsum(ordered**2)])
+    splits = np.arange(1, n)  # low group = ordered[:k], high group = ordered[k:]
+    splits = splits[ordered[splits - 1] < ordered[splits]]
+    if splits.size == 0:
+        return float(ordered[0])
+    low_sum, low_sq = prefix[splits], prefix_sq[splits]
+    high_sum, high_sq = prefix[-1] - low_sum, prefix_sq[-1] - low_sq
+    within = (low_sq - low_sum**2 / splits) + (high_sq - high_sum**2 / (n - splits))
+    best = splits[int(np.argmin(within))]
+    return float(ordered[best])
+
+
+def within_group_sum_of_squares(values: NDArray[np.floating], high: NDArray[np.bool_]) -> float:
+    """Sum over the two groups of squared deviations from the group mean."""
+    total = 0.0
+    for group in (values[high], values[~high]):
+        if group.size:
+            total += float(((group - group.mean()) ** 2).sum())
+    return total
+
+
+def _candidates(scores: NDArray[np.floating]) -> NDArray[np.int64]:
+    if scores.ndim != 1:
+        raise ValueError(f"superpixel scores must be 1-D, got shape {scores.shape}")
+    return np.flatnonzero(~np.isnan(scores)).astype(np.int64)
+
+
+def dynamic_query(scores: NDArray[np.floating]) -> NDArray[np.int64]:
+    """Ids of the high group of the 2-class Jenks split of this image's candidates.
+
+    scores: (N,) superpixel scores, NaN = nothing left to label. Sorted by id.
+    """
+    candidates = _candidates(scores)
+    if candidates.size == 0:
+        return candidates
+    threshold = jenks_two_class_threshold(scores[candidates])
+    return candidates[scores[candidates] >= threshold]
+
+
+def static_query(scores: NDArray[np.floating], fraction: float) -> NDArray[np.int64]:
+    """The ceil(fraction * N) highest-scoring candidates (N = candidates). Sorted by id."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"static fraction must be in (0, 1], got {fraction}")
+    candidates = _candidates(scores)
+    count = math.ceil(fraction * candidates.size)
+    # A stable sort on the negated scores keeps ties in id order.
+    order = np.argsort(-scores[candidates], kind="stable")[:count]
+    return np.sort(candidates[order])
+
+
+def random_superpixel_query(
+    scores: NDArray[np.floating], fraction: float, rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """ceil(fraction * N) candidates drawn uniformly without replacement. Sorted by id."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    candidates = _candidates(scores)
+    count = math.ceil(fraction * candidates.size)
+    return np.sort(rng.choice(candidates, size=count, replace=False))
+
+
+def query_superpixels(
+    strategy: str,
+    scores: NDArray[np.floating],
+    rng: np.random.Generator,
+    static_fraction: float = DEFAULT_STATIC_FRACTION,
+) -> NDArray[np.int64]:
+    """Superpixel ids to ask for in one picked image, per strategy."""
+    if strategy == "dynamic":
+        return dynamic_query(scores)
+    if strategy == "static":
+        return static_query(scores, static_fraction)
+    if strategy == "random_superpixels":
+        return random_superpixel_query(scores, static_fraction, rng)
+    if strategy in ("random_images", "full"):
+        return _candidates(scores)
+    raise ValueError(f"unknown strategy {strategy!r}; known: {STRATEGIES}")
+
+
+def select_images(
+    image_scores: NDArray[np.floating],
+    count: int,
+    rng: np.random.Generator,
+    at_random: bool = False,
+) -> NDArray[np.int64]:
+    """Indices of up to ``count`` images, highest score first (NaN = not selectable).
+
+    ``at_random`` draws uniformly among the selectable images instead.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    selectable = _candidates(image_scores)
+    if at_random:
+        return rng.permutation(selectable)[:count]
+    order = np.argsort(-image_scores[selectable], kind="stable")
+    return selectable[order][:count]
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    image_index: int
+    superpixel_ids: NDArray[np.int64]
+    scores: NDArray[np.float64]
+    pixel_count: int
+
+
+def plan_round(
+    strategy: str,
+    image_scores: NDArray[np.floating],
+    superpixel_scores: Sequence[NDArray[np.floating]],
+    unlabeled_counts: Sequence[NDArray[np.integer]],
+    images_per_round: int,
+    rng: np.random.Generator,
+    static_fraction: float = DEFAULT_STATIC_FRACTION,
+    pixel_budget: int | None = None,
+) -> list[ImageQuery]:
+    """One round's queries: images in score order (random for ``random_images``), each
+    with its superpixels per strategy, until ``images_per_round`` images or the round's
+    ``pixel_budget`` (unlabeled pixels asked for) is reached.
+
+    ``full`` takes every selectable image. Image i has superpixel_scores[i]: (N_i,) and
+    unlabeled_counts[i]: (N_i,) not-yet-labeled pixels per superpixel.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {STRATEGIES}")
+    if not len(image_scores) == len(superpixel_scores) == len(unlabeled_counts):
+        raise ValueError("image_scores, superpixel_scores and unlabeled_counts differ in length")
+    limit = len(image_scores) if strategy == "full" else images_per_round
+    ranked = select_images(
+        image_scores, len(image_scores), rng, at_random=strategy == "random_images"
+    )
+    queries: list[ImageQuery] = []
+    spent = 0
+    for index in ranked:
+        if len(queries) >= limit:
+            break
+        ids = query_superpixels(strategy, superpixel_scores[index], rng, static_fraction)
+        if ids.size == 0:
+            continue
+        pixels = int(unlabeled_counts[index][ids].sum())
+        if pixel_budget is not None and spent + pixels > pixel_budget:
+            break
+        spent += pixels
+        queries.append(
+            ImageQuery(
+                image_index=int(index),
+                superpixel_ids=ids,
+                scores=superpixel_scores[index][ids].astype(np.float64),
+                pixel_count=pixels,
+            )
+        )
+    return queries

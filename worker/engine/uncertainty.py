@@ -1,0 +1,96 @@
+"""MC-dropout uncertainty: T stochastic passes reduced to one score per pixel.
+
+Running sums of the softmax and of the per-pass entropy are kept instead of all T samples,
+so memory does not grow with T.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from worker.engine.model import UNet, enable_mc_dropout
+
+METHODS = ("entropy", "bald", "margin", "paper")
+_EPS = 1e-12
+
+
+@dataclass
+class SoftmaxMoments:
+    """mean_probs: (B, C, H, W); mean_entropy: (B, H, W), natural log."""
+
+    mean_probs: torch.Tensor
+    mean_entropy: torch.Tensor
+
+
+def _entropy(probs: torch.Tensor) -> torch.Tensor:
+    return -(probs * torch.log(probs.clamp_min(_EPS))).sum(dim=1)
+
+
+@torch.no_grad()
+def mc_softmax_moments(
+    model: UNet, images: torch.Tensor, samples: int, cheap: bool = True, bf16: bool = False
+) -> SoftmaxMoments:
+    """Mean softmax and mean per-pass entropy over ``samples`` dropout passes.
+
+    images: (B, 3, H, W) normalised float. ``cheap`` runs the deterministic trunk once
+    and samples only dropout + classifier; with dropout only in the head it draws exactly
+    what T full passes draw (same random stream, same result).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
+    was_training = model.training
+    enable_mc_dropout(model)
+    sum_probs: torch.Tensor | None = None
+    sum_entropy: torch.Tensor | None = None
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        features = model.trunk(images) if cheap else None
+        for _ in range(samples):
+            logits = model.head(features) if features is not None else model(images)
+            probs = torch.softmax(logits.float(), dim=1)
+            entropy = _entropy(probs)
+            sum_probs = probs if sum_probs is None else sum_probs + probs
+            sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
+    model.train(was_training)
+    assert sum_probs is not None and sum_entropy is not None
+    return SoftmaxMoments(sum_probs / samples, sum_entropy / samples)
+
+
+def pixel_scores_from_moments(moments: SoftmaxMoments, method: str) -> torch.Tensor:
+    """Per-pixel uncertainty (B, H, W); higher means less certain.
+
+    - entropy: entropy of the mean softmax (nats)
+    - bald: mutual information = entropy of the mean minus mean entropy
+    - margin: 1 - (top1 - top2) of the mean softmax
+    - paper: entropy of the mean PLUS mean entropy, base 2, as the paper's code computes it
+    """
+    entropy_of_mean = _entropy(moments.mean_probs)
+    if method == "entropy":
+        return entropy_of_mean
+    if method == "bald":
+        return (entropy_of_mean - moments.mean_entropy).clamp_min(0.0)
+    if method == "margin":
+        top2 = moments.mean_probs.topk(2, dim=1).values
+        return 1.0 - (top2[:, 0] - top2[:, 1])
+    if method == "paper":
+        return (entropy_of_mean + moments.mean_entropy) / math.log(2.0)
+    raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
+
+
+def pixel_uncertainty(
+    model: UNet,
+    images: torch.Tensor,
+    method: str = "entropy",
+    samples: int = 20,
+    cheap: bool = True,
+    bf16: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel scores (B, H, W) float32 and the mean-softmax prediction (B, H, W) int64."""
+    if method not in METHODS:
+        raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
+    moments = mc_softmax_moments(model, images, samples, cheap=cheap, bf16=bf16)
+    return pixel_scores_from_moments(moments, method).float(), moments.mean_probs.argmax(dim=1)

@@ -1,0 +1,177 @@
+"""``tessera simulate``: replay the loop on a labeled dataset and report mIoU vs pixels spent."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from worker.engine.model import resolve_device
+from worker.engine.superpixels import ALGORITHMS, compute_superpixels
+from worker.engine.uncertainty import METHODS
+from worker.simulation.dataset import read_classes, read_split
+from worker.simulation.loop import (
+    ACTIVE_STRATEGIES,
+    SIMULATION_STRATEGIES,
+    RoundRow,
+    SeedRun,
+    SimulationConfig,
+    Validation,
+)
+from worker.simulation.report import format_summary, plot_curves, summarize, write_rows
+from worker.simulation.synthetic import write_dataset
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from error
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(2)
+
+
+@click.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Dataset root.")
+@click.option(
+    "--generate-demo",
+    type=click.Path(path_type=Path),
+    help="Write a small generated dataset here (if absent) and simulate on it.",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/simulation"))
+@click.option(
+    "--strategies",
+    default="dynamic,static,random_images,full",
+    show_default=True,
+    help=f"Comma-separated, from: {', '.join(SIMULATION_STRATEGIES)}.",
+)
+@click.option("--rounds", default=3, show_default=True, help="Rounds after the initial one.")
+@click.option("--initial-images", default=10, show_default=True)
+@click.option("--images-per-round", default=10, show_default=True)
+@click.option("--superpixel-size", default=16, show_default=True, help="Superpixel side, px.")
+@click.option("--superpixel-algorithm", type=click.Choice(sorted(ALGORITHMS)), default="slic")
+@click.option("--uncertainty", type=click.Choice(METHODS), default="entropy", show_default=True)
+@click.option("--mc-samples", default=20, show_default=True, help="T dropout passes.")
+@click.option("--naive-uncertainty", is_flag=True, help="T full passes instead of the cheap path.")
+@click.option("--static-fraction", default=0.275, show_default=True)
+@click.option("--oracle", type=click.Choice(["exact", "dominant"]), default="exact")
+@click.option("--scale", default=1.0, show_default=True, help="Resize factor for images.")
+@click.option("--width", default=16, show_default=True, help="U-Net base width.")
+@click.option("--depth", default=4, show_default=True, help="U-Net levels.")
+@click.option("--iterations", default=500, show_default=True, help="Initial training.")
+@click.option("--finetune-iterations", default=200, show_default=True, help="Per round.")
+@click.option("--full-iterations", default=1000, show_default=True, help="Full supervision.")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--learning-rate", default=1e-3, show_default=True)
+@click.option("--crop-size", type=int, default=None, help="Train on random square crops.")
+@click.option("--class-weights", is_flag=True, help="Median-frequency class weights.")
+@click.option("--bf16", is_flag=True, help="bfloat16 autocast (GPU).")
+@click.option("--round-pixel-budget", type=int, default=None, help="Pixels per round at most.")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--pool-split", default="train", show_default=True)
+@click.option("--val-split", default="val", show_default=True)
+@click.option("--max-pool-images", type=int, default=None, help="Use only the first N.")
+@click.option("--max-val-images", type=int, default=None, help="Use only the first N.")
+def simulate(
+    data_dir: Path | None,
+    generate_demo: Path | None,
+    out_dir: Path,
+    strategies: str,
+    seeds: str,
+    device: str,
+    scale: float,
+    pool_split: str,
+    val_split: str,
+    max_pool_images: int | None,
+    max_val_images: int | None,
+    naive_uncertainty: bool,
+    iterations: int,
+    **options: object,
+) -> None:
+    """Replay the active-learning loop on a labeled dataset with an oracle annotator.
+
+    Writes OUT/rounds.jsonl, OUT/rounds.csv (a row per seed x strategy x round) and
+    OUT/miou_vs_pixels.png, and prints a mean ± sd summary over seeds.
+    """
+    if (data_dir is None) == (generate_demo is None):
+        _fail("give exactly one of --data DIR or --generate-demo DIR")
+    if generate_demo is not None:
+        if not (generate_demo / "classes.json").is_file():
+            write_dataset(generate_demo, {"train": 40, "val": 12}, height=96, width=128)
+        data_dir = generate_demo
+    assert data_dir is not None
+    try:
+        config = SimulationConfig(
+            strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+            cheap_uncertainty=not naive_uncertainty,
+            initial_iterations=iterations,
+            **options,  # type: ignore[arg-type]
+        )
+        torch_device = resolve_device(device)
+        seed_list = _int_list(seeds)
+        classes = read_classes(data_dir)
+        pool = read_split(data_dir, pool_split, classes, scale)
+        validation = read_split(data_dir, val_split, classes, scale)
+    except (ValueError, click.BadParameter) as error:  # DatasetError is a ValueError
+        _fail(str(error))
+    if not seed_list:
+        _fail("--seeds must name at least one seed")
+    pool_images = pool.images[:max_pool_images]
+    pool_truth = pool.masks[:max_pool_images]
+    ignore = classes.ignore_index
+    val = Validation(
+        validation.images[:max_val_images],
+        validation.masks[:max_val_images],
+        len(classes.classes),
+        ignore,
+    )
+    click.echo(
+        f"simulate: {len(pool_images)} pool and {len(val.images)} validation images "
+        f"of {pool_images[0].shape[1]}x{pool_images[0].shape[0]} from {data_dir}, "
+        f"device {torch_device}, {torch.get_num_threads()} CPU threads"
+    )
+    started = time.perf_counter()
+    superpixels = [
+        compute_superpixels(image, config.superpixel_size, config.superpixel_algorithm)
+        for image in tqdm(pool_images, desc="superpixels", unit="img", leave=False)
+    ]
+    mean_count = np.mean([s.max() + 1 for s in superpixels])
+    click.echo(f"superpixels: {mean_count:.0f} per image on average")
+
+    active = sum(s in ACTIVE_STRATEGIES for s in config.strategies)
+    rows_per_seed = active * (config.rounds + 1) + ("full" in config.strategies)
+    rows: list[RoundRow] = []
+    with tqdm(total=rows_per_seed * len(seed_list), desc="simulate", unit="round") as bar:
+
+        def on_row(row: RoundRow) -> None:
+            bar.update(1)
+            bar.set_postfix_str(
+                f"seed {row.seed} {row.strategy} r{row.round} "
+                f"mIoU {100 * row.val_miou:.1f} pixels {100 * row.labeled_pixel_fraction:.1f}%"
+            )
+
+        for seed in seed_list:
+            run = SeedRun(
+                pool_images, pool_truth, superpixels, val, config, seed, torch_device, on_row
+            )
+            rows.extend(run.run())
+    jsonl, table = write_rows(rows, out_dir)
+    plot = plot_curves(rows, out_dir / "miou_vs_pixels.png", title=f"{data_dir.name}")
+    (out_dir / "config.json").write_text(
+        json.dumps(
+            {"data": str(data_dir), "seeds": seed_list, "scale": scale, **vars(config)},
+            indent=1,
+            default=str,
+        )
+    )
+    click.echo(format_summary(summarize(rows)))
+    click.echo(f"wrote {jsonl}, {table}, {plot} in {time.perf_counter() - started:.0f} s")

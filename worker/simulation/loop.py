@@ -1,0 +1,389 @@
+"""One active-learning run per strategy on arrays: label, train, score, query, repeat.
+
+Everything here works on in-memory arrays; reading the dataset and writing reports live
+in ``dataset.py`` and ``report.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from worker.engine.metrics import confusion_matrix, iou_per_class, mean_iou
+from worker.engine.model import ModelConfig, UNet, build_model, images_to_tensor
+from worker.engine.oracle import oracle_label
+from worker.engine.reductions import image_score, superpixel_scores, unlabeled_pixel_counts
+from worker.engine.strategies import STRATEGIES, plan_round
+from worker.engine.training import UNLABELED, TrainConfig, train_on_partial_masks
+from worker.engine.uncertainty import pixel_uncertainty
+
+# `static_matched` is static with k set, round by round, to the pixel share `dynamic` asked for.
+SIMULATION_STRATEGIES = (*STRATEGIES, "static_matched")
+ACTIVE_STRATEGIES = ("dynamic", "static", "static_matched", "random_superpixels", "random_images")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    strategies: tuple[str, ...] = ("dynamic", "static", "random_images", "full")
+    rounds: int = 3
+    initial_images: int = 10
+    images_per_round: int = 10
+    superpixel_size: int = 16
+    superpixel_algorithm: str = "slic"
+    uncertainty: str = "entropy"
+    mc_samples: int = 20
+    cheap_uncertainty: bool = True
+    static_fraction: float = 0.275
+    oracle: str = "exact"
+    width: int = 16
+    depth: int = 4
+    dropout: float = 0.5
+    initial_iterations: int = 500
+    finetune_iterations: int = 200
+    full_iterations: int = 1000
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    crop_size: int | None = None
+    class_weights: bool = False
+    bf16: bool = False
+    round_pixel_budget: int | None = None
+    scoring_batch: int = 8
+
+    def __post_init__(self) -> None:
+        unknown = set(self.strategies) - set(SIMULATION_STRATEGIES)
+        if unknown:
+            raise ValueError(
+                f"unknown strategies {sorted(unknown)}; known: {list(SIMULATION_STRATEGIES)}"
+            )
+        if not self.strategies:
+            raise ValueError("at least one strategy is needed")
+        if "static_matched" in self.strategies and "dynamic" not in self.strategies:
+            raise ValueError("static_matched needs dynamic in the same run to match its pixels")
+        if self.rounds < 0 or self.initial_images < 1 or self.images_per_round < 1:
+            raise ValueError("rounds must be >= 0, initial and per-round images >= 1")
+
+    def train_config(self, iterations: int) -> TrainConfig:
+        return TrainConfig(
+            iterations=iterations,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            crop_size=self.crop_size,
+            class_weights=self.class_weights,
+            bf16=self.bf16,
+        )
+
+
+@dataclass
+class RoundRow:
+    """One strategy's state after one round: what was spent and what it bought."""
+
+    strategy: str
+    seed: int
+    round: int
+    labeled_pixel_fraction: float  # pixels asked of the oracle / all pool pixels
+    superpixels_labeled: int
+    images_labeled: int
+    val_miou: float
+    per_class_iou: list[float | None]
+    seconds: float
+    query_fraction: float | None = None  # share of the picked images' open pixels asked
+    superpixels_per_image: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class Pool:
+    """The pool's images, ground truth and superpixels (fixed), plus what has been asked."""
+
+    images: Sequence[NDArray[np.uint8]]
+    ground_truth: Sequence[NDArray[np.uint8]]
+    superpixels: Sequence[NDArray[np.int32]]
+    masks: list[NDArray[np.uint8]]
+    asked: list[NDArray[np.bool_]]
+    superpixels_asked: int = 0
+
+    @classmethod
+    def fresh(
+        cls,
+        images: Sequence[NDArray[np.uint8]],
+        ground_truth: Sequence[NDArray[np.uint8]],
+        superpixels: Sequence[NDArray[np.int32]],
+    ) -> Pool:
+        return cls(
+            images,
+            ground_truth,
+            superpixels,
+            [np.full(m.shape, UNLABELED, np.uint8) for m in ground_truth],
+            [np.zeros(m.shape, bool) for m in ground_truth],
+        )
+
+    def answer(
+        self, index: int, superpixel_ids: NDArray[np.integer], mode: str, ignore: int | None
+    ) -> None:
+        self.masks[index] = oracle_label(
+            self.masks[index],
+            self.ground_truth[index],
+            self.superpixels[index],
+            superpixel_ids,
+            mode,
+            ignore,
+        )
+        self.asked[index] |= np.isin(self.superpixels[index], superpixel_ids)
+        self.superpixels_asked += len(superpixel_ids)
+
+    def answer_whole(self, index: int, mode: str, ignore: int | None) -> None:
+        ids = np.unique(self.superpixels[index][~self.asked[index]])
+        self.answer(index, ids, mode, ignore)
+
+    def spent_fraction(self) -> float:
+        return sum(int(a.sum()) for a in self.asked) / sum(a.size for a in self.asked)
+
+    def images_labeled(self) -> int:
+        return sum(bool(a.any()) for a in self.asked)
+
+
+def _batches(
+    indices: Sequence[int], shapes: Sequence[tuple[int, ...]], size: int
+) -> list[list[int]]:
+    """Consecutive runs of equally shaped images, at most ``size`` long."""
+    batches: list[list[int]] = []
+    for index in indices:
+        if batches and len(batches[-1]) < size and shapes[batches[-1][0]] == shapes[index]:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def score_pool(
+    model: UNet, pool: Pool, config: SimulationConfig, device: torch.device
+) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
+    """Image scores (NaN = nothing left to ask) and per-image superpixel scores."""
+    count = len(pool.images)
+    image_scores = np.full(count, np.nan)
+    sp_scores = [np.full(int(s.max()) + 1, np.nan) for s in pool.superpixels]
+    open_images = [i for i in range(count) if not pool.asked[i].all()]
+    shapes = [image.shape for image in pool.images]
+    for batch in _batches(open_images, shapes, config.scoring_batch):
+        stacked = torch.from_numpy(np.stack([pool.images[i] for i in batch])).to(device)
+        scores, _ = pixel_uncertainty(
+            model,
+            images_to_tensor(stacked),
+            config.uncertainty,
+            config.mc_samples,
+            cheap=config.cheap_uncertainty,
+            bf16=config.bf16,
+        )
+        for index, pixel_scores in zip(batch, scores.cpu().numpy(), strict=True):
+            asked = pool.asked[index]
+            sp_scores[index] = superpixel_scores(
+                pixel_scores, pool.superpixels[index], asked, len(sp_scores[index])
+            )
+            image_scores[index] = image_score(pixel_scores, asked)
+    return image_scores, sp_scores
+
+
+@torch.no_grad()
+def evaluate(
+    model: UNet,
+    images: Sequence[NDArray[np.uint8]],
+    masks: Sequence[NDArray[np.uint8]],
+    num_classes: int,
+    ignore_index: int | None,
+    device: torch.device,
+    batch_size: int = 8,
+) -> NDArray[np.int64]:
+    """Confusion matrix of the deterministic model (dropout off) on labeled images."""
+    model.eval()
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    shapes = [image.shape for image in images]
+    for batch in _batches(range(len(images)), shapes, batch_size):
+        stacked = torch.from_numpy(np.stack([images[i] for i in batch])).to(device)
+        predictions = model(images_to_tensor(stacked)).argmax(dim=1).cpu().numpy()
+        for index, prediction in zip(batch, predictions, strict=True):
+            matrix += confusion_matrix(prediction, masks[index], num_classes, ignore_index)
+    return matrix
+
+
+@dataclass
+class Validation:
+    images: Sequence[NDArray[np.uint8]]
+    masks: Sequence[NDArray[np.uint8]]
+    num_classes: int
+    ignore_index: int | None
+
+
+RowCallback = Callable[[RoundRow], None]
+
+
+class SeedRun:
+    """All strategies for one seed, sharing the random initial images and round-0 model."""
+
+    def __init__(
+        self,
+        pool_images: Sequence[NDArray[np.uint8]],
+        pool_truth: Sequence[NDArray[np.uint8]],
+        superpixels: Sequence[NDArray[np.int32]],
+        validation: Validation,
+        config: SimulationConfig,
+        seed: int,
+        device: torch.device,
+        on_row: RowCallback | None = None,
+    ) -> None:
+        self.pool_images, self.pool_truth, self.superpixels = pool_images, pool_truth, superpixels
+        self.validation, self.config, self.seed, self.device = validation, config, seed, device
+        self.on_row = on_row
+        self.rows: list[RoundRow] = []
+        self.matched_fractions: dict[int, float] = {}
+
+    def _row(
+        self,
+        strategy: str,
+        round_number: int,
+        model: UNet,
+        pool: Pool,
+        started: float,
+        **extra: object,
+    ) -> RoundRow:
+        matrix = evaluate(
+            model,
+            self.validation.images,
+            self.validation.masks,
+            self.validation.num_classes,
+            self.validation.ignore_index,
+            self.device,
+        )
+        row = RoundRow(
+            strategy=strategy,
+            seed=self.seed,
+            round=round_number,
+            labeled_pixel_fraction=pool.spent_fraction(),
+            superpixels_labeled=pool.superpixels_asked,
+            images_labeled=pool.images_labeled(),
+            val_miou=mean_iou(matrix),
+            per_class_iou=[None if np.isnan(v) else float(v) for v in iou_per_class(matrix)],
+            seconds=time.perf_counter() - started,
+            **extra,  # type: ignore[arg-type]
+        )
+        self.rows.append(row)
+        if self.on_row is not None:
+            self.on_row(row)
+        return row
+
+    def _new_model(self) -> UNet:
+        torch.manual_seed(self.seed)
+        config = ModelConfig(
+            num_classes=self.validation.num_classes,
+            width=self.config.width,
+            depth=self.config.depth,
+            dropout=self.config.dropout,
+        )
+        return build_model(config).to(self.device)
+
+    def _train(self, model: UNet, pool: Pool, iterations: int, rng: np.random.Generator) -> None:
+        train_on_partial_masks(
+            model, pool.images, pool.masks, self.config.train_config(iterations), rng, self.device
+        )
+
+    def run(self) -> list[RoundRow]:
+        config = self.config
+        ignore = self.validation.ignore_index
+        rng = np.random.default_rng(self.seed)
+        count = min(config.initial_images, len(self.pool_images))
+        initial = rng.choice(len(self.pool_images), size=count, replace=False)
+        started = time.perf_counter()
+        base_pool = Pool.fresh(self.pool_images, self.pool_truth, self.superpixels)
+        for index in initial:
+            base_pool.answer_whole(int(index), config.oracle, ignore)
+        active = [s for s in ACTIVE_STRATEGIES if s in config.strategies]
+        if active:
+            base_model = self._new_model()
+            self._train(base_model, base_pool, config.initial_iterations, rng)
+            first = self._row(active[0], 0, base_model, base_pool, started)
+            base_seconds = first.seconds
+            for strategy in active[1:]:
+                copied = copy.copy(first)
+                copied.strategy = strategy
+                self.rows.append(copied)
+                if self.on_row is not None:
+                    self.on_row(copied)
+            for offset, strategy in enumerate(active):
+                self._run_strategy(
+                    strategy,
+                    copy.deepcopy(base_model),
+                    copy.deepcopy(base_pool),
+                    np.random.default_rng([self.seed, offset + 1]),
+                    base_seconds,
+                )
+        if "full" in config.strategies:
+            self._run_full()
+        return self.rows
+
+    def _run_strategy(
+        self, strategy: str, model: UNet, pool: Pool, rng: np.random.Generator, seconds: float
+    ) -> None:
+        config = self.config
+        ignore = self.validation.ignore_index
+        for round_number in range(1, config.rounds + 1):
+            started = time.perf_counter() - seconds
+            engine_strategy = "static" if strategy == "static_matched" else strategy
+            fraction = config.static_fraction
+            if strategy == "static_matched":
+                fraction = self.matched_fractions.get(round_number, fraction)
+            if strategy == "random_images":
+                image_scores = np.array([0.0 if not a.all() else np.nan for a in pool.asked])
+                sp_scores = [
+                    superpixel_scores(np.zeros(s.shape), s, a)
+                    for s, a in zip(pool.superpixels, pool.asked, strict=True)
+                ]
+            else:
+                image_scores, sp_scores = score_pool(model, pool, config, self.device)
+            counts = [
+                unlabeled_pixel_counts(s, a, len(scores))
+                for s, a, scores in zip(pool.superpixels, pool.asked, sp_scores, strict=True)
+            ]
+            queries = plan_round(
+                engine_strategy,
+                image_scores,
+                sp_scores,
+                counts,
+                config.images_per_round,
+                rng,
+                static_fraction=min(max(fraction, 1e-6), 1.0),
+                pixel_budget=config.round_pixel_budget,
+            )
+            open_pixels = sum(int(counts[q.image_index].sum()) for q in queries)
+            asked_pixels = sum(q.pixel_count for q in queries)
+            query_fraction = asked_pixels / open_pixels if open_pixels else 0.0
+            if strategy == "dynamic":
+                self.matched_fractions[round_number] = query_fraction
+            for query in queries:
+                pool.answer(query.image_index, query.superpixel_ids, config.oracle, ignore)
+            self._train(model, pool, config.finetune_iterations, rng)
+            row = self._row(
+                strategy,
+                round_number,
+                model,
+                pool,
+                started,
+                query_fraction=query_fraction,
+                superpixels_per_image=[len(q.superpixel_ids) for q in queries],
+            )
+            seconds = row.seconds
+
+    def _run_full(self) -> None:
+        started = time.perf_counter()
+        pool = Pool.fresh(self.pool_images, self.pool_truth, self.superpixels)
+        for index in range(len(self.pool_images)):
+            pool.answer_whole(index, self.config.oracle, self.validation.ignore_index)
+        model = self._new_model()
+        self._train(model, pool, self.config.full_iterations, np.random.default_rng(self.seed))
+        self._row("full", 0, model, pool, started)
