@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
     )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL.")
+    task_queue: str = Field(
+        default="tessera", description="Celery queue the API sends round jobs to."
+    )
     secret_key: str = Field(
         default=DEFAULT_SECRET_KEY,
         description="Keys the stored hashes of session and API tokens; set a long random "

@@ -1,4 +1,8 @@
-"""Read-only views of rounds, jobs and trained models (the worker writes them)."""
+"""Rounds (start, close, list, detail), jobs and trained models.
+
+Starting a round only creates its rows and hands the job id to the worker; the worker moves
+the round through training, scoring and labeling and reports progress on the job.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
-from backend.deps import SessionDep
+from backend.deps import SessionDep, SettingsDep
 from backend.models import Job, JobStatus, ModelCheckpoint, Round
 from backend.models import Query as QueryRow
-from backend.projects.deps import ProjectMember
-from backend.rounds.schemas import JobRead, ModelRead, QueryRead, RoundDetail, RoundRead
+from backend.projects.deps import ProjectLead, ProjectMember
+from backend.rounds import service
+from backend.rounds.schemas import (
+    JobRead,
+    ModelRead,
+    QueryRead,
+    RoundDetail,
+    RoundRead,
+    RoundStarted,
+)
+from backend.tasks import RUN_ROUND_TASK, BrokerUnavailable, enqueue
 
 router = APIRouter(prefix="/projects/{project_id}")
 
@@ -25,12 +38,57 @@ def list_rounds(access: ProjectMember, session: SessionDep) -> list[Round]:
     )
 
 
+@router.post(
+    "/rounds",
+    response_model=RoundStarted,
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["rounds"],
+    responses={
+        409: {"description": "Another round is still running or labeling"},
+        503: {"description": "The task broker is unreachable; the job is marked failed"},
+    },
+)
+def start_round(access: ProjectLead, session: SessionDep, settings: SettingsDep) -> RoundStarted:
+    """Starts the next round with the project's current settings (train, score, query).
+
+    Answers at once; follow the returned job at ``GET .../jobs/{job_id}``.
+    """
+    round_, job = service.create_round(session, access.project)
+    session.commit()
+    try:
+        job.celery_task_id = enqueue(settings, RUN_ROUND_TASK, job.id)
+    except BrokerUnavailable as error:
+        service.mark_dispatch_failed(session, round_, job, str(error))
+        session.commit()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"Round {round_.number} could not be handed to a worker ({error}); "
+            "check TESSERA_BROKER_URL and start it again.",
+        ) from error
+    session.commit()
+    return RoundStarted(round=RoundRead.model_validate(round_), job=JobRead.model_validate(job))
+
+
+def _get_round(session: SessionDep, project_id: int, round_id: int) -> Round:
+    round_ = session.get(Round, round_id)
+    if round_ is None or round_.project_id != project_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No round {round_id} in this project.")
+    return round_
+
+
+@router.post("/rounds/{round_id}/close", response_model=RoundRead, tags=["rounds"])
+def close_round(round_id: int, access: ProjectLead, session: SessionDep) -> Round:
+    """Ends a round's labeling (also with queries left undone) so the next can start."""
+    round_ = _get_round(session, access.project.id, round_id)
+    service.close_round(session, round_)
+    session.commit()
+    return round_
+
+
 @router.get("/rounds/{round_id}", response_model=RoundDetail, tags=["rounds"])
 def round_detail(round_id: int, access: ProjectMember, session: SessionDep) -> RoundDetail:
     """A round with its queries (which images, which superpixels) and its models."""
-    round_ = session.get(Round, round_id)
-    if round_ is None or round_.project_id != access.project.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No round {round_id} in this project.")
+    round_ = _get_round(session, access.project.id, round_id)
     queries = session.scalars(
         select(QueryRow).where(QueryRow.round_id == round_.id).order_by(QueryRow.id)
     )

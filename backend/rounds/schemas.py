@@ -49,6 +49,7 @@ class JobRead(BaseModel):
 
     id: int
     project_id: int | None
+    round_id: int | None
     kind: str
     status: JobStatus
     progress: float
@@ -68,3 +69,8 @@ class ModelRead(BaseModel):
     architecture: str
     metrics: dict[str, Any]
     created_at: datetime
+
+
+class RoundStarted(BaseModel):
+    round: RoundRead
+    job: JobRead

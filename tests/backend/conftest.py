@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
@@ -23,6 +24,9 @@ from backend.settings import Settings
 from tests.backend.builders import World
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+# A queue of our own on the real Redis, so round jobs sent by tests reach no real worker.
+TEST_TASK_QUEUE = f"tessera-test-{uuid.uuid4().hex[:12]}"
 
 
 def small_limits(database_url: str, data_dir: Path) -> Settings:
@@ -31,6 +35,8 @@ def small_limits(database_url: str, data_dir: Path) -> Settings:
         database_url=database_url,
         data_dir=data_dir,
         secret_key="test",
+        broker_url=REDIS_URL,
+        task_queue=TEST_TASK_QUEUE,
         max_upload_bytes=2 * 1024 * 1024,
         max_request_bytes=32 * 1024 * 1024,
         max_image_pixels=2_000_000,
@@ -38,6 +44,15 @@ def small_limits(database_url: str, data_dir: Path) -> Settings:
         max_zip_uncompressed_bytes=8 * 1024 * 1024,
         task_lease_seconds=600,
     )
+
+
+@pytest.fixture(scope="session")
+def task_queue() -> Iterator[redis.Redis]:
+    """The Redis list Celery sends test round jobs to; deleted when the session ends."""
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.delete(TEST_TASK_QUEUE)
+    client.close()
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +78,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="session")
-def migrated_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+def migrated_app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, task_queue: redis.Redis
+) -> Iterator[FastAPI]:
     settings = small_limits(database_url, tmp_path_factory.mktemp("data"))
     upgrade_database(settings)
     app = create_app(settings)

@@ -82,6 +82,8 @@ RULES: dict[tuple[str, str], Level] = {
     ("GET", f"{P}/queries/{{query_id}}/uncertainty"): Level.member,
     ("GET", f"{P}/rounds"): Level.member,
     ("GET", f"{P}/rounds/{{round_id}}"): Level.member,
+    ("POST", f"{P}/rounds"): Level.lead,
+    ("POST", f"{P}/rounds/{{round_id}}/close"): Level.lead,
     ("GET", f"{P}/jobs"): Level.member,
     ("GET", f"{P}/jobs/{{job_id}}"): Level.member,
     ("GET", f"{P}/models"): Level.member,
