@@ -12,7 +12,7 @@ from sqlalchemy.orm import undefer
 from backend.annotations import service
 from backend.annotations.schemas import SaveResult, SubmissionRead, Task, TaskLinks
 from backend.deps import SessionDep, SettingsDep
-from backend.images.router import get_image
+from backend.images.service import get_image
 from backend.images.validation import UploadRefused
 from backend.masks import empty_mask, encode_mask_png
 from backend.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round

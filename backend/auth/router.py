@@ -24,6 +24,7 @@ def login(
     user = service.authenticate(session, body.email, body.password)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Wrong e-mail or password.")
+    service.forget_expired_sessions(session, user)
     _, secret = service.issue_token(
         session,
         user,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from pwdlib import PasswordHash
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.models import ApiToken, TokenKind, User
@@ -122,6 +122,17 @@ def find_token(
     if user is None or not user.is_active:
         return None
     return token, user
+
+
+def forget_expired_sessions(session: Session, user: User) -> None:
+    """Drops the user's expired browser sessions (tidied at each login, no cron needed)."""
+    session.execute(
+        delete(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.kind == TokenKind.session,
+            ApiToken.expires_at <= utc_now(),
+        )
+    )
 
 
 def needs_last_used_update(token: ApiToken, now: datetime) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from backend.commands.common import command_session, find_project
 from backend.images.service import ingest_images, set_ground_truth
-from backend.images.validation import UploadedFile, UploadRefused
+from backend.images.validation import UploadRefused, UploadSource
 from backend.models import Image, Split
 from backend.settings import get_settings
 
@@ -48,9 +48,10 @@ def import_images(
     with command_session(settings) as session:
         target = find_project(session, project)
         for path in _files(directory, recursive):
-            upload = UploadedFile(name=path.name, data=path.read_bytes())
             try:
-                result = ingest_images(session, target, [upload], Split(split), settings)
+                with path.open("rb") as stream:
+                    source = UploadSource(name=path.name, stream=stream)
+                    result = ingest_images(session, target, [source], Split(split), settings)
             except UploadRefused as error:
                 session.rollback()
                 refused += 1
@@ -58,7 +59,7 @@ def import_images(
                 continue
             created += len(result.created)
             duplicates += len(result.duplicates)
-            image_ids = [image.id for image in result.created] + [
+            image_ids = result.created + [
                 d.existing_image_id for d in result.duplicates if d.existing_image_id
             ]
             mask_path = mask_by_stem.get(path.stem)

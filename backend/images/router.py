@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
 from sqlalchemy import Select, select
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, undefer
 from backend.deps import SessionDep, SettingsDep
 from backend.images import service
 from backend.images.schemas import DuplicateRead, ImageRead, ImageUpdate, UploadReport
-from backend.images.validation import UploadedFile, UploadRefused
+from backend.images.validation import UploadRefused, UploadSource, display_name
 from backend.models import Annotation, Image, ImageStatus, Split
 from backend.projects.deps import ProjectLead, ProjectMember
 from backend.settings import Settings
@@ -59,23 +59,14 @@ def read_image(session: Session, project_id: int, image_id: int) -> ImageRead:
     return _to_read(*row)
 
 
-def get_image(session: Session, project_id: int, image_id: int, *load: Any) -> Image:
-    image = session.scalar(
-        select(Image).where(Image.id == image_id, Image.project_id == project_id).options(*load)
-    )
-    if image is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No image {image_id} in this project.")
-    return image
-
-
-def _read_upload(upload: UploadFile, settings: Settings) -> UploadedFile:
-    # One byte past the archive cap tells "too big" apart without reading an unbounded body.
-    limit = max(settings.max_upload_bytes, settings.max_zip_uncompressed_bytes)
-    data = upload.file.read(limit + 1)
-    name = upload.filename or "unnamed"
-    if len(data) > limit:
-        raise UploadRefused(413, f"{name}: larger than the limit of {limit} bytes.")
-    return UploadedFile(name=name, data=data)
+def _read_mask_upload(upload: UploadFile, settings: Settings) -> bytes:
+    data = upload.file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        name = display_name(upload.filename)
+        raise UploadRefused(
+            413, f"{name}: larger than the limit of {settings.max_upload_bytes} bytes."
+        )
+    return data
 
 
 def refusal(error: UploadRefused) -> HTTPException:
@@ -105,8 +96,9 @@ def upload_images(
     -F split=pool $URL/api/v1/projects/1/images``
     """
     try:
-        uploads = [_read_upload(upload, settings) for upload in files]
-        result = service.ingest_images(session, access.project, uploads, split, settings)
+        # Starlette spools parts to temporary files; validation streams from them.
+        sources = [UploadSource(upload.filename or "unnamed", upload.file) for upload in files]
+        result = service.ingest_images(session, access.project, sources, split, settings)
         session.commit()
     except UploadRefused as error:
         session.rollback()
@@ -117,8 +109,7 @@ def upload_images(
         raise HTTPException(
             status.HTTP_409_CONFLICT, "A concurrent upload stored some of these images; retry."
         ) from error
-    created_ids = [image.id for image in result.created]
-    rows = session.execute(_image_rows(access.project.id).where(Image.id.in_(created_ids)))
+    rows = session.execute(_image_rows(access.project.id).where(Image.id.in_(result.created)))
     created = sorted((_to_read(*row) for row in rows), key=lambda image: image.id)
     return UploadReport(
         created=created,
@@ -159,7 +150,7 @@ def update_image(
     image_id: int, body: ImageUpdate, access: ProjectLead, session: SessionDep
 ) -> ImageRead:
     """Moves an image between pool, validation and test."""
-    image = get_image(session, access.project.id, image_id)
+    image = service.get_image(session, access.project.id, image_id)
     image.split = body.split
     session.commit()
     return read_image(session, access.project.id, image_id)
@@ -168,7 +159,7 @@ def update_image(
 @router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_image(image_id: int, access: ProjectLead, session: SessionDep) -> None:
     """Deletes an image with its mask, history, superpixels and queries."""
-    session.delete(get_image(session, access.project.id, image_id))
+    session.delete(service.get_image(session, access.project.id, image_id))
     session.commit()
 
 
@@ -179,7 +170,7 @@ def delete_image(image_id: int, access: ProjectLead, session: SessionDep) -> Non
 )
 def download_image(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
     """The image exactly as uploaded."""
-    image = get_image(session, access.project.id, image_id, undefer(Image.data))
+    image = service.get_image(session, access.project.id, image_id, undefer(Image.data))
     return Response(
         image.data,
         media_type=image.content_type,
@@ -193,7 +184,7 @@ def download_image(image_id: int, access: ProjectMember, session: SessionDep) ->
     responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}},
 )
 def download_thumbnail(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
-    image = get_image(session, access.project.id, image_id, undefer(Image.thumbnail_jpeg))
+    image = service.get_image(session, access.project.id, image_id, undefer(Image.thumbnail_jpeg))
     return Response(
         image.thumbnail_jpeg,
         media_type="image/jpeg",
@@ -214,7 +205,7 @@ def download_thumbnail(image_id: int, access: ProjectMember, session: SessionDep
 )
 def download_superpixels(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
     """The image's superpixel ids for the project's current size and algorithm."""
-    image = get_image(session, access.project.id, image_id)
+    image = service.get_image(session, access.project.id, image_id)
     superpixel_map = service.current_superpixel_map(session, image, access.project)
     if superpixel_map is None:
         raise HTTPException(
@@ -244,10 +235,10 @@ def upload_ground_truth(
     settings: SettingsDep,
 ) -> ImageRead:
     """Stores a complete (or partial) true mask, for validation and simulated annotation."""
-    image = get_image(session, access.project.id, image_id)
+    image = service.get_image(session, access.project.id, image_id)
     try:
-        upload = _read_upload(file, settings)
-        service.set_ground_truth(session, image, upload.name, upload.data, settings)
+        data = _read_mask_upload(file, settings)
+        service.set_ground_truth(session, image, file.filename or "mask", data, settings)
         session.commit()
     except UploadRefused as error:
         session.rollback()
@@ -257,7 +248,7 @@ def upload_ground_truth(
 
 @router.get("/{image_id}/ground-truth", response_class=Response, responses={200: PNG})
 def download_ground_truth(image_id: int, access: ProjectLead, session: SessionDep) -> Response:
-    image = get_image(session, access.project.id, image_id, undefer(Image.ground_truth_png))
+    image = service.get_image(session, access.project.id, image_id, undefer(Image.ground_truth_png))
     if image.ground_truth_png is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Image {image_id} has no ground truth.")
     return Response(image.ground_truth_png, media_type="image/png")
@@ -265,6 +256,6 @@ def download_ground_truth(image_id: int, access: ProjectLead, session: SessionDe
 
 @router.delete("/{image_id}/ground-truth", status_code=status.HTTP_204_NO_CONTENT)
 def delete_ground_truth(image_id: int, access: ProjectLead, session: SessionDep) -> None:
-    image = get_image(session, access.project.id, image_id)
+    image = service.get_image(session, access.project.id, image_id)
     image.ground_truth_png = None
     session.commit()

@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from fastapi import HTTPException, status
 from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 
 from backend.images.superpixels import encode_superpixels
 from backend.images.validation import (
-    DecodedImage,
-    UploadedFile,
     UploadRefused,
+    UploadSource,
     decode_image,
     decode_mask,
-    expand_uploads,
+    iter_upload_files,
 )
 from backend.masks import encode_mask_png
 from backend.models import Annotation, Image, ImageStatus, Project, Split, SuperpixelMap
@@ -33,66 +34,80 @@ class Duplicate:
 
 @dataclass
 class IngestResult:
-    created: list[Image] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)  # image ids, in upload order
     duplicates: list[Duplicate] = field(default_factory=list)
-
-
-def validate_uploads(uploads: list[UploadedFile], settings: Settings) -> list[DecodedImage]:
-    """Every image of a request, decoded; raises UploadRefused on the first bad one."""
-    files = expand_uploads(uploads, settings)
-    if not files:
-        raise UploadRefused(422, "No files in the upload.")
-    return [decode_image(file, settings) for file in files]
 
 
 def ingest_images(
     session: Session,
     project: Project,
-    uploads: list[UploadedFile],
+    sources: list[UploadSource],
     split: Split,
     settings: Settings,
 ) -> IngestResult:
-    """Validates all uploads, then stores the new images (each with an empty annotation).
+    """Validates every file of an upload, then stores the new images, each with an empty
+    annotation. Flushes; the caller commits.
 
-    All-or-nothing: nothing is added to the session unless every file passed. Images whose
-    SHA-256 is already in the project (or earlier in this upload) are reported, not stored.
+    All-or-nothing: the first refusal raises UploadRefused before anything is added. Two
+    passes over the files keep one image's bytes in memory at a time, and keep the database
+    write (the second pass) short. Images whose SHA-256 is already in the project, or earlier
+    in this upload, are reported, not stored.
     """
-    decoded = validate_uploads(uploads, settings)
-    hashes = {image.sha256 for image in decoded}
+    decoded = [decode_image(file, settings) for file in iter_upload_files(sources, settings)]
+    if not decoded:
+        raise UploadRefused(422, "No files in the upload.")
     rows = session.execute(
         select(Image.sha256, Image.id).where(
-            Image.project_id == project.id, Image.sha256.in_(hashes)
+            Image.project_id == project.id,
+            Image.sha256.in_({image.sha256 for image in decoded}),
         )
     )
     existing = {sha256: image_id for sha256, image_id in rows}
     result = IngestResult()
+    to_store: set[int] = set()
     seen: set[str] = set()
-    for image in decoded:
+    for index, image in enumerate(decoded):
         if image.sha256 in existing or image.sha256 in seen:
             result.duplicates.append(
                 Duplicate(image.name, image.sha256, existing.get(image.sha256))
             )
+        else:
+            seen.add(image.sha256)
+            to_store.add(index)
+    for index, file in enumerate(iter_upload_files(sources, settings)):
+        if index not in to_store:
             continue
-        seen.add(image.sha256)
+        facts = decoded[index]
         row = Image(
             project_id=project.id,
-            filename=image.name,
-            content_type=image.content_type,
-            width=image.width,
-            height=image.height,
-            sha256=image.sha256,
+            filename=facts.name,
+            content_type=facts.content_type,
+            width=facts.width,
+            height=facts.height,
+            sha256=facts.sha256,
             split=split,
             status=ImageStatus.processing,
-            data=image.data,
-            thumbnail_jpeg=image.thumbnail_jpeg,
+            data=file.data,
+            thumbnail_jpeg=facts.thumbnail_jpeg,
         )
         session.add(row)
-        result.created.append(row)
-    session.flush()
-    for row in result.created:
+        session.flush()
         session.add(Annotation(image_id=row.id, version=0, labeled_pixels=0))
-    session.flush()
+        session.flush()
+        result.created.append(row.id)
+        # The bytes are in the transaction now; drop them from the session's memory.
+        session.expunge(row)
     return result
+
+
+def get_image(session: Session, project_id: int, image_id: int, *load: ORMOption) -> Image:
+    """The project's image, with ``load`` options (e.g. undefer a bytes column); 404 if absent."""
+    image = session.scalar(
+        select(Image).where(Image.id == image_id, Image.project_id == project_id).options(*load)
+    )
+    if image is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No image {image_id} in this project.")
+    return image
 
 
 def set_ground_truth(

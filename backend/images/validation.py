@@ -11,8 +11,9 @@ import hashlib
 import io
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import IO, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,9 +68,18 @@ class UploadedFile:
 
 
 @dataclass(frozen=True)
-class DecodedImage:
+class UploadSource:
+    """One uploaded part: a plain file or a zip archive, as a seekable binary stream."""
+
     name: str
-    data: bytes
+    stream: IO[bytes]
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """What validation learned about an image; its bytes are not kept here."""
+
+    name: str
     format: str
     content_type: str
     width: int
@@ -86,8 +96,8 @@ def display_name(name: str | None) -> str:
     return base[:255] or "unnamed"
 
 
-def is_archive(data: bytes) -> bool:
-    return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
+def is_archive(head: bytes) -> bool:
+    return head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
 
 
 def _open_image(name: str, data: bytes, settings: Settings) -> PILImage.Image:
@@ -151,7 +161,6 @@ def decode_image(upload: UploadedFile, settings: Settings) -> DecodedImage:
     _decode_pixels(name, image)
     return DecodedImage(
         name=name,
-        data=upload.data,
         format=image.format,
         content_type=IMAGE_FORMATS[image.format],
         width=image.width,
@@ -175,17 +184,28 @@ def _is_junk(entry: str) -> bool:
     return entry.startswith(_JUNK_PREFIXES) or base in _JUNK_NAMES or base.startswith("._")
 
 
-def expand_zip(upload: UploadedFile, settings: Settings) -> list[UploadedFile]:
-    """The files inside a zip archive, after every archive rule has been checked.
+class _InflateBudget:
+    """Bytes an upload may inflate to in total (archives are counted as they are read)."""
 
-    Sizes are enforced on the bytes actually inflated, not on the sizes the archive claims.
-    """
-    archive = display_name(upload.name)
-    try:
-        bundle = zipfile.ZipFile(io.BytesIO(upload.data))
-        entries = bundle.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UploadRefused(422, f"{archive}: not a readable zip archive.") from error
+    def __init__(self, settings: Settings) -> None:
+        self.left = settings.max_zip_uncompressed_bytes
+        self.limit = settings.max_zip_uncompressed_bytes
+
+    def spend(self, size: int, what: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise UploadRefused(
+                413,
+                f"{what}: the upload expands past {self.limit} bytes "
+                "(TESSERA_MAX_ZIP_UNCOMPRESSED_BYTES; zip bomb guard).",
+            )
+
+
+def _zip_entries(
+    archive: str, bundle: zipfile.ZipFile, settings: Settings
+) -> list[zipfile.ZipInfo]:
+    """The archive's file entries, after the rules that need only its directory."""
+    entries = bundle.infolist()
     if len(entries) > settings.max_zip_entries:
         raise UploadRefused(
             413,
@@ -200,11 +220,8 @@ def expand_zip(upload: UploadedFile, settings: Settings) -> list[UploadedFile]:
             f"{archive}: uncompresses to {declared} bytes, over the limit of "
             f"{settings.max_zip_uncompressed_bytes} (zip bomb guard).",
         )
-    files: list[UploadedFile] = []
-    inflated_total = 0
-    for info in entries:
-        if info.is_dir() or _is_junk(info.filename):
-            continue
+    files = [info for info in entries if not info.is_dir() and not _is_junk(info.filename)]
+    for info in files:
         if info.flag_bits & 0x1:
             raise UploadRefused(422, f"{archive}: entry {info.filename!r} is encrypted.")
         if info.filename.lower().endswith(_ARCHIVE_SUFFIXES):
@@ -213,51 +230,70 @@ def expand_zip(upload: UploadedFile, settings: Settings) -> list[UploadedFile]:
                 f"{archive}: entry {info.filename!r} is an archive; nested archives are "
                 "not accepted.",
             )
-        budget = min(
-            settings.max_upload_bytes, settings.max_zip_uncompressed_bytes - inflated_total
-        )
+    if not files:
+        raise UploadRefused(422, f"{archive}: the archive contains no files.")
+    return files
+
+
+def _iter_zip(
+    source: UploadSource, settings: Settings, budget: _InflateBudget
+) -> Iterator[UploadedFile]:
+    """The files inside a zip archive, one at a time, each checked against every rule.
+
+    Sizes are enforced on the bytes actually inflated, not on the sizes the archive claims.
+    """
+    archive = display_name(source.name)
+    try:
+        bundle = zipfile.ZipFile(source.stream)
+        entries = _zip_entries(archive, bundle, settings)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise UploadRefused(422, f"{archive}: not a readable zip archive.") from error
+    for info in entries:
+        limit = min(settings.max_upload_bytes, max(budget.left, 0))
         try:
             with bundle.open(info) as stream:
-                data = stream.read(budget + 1)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:
+                data = stream.read(limit + 1)
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as error:
             raise UploadRefused(
                 422, f"{archive}: entry {info.filename!r} cannot be extracted."
             ) from error
-        if len(data) > budget:
+        if len(data) > limit:
             raise UploadRefused(
                 413,
                 f"{archive}: entry {info.filename!r} inflates past the size limits "
-                f"(zip bomb guard).",
+                "(zip bomb guard).",
             )
-        inflated_total += len(data)
+        budget.spend(len(data), archive)
         if data.startswith(_ARCHIVE_MAGIC):
             raise UploadRefused(
                 422,
                 f"{archive}: entry {info.filename!r} is an archive; nested archives are "
                 "not accepted.",
             )
-        files.append(UploadedFile(name=info.filename, data=data))
-    if not files:
-        raise UploadRefused(422, f"{archive}: the archive contains no files.")
-    return files
+        yield UploadedFile(name=info.filename, data=data)
 
 
-def expand_uploads(uploads: list[UploadedFile], settings: Settings) -> list[UploadedFile]:
-    """Plain files stay; zip archives (recognized by content) are replaced by their entries."""
-    expanded: list[UploadedFile] = []
-    for upload in uploads:
-        if is_archive(upload.data):
-            expanded.extend(expand_zip(upload, settings))
-        else:
-            expanded.append(upload)
-    total = sum(len(upload.data) for upload in expanded)
-    if total > settings.max_zip_uncompressed_bytes:
-        raise UploadRefused(
-            413,
-            f"The upload expands to {total} bytes, over the limit of "
-            f"{settings.max_zip_uncompressed_bytes}.",
-        )
-    return expanded
+def iter_upload_files(sources: list[UploadSource], settings: Settings) -> Iterator[UploadedFile]:
+    """Every file of an upload in a stable order, zip archives (known by content) expanded.
+
+    Only one file's bytes are in memory at a time, so the order can be replayed cheaply.
+    """
+    budget = _InflateBudget(settings)
+    for source in sources:
+        source.stream.seek(0)
+        head = source.stream.read(4)
+        source.stream.seek(0)
+        if is_archive(head):
+            yield from _iter_zip(source, settings, budget)
+            continue
+        data = source.stream.read(settings.max_upload_bytes + 1)
+        name = display_name(source.name)
+        if len(data) > settings.max_upload_bytes:
+            raise UploadRefused(
+                413, f"{name}: larger than the limit of {settings.max_upload_bytes} bytes."
+            )
+        budget.spend(len(data), name)
+        yield UploadedFile(name=source.name, data=data)
 
 
 def decode_mask(

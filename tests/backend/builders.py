@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.service import create_user, hash_password, issue_token
 from backend.images.service import ingest_images, set_ground_truth, store_superpixel_map
-from backend.images.validation import UploadedFile
+from backend.images.validation import UploadSource
 from backend.models import (
     Image,
     Job,
@@ -152,12 +152,12 @@ class World:
             result = ingest_images(
                 session,
                 project,
-                [UploadedFile(name or f"img{self._seed}.png", data)],
+                [UploadSource(name or f"img{self._seed}.png", io.BytesIO(data))],
                 split,
                 self.settings,
             )
             session.commit()
-            return result.created[0].id
+            return result.created[0]
 
     def superpixel_grid(self, image_id: int, *, cell: int = 8) -> int:
         """Stores a grid superpixel map under the project's current size and algorithm."""

@@ -6,6 +6,7 @@ Limits come from ``small_limits`` in conftest: 2 MiB per file, 2 Mpx, 20 zip ent
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zipfile
@@ -92,6 +93,13 @@ def _encrypted_zip() -> bytes:
     return bytes(data)
 
 
+@functools.cache
+def _big_noise_png() -> bytes:
+    data = png_bytes(rgb_image(800, 800, seed=4))  # incompressible: ~1.9 MiB, under 2 MiB
+    assert 1_800_000 < len(data) < 2 * 1024 * 1024
+    return data
+
+
 def _truncated_png() -> bytes:
     data = png_bytes(rgb_image(64, 64, seed=3))
     return data[: len(data) // 2]
@@ -111,7 +119,12 @@ IMAGE_REFUSALS: dict[str, tuple[Callable[[], list[tuple[str, bytes]]], int, str]
     "over the byte limit": (
         lambda: [("huge.png", png_bytes(rgb_image(1000, 800, seed=2)))],
         413,
-        "huge.png: 2",  # "... bytes exceeds the limit of 2097152."
+        "huge.png: larger than the limit of 2097152 bytes",
+    ),
+    "all files together over the inflate limit": (
+        lambda: [(f"big{i}.png", _big_noise_png()) for i in range(5)],
+        413,
+        "the upload expands past 8388608 bytes",
     ),
     "pixel bomb under Pillow's own guard": (
         lambda: [("bomb.png", png_header_only(5_000, 5_000))],
