@@ -180,13 +180,17 @@ def save_mask(
         )
     )
     query_done = newest_query.status == QueryStatus.done
+    # The round pays for a query's superpixels once, when it is first marked done.
+    superpixels_spent = 0
     if done and not query_done:
-        session.execute(
+        closed = session.execute(
             update(Query)
-            .where(Query.id == newest_query.id)
+            .where(Query.id == newest_query.id, Query.status != QueryStatus.done)
             .values(status=QueryStatus.done, completed_at=now, lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )
+        if closed.rowcount == 1:  # type: ignore[attr-defined]
+            superpixels_spent = len(newest_query.superpixel_ids)
         query_done = True
     elif not query_done:
         # Saving keeps the saver's lease alive.
@@ -196,7 +200,6 @@ def save_mask(
             .values(lease_expires_at=now + timedelta(seconds=settings.task_lease_seconds))
             .execution_options(synchronize_session=False)
         )
-    superpixels_spent = len(newest_query.superpixel_ids) if done and query_done else 0
     session.execute(
         update(Round)
         .where(Round.id == newest_round.id)

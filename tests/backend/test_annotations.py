@@ -347,3 +347,17 @@ def test_missing_superpixels_and_uncertainty_are_404_with_reason(
     )
     assert response.status_code == 404
     assert "no uncertainty map" in response.json()["detail"]
+
+
+def test_superpixels_are_paid_once_per_query(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    first = painted(unlabeled(), 0, 1)
+    assert put_mask(client, setup, setup.annotators[0], first, 0, done=True).status_code == 200
+    second = painted(first, 5, 2)
+    response = put_mask(client, setup, setup.annotators[0], second, 1, done=True, seconds=1)
+    assert response.status_code == 200
+    with session_factory() as session:
+        round_ = session.get(Round, setup.round)
+        assert round_ is not None
+        assert (round_.spent_pixels, round_.spent_superpixels) == (128, 2)

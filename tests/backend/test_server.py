@@ -10,13 +10,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
 
-from backend.settings import Settings
+from backend.migrate import alembic_config
+from backend.settings import DEFAULT_SECRET_KEY, Settings
 from tests.backend.builders import Account, World, grid_labels, png_bytes
 
 ANNOTATORS = 12
@@ -30,44 +34,69 @@ def _free_port() -> int:
         return port
 
 
+@contextmanager
+def running_server(env_overrides: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``tessera serve`` in a subprocess on a free port; yields its base URL once healthy."""
+    port = _free_port()
+    env = {**os.environ, **env_overrides}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from backend.cli import main; main()",
+                "serve",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            else:
+                process.kill()
+                raise AssertionError(log_path.read_text())
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
 @pytest.fixture
 def server(settings: Settings, world: World, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    log = (tmp_path / "server.log").open("wb")
     env = {
-        **os.environ,
         "TESSERA_DATABASE_URL": settings.resolved_database_url,
         "TESSERA_SECRET_KEY": settings.secret_key,
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from backend.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            process.kill()
-            raise AssertionError((tmp_path / "server.log").read_text())
+    with running_server(env, tmp_path / "server.log") as base:
         yield base
+
+
+def test_serve_creates_and_migrates_an_empty_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh"
+    env = {
+        "TESSERA_DATA_DIR": str(data_dir),
+        "TESSERA_DATABASE_URL": "",
+        "TESSERA_SECRET_KEY": DEFAULT_SECRET_KEY,
+    }
+    with running_server(env, tmp_path / "server.log") as base:
+        assert httpx.get(f"{base}/api/v1/projects").status_code == 401
+    engine = create_engine(f"sqlite:///{data_dir / 'tessera.db'}")
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        engine.dispose()
+    assert version == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert "TESSERA_SECRET_KEY is the default" in (tmp_path / "server.log").read_text()
 
 
 def _save(
