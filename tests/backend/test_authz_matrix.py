@@ -20,7 +20,9 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from backend.models import Base
 from tests.backend.builders import PASSWORD, Account, World, png_bytes, rgb_image
 from tests.backend.conftest import _truncate
 
@@ -211,6 +213,29 @@ def request_for(method: str, path: str, role: str, matrix: Matrix) -> tuple[str,
     return url, kwargs
 
 
+def fingerprint(app: FastAPI) -> tuple[object, ...]:
+    """Everything a refused request could have touched, cheaply: counts and key columns."""
+    with app.state.engine.connect() as connection:
+        counts = tuple(
+            connection.execute(text(f'SELECT count(*) FROM "{table.name}"')).scalar()
+            for table in Base.metadata.sorted_tables
+        )
+        rows = tuple(
+            tuple(connection.execute(text(query)).all())
+            for query in (
+                "SELECT * FROM projects ORDER BY id",
+                "SELECT * FROM label_classes ORDER BY id",
+                "SELECT project_id, user_id, role FROM memberships ORDER BY 1, 2",
+                "SELECT id, name, is_admin, is_active FROM users ORDER BY id",
+                "SELECT id, split, ground_truth_png IS NULL FROM images ORDER BY id",
+                "SELECT image_id, version FROM annotations ORDER BY image_id",
+                "SELECT id, status, assignee_id FROM queries ORDER BY id",
+                "SELECT id, status FROM rounds ORDER BY id",
+            )
+        )
+    return counts, rows
+
+
 def test_every_route_has_a_rule(app: FastAPI) -> None:
     missing = [route for route in api_routes(app) if route not in RULES]
     assert not missing, f"routes without an authorization rule: {missing}"
@@ -226,9 +251,12 @@ def test_authorization_matrix(app: FastAPI, client: TestClient, world: World) ->
         level = RULES[(method, path)]
         for role in ROLES:
             url, kwargs = request_for(method, path, role, matrix)
+            before = fingerprint(app)
             response = client.request(method, url, **kwargs)
             checked += 1
             refusal = expected_refusal(level, role)
+            if refusal is not None and fingerprint(app) != before:
+                failures.append(f"{method} {path} as {role}: refused but changed the database")
             if refusal is not None and response.status_code != refusal:
                 failures.append(
                     f"{method} {path} as {role}: {response.status_code}, "
