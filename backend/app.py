@@ -12,6 +12,7 @@ from backend.annotations.router import router as annotations_router
 from backend.auth.router import router as auth_router
 from backend.db import make_engine, make_session_factory
 from backend.export.router import router as export_router
+from backend.frontend import mount_frontend
 from backend.images.router import router as images_router
 from backend.projects.router import router as projects_router
 from backend.rounds.router import router as rounds_router
@@ -94,4 +95,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await call_next(request)
 
     app.include_router(build_api_router())
+    mount_frontend(app, settings)
     return app

@@ -18,6 +18,7 @@ from backend.images.validation import (
     decode_image,
     decode_mask,
     iter_upload_files,
+    upright_bytes,
 )
 from backend.masks import encode_mask_png
 from backend.models import Annotation, Image, ImageStatus, Project, Split, SuperpixelMap
@@ -87,7 +88,7 @@ def ingest_images(
             sha256=facts.sha256,
             split=split,
             status=ImageStatus.processing,
-            data=file.data,
+            data=upright_bytes(file.data) if facts.reoriented else file.data,
             thumbnail_jpeg=facts.thumbnail_jpeg,
         )
         session.add(row)

@@ -18,7 +18,7 @@ from typing import IO, Final
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
 
 from backend.settings import Settings
 
@@ -32,6 +32,7 @@ IMAGE_FORMATS: Final = {
     "TIFF": "image/tiff",
     "BMP": "image/bmp",
 }
+_EXIF_ORIENTATION: Final = 0x0112
 # Masks hold class indices, so only lossless formats are accepted.
 MASK_FORMATS: Final = {"PNG", "TIFF", "BMP"}
 MASK_MODES: Final = {"L", "P", "I", "I;16"}
@@ -84,8 +85,9 @@ class DecodedImage:
     content_type: str
     width: int
     height: int
-    sha256: str
+    sha256: str  # of the uploaded bytes (duplicate detection)
     thumbnail_jpeg: bytes
+    reoriented: bool = False  # EXIF rotation applied: stored bytes are upright_bytes(upload)
 
 
 def display_name(name: str | None) -> str:
@@ -148,6 +150,35 @@ def make_thumbnail(image: PILImage.Image, size: int) -> bytes:
     return buffer.getvalue()
 
 
+def _exif_orientation(image: PILImage.Image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except (ValueError, TypeError, OSError, SyntaxError):
+        return 1
+
+
+def _upright(image: PILImage.Image) -> PILImage.Image:
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode not in {"RGB", "RGBA", "L", "LA"}:
+        upright = upright.convert("RGB")
+    return upright
+
+
+def upright_bytes(data: bytes) -> bytes:
+    """The bytes to store: the upload itself, or, when EXIF asks for a rotation, the upright
+    pixels as PNG.
+
+    Browsers apply EXIF orientation when they draw an image while Pillow, numpy and the
+    model do not; storing upright pixels gives masks one orientation everywhere.
+    """
+    with PILImage.open(io.BytesIO(data)) as image:
+        if _exif_orientation(image) in (0, 1):
+            return data
+        buffer = io.BytesIO()
+        _upright(image).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
 def decode_image(upload: UploadedFile, settings: Settings) -> DecodedImage:
     """Checks one image by decoding it with Pillow; the real format decides, not the name."""
     name = display_name(upload.name)
@@ -159,14 +190,19 @@ def decode_image(upload: UploadedFile, settings: Settings) -> DecodedImage:
             f"{', '.join(sorted(IMAGE_FORMATS))}.",
         )
     _decode_pixels(name, image)
+    image_format = image.format
+    reoriented = _exif_orientation(image) not in (0, 1)
+    if reoriented:
+        image, image_format = _upright(image), "PNG"
     return DecodedImage(
         name=name,
-        format=image.format,
-        content_type=IMAGE_FORMATS[image.format],
+        format=image_format,
+        content_type=IMAGE_FORMATS[image_format],
         width=image.width,
         height=image.height,
         sha256=hashlib.sha256(upload.data).hexdigest(),
         thumbnail_jpeg=make_thumbnail(image, settings.thumbnail_size),
+        reoriented=reoriented,
     )
 
 

@@ -388,3 +388,27 @@ def test_ground_truth_accepted_and_served_back(
     assert response.json()["has_ground_truth"] is True
     served = np.asarray(PILImage.open(io.BytesIO(client.get(url, headers=lead.headers).content)))
     np.testing.assert_array_equal(served, truth)
+
+
+def test_exif_rotated_photo_is_stored_upright(
+    client: TestClient, lead_project: tuple[Account, int]
+) -> None:
+    lead, project = lead_project
+    pixels = rgb_image(40, 20, seed=8)  # 40 wide, 20 high as encoded
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels).save(buffer, format="JPEG", exif=exif.tobytes())
+    response = client.post(
+        f"/api/v1/projects/{project}/images",
+        files=[("files", ("phone.jpg", buffer.getvalue(), "image/jpeg"))],
+        headers=lead.headers,
+    )
+    assert response.status_code == 201, response.text
+    [image] = response.json()["created"]
+    assert (image["width"], image["height"], image["content_type"]) == (20, 40, "image/png")
+    stored = client.get(
+        f"/api/v1/projects/{project}/images/{image['id']}/file", headers=lead.headers
+    )
+    with PILImage.open(io.BytesIO(stored.content)) as upright:
+        assert upright.size == (20, 40)
