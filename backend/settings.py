@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     )
 
     thumbnail_size: int = Field(default=256, gt=15, description="Longest side of thumbnails (px).")
-    frontend_dist_dir: Path | None = Field(default=None, description="Built UI; default frontend/dist.")
+    frontend_dist_dir: Path | None = Field(default=None, description="Built UI (frontend/dist).")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )

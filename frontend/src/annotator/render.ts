@@ -1,0 +1,154 @@
+/**
+ * The canvas layers, stacked at image resolution and moved as one by a CSS transform:
+ *
+ *   image        the photo, drawn once
+ *   uncertainty  heat map, drawn once when first shown
+ *   mask         class colours; only the dirty rectangle of each edit is recoloured and put
+ *   context      locked pixels dimmed, superpixel boundaries (queried ones bright), drawn once
+ *
+ * Zooming and panning change one transform and repaint nothing; painting touches only the
+ * mask layer's dirty rectangle, once per animation frame.
+ */
+import { type Rect, isEmpty } from "./geometry";
+import { packRgba } from "./colours";
+import type { QueriedRegions } from "./superpixels";
+import type { View } from "./view";
+
+function layer(name: string, width: number, height: number): HTMLCanvasElement {
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  canvas.className = `layer layer-${name}`;
+  canvas.dataset.layer = name;
+  return canvas;
+}
+
+function context2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
+  const ctx = canvas.getContext("2d", { willReadFrequently: false });
+  if (!ctx) throw new Error("this browser has no 2D canvas");
+  return ctx;
+}
+
+export class LayerStack {
+  readonly element: HTMLDivElement;
+  readonly width: number;
+  readonly height: number;
+  private readonly imageLayer: HTMLCanvasElement;
+  private readonly heatLayer: HTMLCanvasElement;
+  private readonly maskLayer: HTMLCanvasElement;
+  private readonly contextLayer: HTMLCanvasElement;
+  private readonly maskCtx: CanvasRenderingContext2D;
+  private readonly maskImage: ImageData;
+  private readonly maskPixels: Uint32Array;
+  private heatDrawn = false;
+
+  constructor(width: number, height: number) {
+    this.width = width;
+    this.height = height;
+    this.element = document.createElement("div");
+    this.element.className = "layers";
+    this.element.style.width = `${width}px`;
+    this.element.style.height = `${height}px`;
+    this.imageLayer = layer("image", width, height);
+    this.heatLayer = layer("uncertainty", width, height);
+    this.heatLayer.hidden = true;
+    this.maskLayer = layer("mask", width, height);
+    this.contextLayer = layer("context", width, height);
+    this.element.append(this.imageLayer, this.heatLayer, this.maskLayer, this.contextLayer);
+    this.maskCtx = context2d(this.maskLayer);
+    this.maskImage = new ImageData(width, height);
+    this.maskPixels = new Uint32Array(this.maskImage.data.buffer);
+  }
+
+  setView(view: View): void {
+    this.element.style.transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
+    // Crisp pixels when zoomed in (that is where edges are refined); smooth when zoomed out.
+    this.element.classList.toggle("pixelated", view.scale >= 2);
+  }
+
+  drawImage(source: CanvasImageSource): void {
+    context2d(this.imageLayer).drawImage(source, 0, 0, this.width, this.height);
+  }
+
+  /** Recolours `rect` of the mask layer from `mask` through the class colour table. */
+  paintMask(mask: Uint8Array, lut: Uint32Array, rect: Rect): void {
+    if (isEmpty(rect)) return;
+    const { width } = this;
+    const pixels = this.maskPixels;
+    for (let y = rect.y0; y < rect.y1; y++) {
+      let index = y * width + rect.x0;
+      const end = y * width + rect.x1;
+      for (; index < end; index++) pixels[index] = lut[mask[index] as number] as number;
+    }
+    this.maskCtx.putImageData(
+      this.maskImage,
+      0,
+      0,
+      rect.x0,
+      rect.y0,
+      rect.x1 - rect.x0,
+      rect.y1 - rect.y0,
+    );
+  }
+
+  /**
+   * Dims every locked pixel and draws boundaries: queried superpixels get a bright outline on
+   * their inner edge, the others a faint one. One pass over the image, at load.
+   */
+  drawContext(regions: QueriedRegions): void {
+    const { width, height } = this;
+    const { labels, editable } = regions;
+    const image = new ImageData(width, height);
+    const out = new Uint32Array(image.data.buffer);
+    const dim = packRgba(8, 10, 20, 150);
+    const faint = packRgba(255, 255, 255, 70);
+    const bright = packRgba(255, 214, 0, 255);
+    for (let y = 0, index = 0; y < height; y++) {
+      for (let x = 0; x < width; x++, index++) {
+        const label = labels[index];
+        const edge =
+          (x + 1 < width && labels[index + 1] !== label) ||
+          (y + 1 < height && labels[index + width] !== label) ||
+          (x > 0 && labels[index - 1] !== label) ||
+          (y > 0 && labels[index - width] !== label);
+        if (editable[index] === 1) {
+          if (edge) out[index] = bright;
+        } else {
+          // Locked: one-sided edges keep the faint lines 1 px wide.
+          const lockedEdge =
+            (x + 1 < width && labels[index + 1] !== label) ||
+            (y + 1 < height && labels[index + width] !== label);
+          out[index] = lockedEdge ? faint : dim;
+        }
+      }
+    }
+    context2d(this.contextLayer).putImageData(image, 0, 0);
+  }
+
+  /** Draws the heat map once (grey 0..255 per pixel through `lut`). */
+  drawUncertainty(grey: Uint8Array, lut: Uint32Array): void {
+    const image = new ImageData(this.width, this.height);
+    const out = new Uint32Array(image.data.buffer);
+    for (let index = 0; index < grey.length && index < out.length; index++) {
+      out[index] = lut[grey[index] as number] as number;
+    }
+    context2d(this.heatLayer).putImageData(image, 0, 0);
+    this.heatDrawn = true;
+  }
+
+  get hasUncertainty(): boolean {
+    return this.heatDrawn;
+  }
+
+  setUncertaintyVisible(visible: boolean): void {
+    this.heatLayer.hidden = !visible;
+  }
+
+  setMaskOpacity(opacity: number): void {
+    this.maskLayer.style.opacity = String(opacity);
+  }
+
+  setBoundariesVisible(visible: boolean): void {
+    this.contextLayer.hidden = !visible;
+  }
+}

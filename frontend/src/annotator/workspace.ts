@@ -1,0 +1,873 @@
+/**
+ * The annotator workspace for one task: layers, tools, keyboard, history, draft and saving.
+ *
+ * It owns no navigation: when the annotator submits, skips or must reload, it calls the page
+ * back (pages/label.ts), which fetches the next task and builds a new workspace.
+ */
+import { ApiError, api } from "../api/client";
+import type { LabelClass, ProjectDetail, SaveResult, Task } from "../api/types";
+import { h, formatSeconds } from "../shell/dom";
+import { type OpenModal, showModal } from "../shell/modal";
+import { classLut, heatLut } from "./colours";
+import { type Changes, DraftStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
+import { History } from "./history";
+import { type Diff, MaskEditor, UNLABELED } from "./mask";
+import { decodeGreyPng, encodeGreyPng } from "./png";
+import { LayerStack } from "./render";
+import { type Action, GESTURES, SHORTCUTS, actionFor } from "./shortcuts";
+import { QueriedRegions, type SuperpixelMap } from "./superpixels";
+import { ActiveTimer } from "./timer";
+import { type View, fitView, panBy, screenToImage, zoomAt } from "./view";
+
+export type Tool = "fill" | "brush" | "eraser";
+
+/** Everything a task needs, fetched by the page before the workspace is built. */
+export interface TaskBundle {
+  project: ProjectDetail;
+  task: Task;
+  image: ImageBitmap;
+  superpixels: SuperpixelMap;
+  /** The server's mask (one class index per pixel, 255 = unlabeled) and its version. */
+  mask: Uint8Array;
+  version: number;
+}
+
+export interface WorkspaceHost {
+  /** The mask was saved with done=true: show the next task. */
+  submitted(result: SaveResult): void;
+  /** The annotator skipped this task (the lease is released by the page). */
+  skip(): void;
+  /** Reload this task from the server; re-apply `carry` (the annotator's edits) if given. */
+  reload(carry: Carry | null): void;
+  /** The image is no longer open for labeling: move on. */
+  next(): void;
+}
+
+/** Unsaved work carried across a reload after a conflict. */
+export interface Carry {
+  changes: Changes;
+  clicks: number;
+  seconds: number;
+}
+
+const OPACITIES = [0.6, 0.3, 0];
+const MIN_BRUSH = 1;
+const MAX_BRUSH = 256;
+const DRAFT_DELAY_MS = 400;
+
+function sortedClasses(project: ProjectDetail): LabelClass[] {
+  return [...project.classes].sort((a, b) => a.index - b.index);
+}
+
+function isTyping(target: EventTarget | null): boolean {
+  return (
+    target instanceof HTMLInputElement ||
+    target instanceof HTMLTextAreaElement ||
+    target instanceof HTMLSelectElement
+  );
+}
+
+export class Workspace {
+  readonly element: HTMLDivElement;
+  private readonly bundle: TaskBundle;
+  private readonly host: WorkspaceHost;
+  private readonly classes: LabelClass[];
+  private readonly lut: Uint32Array;
+  private readonly base: Uint8Array;
+  private readonly editor: MaskEditor;
+  private readonly history = new History();
+  private readonly layers: LayerStack;
+  private readonly timer: ActiveTimer;
+  private readonly drafts = new DraftStore(window.localStorage);
+  private readonly draftKey: string;
+
+  private readonly stage: HTMLDivElement;
+  private readonly cursor: HTMLDivElement;
+  private readonly status: Record<string, HTMLElement> = {};
+  private readonly paletteButtons: HTMLButtonElement[] = [];
+  private readonly toolButtons = new Map<Tool, HTMLButtonElement>();
+  private readonly toast: HTMLDivElement;
+
+  private tool: Tool = "fill";
+  private classSlot = 0;
+  private brushSize: number;
+  private opacityStep = 0;
+  private uncertaintyVisible = false;
+  private boundariesVisible = true;
+  private view: View = { scale: 1, x: 0, y: 0 };
+  private clicks = 0;
+  private saving = false;
+  private modal: OpenModal | null = null;
+  private helpOpen = false;
+
+  private stroke: { pointerId: number; x: number; y: number; value: number } | null = null;
+  private pan: { pointerId: number; x: number; y: number } | null = null;
+  private spaceHeld = false;
+  private pointer: { x: number; y: number } | null = null;
+  private frameRequested = false;
+  private viewChanged = false;
+  private draftTimer: number | undefined;
+  private toastTimer: number | undefined;
+  private clockTimer: number | undefined;
+  private readonly resizeObserver: ResizeObserver;
+  private readonly cleanups: (() => void)[] = [];
+  private fitted = false;
+
+  constructor(bundle: TaskBundle, host: WorkspaceHost, carry: Carry | null = null) {
+    this.bundle = bundle;
+    this.host = host;
+    const { task, project } = bundle;
+    this.classes = sortedClasses(project);
+    this.lut = classLut(this.classes);
+    this.base = bundle.mask.slice();
+    const regions = QueriedRegions.build(bundle.superpixels, task.superpixel_ids);
+    this.editor = new MaskEditor(regions, bundle.mask);
+    this.layers = new LayerStack(task.width, task.height);
+    this.draftKey = DraftStore.key(project.id, task.image_id);
+    // A brush about a quarter of a superpixel wide refines an edge in a stroke or two.
+    this.brushSize = Math.max(2, Math.round(project.superpixel_size / 4));
+
+    this.stage = h("div", { class: "stage", "data-tool": this.tool, tabindex: "-1" });
+    this.cursor = h("div", { class: "brush-cursor", hidden: true });
+    this.stage.append(this.layers.element, this.cursor);
+    this.toast = h("div", { class: "toast", role: "status", "aria-live": "polite" });
+    this.element = h(
+      "div",
+      { class: "workspace", "data-query-id": task.query_id, "data-image-id": task.image_id },
+      this.buildTopbar(),
+      this.buildToolbar(),
+      this.stage,
+      this.toast,
+    );
+
+    let restored: string | null = null;
+    let seconds = 0;
+    if (carry) {
+      this.reapply(carry.changes);
+      this.clicks = carry.clicks;
+      seconds = carry.seconds;
+      restored = "Reloaded the newer mask and re-applied your edits on top. Check them, then submit.";
+    } else {
+      const draft = this.drafts.load(this.draftKey);
+      if (draft) {
+        try {
+          const changes = decodeRuns(runsFromBase64(draft.runs), bundle.mask.length);
+          const applied = this.reapply(changes);
+          this.clicks = draft.clicks;
+          seconds = draft.seconds;
+          if (applied > 0) {
+            restored =
+              draft.baseVersion === bundle.version
+                ? `Restored ${applied} unsaved pixel edits from this device.`
+                : `Restored your unsaved edits on top of version ${bundle.version} (someone saved in between).`;
+          }
+        } catch {
+          this.drafts.remove(this.draftKey);
+        }
+      }
+    }
+    this.timer = new ActiveTimer(seconds);
+
+    this.layers.drawImage(bundle.image);
+    this.layers.drawContext(regions);
+    this.editor.markAllDirty();
+    this.layers.setMaskOpacity(OPACITIES[this.opacityStep] as number);
+
+    this.resizeObserver = new ResizeObserver(() => {
+      if (!this.fitted) this.fit();
+      else this.requestFrame();
+    });
+    this.bindInput();
+    this.selectClass(0);
+    this.selectTool("fill");
+    if (restored) this.showToast(restored, 6000);
+    this.clockTimer = window.setInterval(() => this.updateClock(), 1000);
+  }
+
+  /** Attaches the workspace to the page and draws the first frame. */
+  mount(parent: HTMLElement): void {
+    parent.append(this.element);
+    this.resizeObserver.observe(this.stage);
+    this.fit();
+    this.renderFrame();
+    this.updateStatus();
+    const mark = `tessera:paintable:${this.bundle.task.query_id}`;
+    performance.mark(mark);
+    document.body.dataset.paintable = String(this.bundle.task.query_id);
+    this.stage.focus({ preventScroll: true });
+  }
+
+  destroy(): void {
+    this.flushDraft();
+    window.clearInterval(this.clockTimer);
+    window.clearTimeout(this.draftTimer);
+    window.clearTimeout(this.toastTimer);
+    this.resizeObserver.disconnect();
+    for (const cleanup of this.cleanups) cleanup();
+    this.modal?.close();
+    this.element.remove();
+    delete document.body.dataset.paintable;
+  }
+
+  // --- building the page -----------------------------------------------------------------
+
+  private buildTopbar(): HTMLElement {
+    const { task, project } = this.bundle;
+    const stat = (name: string, title: string): HTMLElement => {
+      const node = h("span", { class: `stat stat-${name}`, "data-stat": name, title });
+      this.status[name] = node;
+      return node;
+    };
+    const skip = h("button", { type: "button", class: "ghost", "data-action": "skip", title: "Skip (S)" }, "Skip");
+    const submit = h(
+      "button",
+      { type: "button", class: "primary", "data-action": "submit", title: "Submit and next (Enter)" },
+      "Submit ⏎",
+    );
+    const help = h("button", { type: "button", class: "ghost", "data-action": "help", title: "Shortcuts (?)" }, "?");
+    skip.addEventListener("click", () => this.run("skip"));
+    submit.addEventListener("click", () => this.run("submit"));
+    help.addEventListener("click", () => this.run("help"));
+    return h(
+      "header",
+      { class: "topbar" },
+      h("a", { href: "/", "data-link": true, class: "brand" }, "Tessera"),
+      h("span", { class: "crumb" }, `${project.name} · round ${task.round_number} · image ${task.image_id}`),
+      stat("progress", "Queried superpixels with every pixel labeled"),
+      stat("time", "Time on this image (idle gaps count at most a minute)"),
+      stat("clicks", "Clicks and strokes on this image"),
+      stat("draft", "Unsaved edits are kept on this device"),
+      h("span", { class: "spacer" }),
+      skip,
+      submit,
+      help,
+    );
+  }
+
+  private buildToolbar(): HTMLElement {
+    const toolButton = (tool: Tool, label: string, key: string): HTMLButtonElement => {
+      const button = h(
+        "button",
+        { type: "button", class: "tool", "data-tool": tool, title: `${label} (${key})` },
+        h("span", { class: "tool-label" }, label),
+        h("kbd", {}, key),
+      );
+      button.addEventListener("click", () => this.selectTool(tool));
+      this.toolButtons.set(tool, button);
+      return button;
+    };
+    const palette = h("div", { class: "palette", role: "radiogroup", "aria-label": "Label class" });
+    this.classes.forEach((labelClass, slot) => {
+      const button = h(
+        "button",
+        {
+          type: "button",
+          class: "swatch",
+          role: "radio",
+          "data-class-index": labelClass.index,
+          title: `${labelClass.name}${slot < 9 ? ` (${slot + 1})` : ""}`,
+        },
+        h("span", { class: "chip", style: `background:${labelClass.colour}` }),
+        h("span", { class: "swatch-name" }, labelClass.name),
+        slot < 9 ? h("kbd", {}, String(slot + 1)) : null,
+      );
+      button.addEventListener("click", () => this.selectClass(slot));
+      this.paletteButtons.push(button);
+      palette.append(button);
+    });
+    if (this.classes.length === 0) {
+      palette.append(h("p", { class: "muted" }, "This project has no label classes yet; a lead adds them."));
+    }
+    const toggle = (action: Action, label: string, key: string): HTMLButtonElement => {
+      const button = h(
+        "button",
+        { type: "button", class: "toggle", "data-action": action, title: `${label} (${key})` },
+        h("span", {}, label),
+        h("kbd", {}, key),
+      );
+      button.addEventListener("click", () => this.run(action));
+      return button;
+    };
+    const brush = h("span", { class: "brush-size", "data-stat": "brush" });
+    this.status.brush = brush;
+    return h(
+      "aside",
+      { class: "toolbar" },
+      h("h3", {}, "Tools"),
+      toolButton("fill", "Fill", "G"),
+      toolButton("brush", "Brush", "B"),
+      toolButton("eraser", "Eraser", "E"),
+      h("div", { class: "brush-row" }, h("kbd", {}, "["), brush, h("kbd", {}, "]")),
+      h("h3", {}, "Classes"),
+      palette,
+      h("h3", {}, "View"),
+      toggle("fit", "Fit", "F"),
+      toggle("mask-opacity", "Mask opacity", "O"),
+      toggle("uncertainty", "Uncertainty", "U"),
+      toggle("boundaries", "Dim & outlines", "X"),
+      toggle("undo", "Undo", "Ctrl+Z"),
+      toggle("redo", "Redo", "Ctrl+⇧+Z"),
+    );
+  }
+
+  // --- input --------------------------------------------------------------------------------
+
+  private listen<K extends keyof WindowEventMap>(
+    target: Window,
+    type: K,
+    handler: (event: WindowEventMap[K]) => void,
+    options?: AddEventListenerOptions,
+  ): void;
+  private listen<K extends keyof HTMLElementEventMap>(
+    target: HTMLElement,
+    type: K,
+    handler: (event: HTMLElementEventMap[K]) => void,
+    options?: AddEventListenerOptions,
+  ): void;
+  private listen(
+    target: Window | HTMLElement,
+    type: string,
+    handler: (event: Event) => void,
+    options?: AddEventListenerOptions,
+  ): void {
+    target.addEventListener(type, handler, options);
+    this.cleanups.push(() => target.removeEventListener(type, handler, options));
+  }
+
+  private bindInput(): void {
+    const stage = this.stage;
+    this.listen(stage, "pointerdown", (event) => this.onPointerDown(event));
+    this.listen(stage, "pointermove", (event) => this.onPointerMove(event));
+    this.listen(stage, "pointerup", (event) => this.onPointerUp(event));
+    this.listen(stage, "pointercancel", (event) => this.onPointerUp(event));
+    this.listen(stage, "pointerleave", () => {
+      this.pointer = null;
+      this.cursor.hidden = true;
+    });
+    this.listen(stage, "wheel", (event) => this.onWheel(event), { passive: false });
+    this.listen(stage, "contextmenu", (event) => event.preventDefault());
+    this.listen(window, "keydown", (event) => this.onKeyDown(event), { capture: true });
+    this.listen(window, "keyup", (event) => {
+      if (event.code === "Space") {
+        this.spaceHeld = false;
+        this.stage.classList.remove("panning");
+      }
+    });
+    this.listen(window, "blur", () => {
+      this.spaceHeld = false;
+      this.stage.classList.remove("panning");
+    });
+    const visibility = (): void => {
+      this.timer.setVisible(document.visibilityState === "visible");
+      if (document.visibilityState === "hidden") this.flushDraft();
+    };
+    document.addEventListener("visibilitychange", visibility);
+    this.cleanups.push(() => document.removeEventListener("visibilitychange", visibility));
+    this.listen(window, "pagehide", () => this.flushDraft());
+  }
+
+  private stagePoint(event: MouseEvent): { x: number; y: number } {
+    const rect = this.stage.getBoundingClientRect();
+    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+  }
+
+  private onPointerDown(event: PointerEvent): void {
+    this.timer.touch();
+    if (this.modal || this.helpOpen) return;
+    const point = this.stagePoint(event);
+    if (event.button === 1 || (event.button === 0 && this.spaceHeld)) {
+      event.preventDefault();
+      this.pan = { pointerId: event.pointerId, x: point.x, y: point.y };
+      this.stage.setPointerCapture(event.pointerId);
+      this.stage.classList.add("panning");
+      return;
+    }
+    if (event.button !== 0 || this.saving) return;
+    const { x, y } = screenToImage(this.view, point.x, point.y);
+    this.clicks += 1;
+    if (this.tool === "fill") {
+      const labelClass = this.classes[this.classSlot];
+      if (!labelClass) return;
+      const diff = this.editor.fill(x, y, labelClass.index);
+      if (diff) this.commit(diff);
+      else this.flashLocked(x, y);
+      this.updateStatus();
+      return;
+    }
+    const value = this.tool === "eraser" ? UNLABELED : this.classes[this.classSlot]?.index;
+    if (value === undefined) return;
+    this.stage.setPointerCapture(event.pointerId);
+    this.stroke = { pointerId: event.pointerId, x, y, value };
+    this.editor.beginStroke();
+    this.editor.paintSegment(x, y, x, y, this.brushSize, value);
+    this.requestFrame();
+  }
+
+  private onPointerMove(event: PointerEvent): void {
+    const point = this.stagePoint(event);
+    this.pointer = point;
+    if (this.pan && event.pointerId === this.pan.pointerId) {
+      this.view = panBy(this.view, point.x - this.pan.x, point.y - this.pan.y);
+      this.pan = { ...this.pan, x: point.x, y: point.y };
+      this.viewChanged = true;
+      this.requestFrame();
+      return;
+    }
+    if (this.stroke && event.pointerId === this.stroke.pointerId) {
+      // Every sample since the last event, so fast strokes stay continuous.
+      const samples = typeof event.getCoalescedEvents === "function" ? event.getCoalescedEvents() : [];
+      const rect = this.stage.getBoundingClientRect();
+      const points = samples.length > 0 ? samples : [event];
+      for (const sample of points) {
+        const { x, y } = screenToImage(this.view, sample.clientX - rect.left, sample.clientY - rect.top);
+        this.editor.paintSegment(this.stroke.x, this.stroke.y, x, y, this.brushSize, this.stroke.value);
+        this.stroke.x = x;
+        this.stroke.y = y;
+      }
+    }
+    this.requestFrame();
+  }
+
+  private onPointerUp(event: PointerEvent): void {
+    this.timer.touch();
+    if (this.pan && event.pointerId === this.pan.pointerId) {
+      this.pan = null;
+      if (!this.spaceHeld) this.stage.classList.remove("panning");
+      return;
+    }
+    if (this.stroke && event.pointerId === this.stroke.pointerId) {
+      this.stroke = null;
+      const diff = this.editor.endStroke();
+      if (diff) this.commit(diff);
+      this.updateStatus();
+    }
+  }
+
+  private onWheel(event: WheelEvent): void {
+    event.preventDefault();
+    this.timer.touch();
+    const point = this.stagePoint(event);
+    const delta = event.deltaMode === 1 ? event.deltaY * 16 : event.deltaY;
+    this.zoom(point.x, point.y, Math.exp(-delta * 0.0015));
+  }
+
+  private onKeyDown(event: KeyboardEvent): void {
+    if (isTyping(event.target)) return;
+    this.timer.touch();
+    if (this.modal) {
+      if (this.modal.handleKey(event)) event.preventDefault();
+      return;
+    }
+    if (event.code === "Space") {
+      event.preventDefault();
+      if (!this.spaceHeld) {
+        this.spaceHeld = true;
+        this.stage.classList.add("panning");
+      }
+      return;
+    }
+    const found = actionFor(event);
+    if (!found) return;
+    if (this.helpOpen && found.action !== "help" && found.action !== "close") {
+      this.toggleHelp(false);
+    }
+    event.preventDefault();
+    if (event.repeat && (found.action === "submit" || found.action === "skip")) return;
+    this.run(found.action, found.slot);
+  }
+
+  /** Performs an action from a key, a button or the help overlay. */
+  run(action: Action, slot?: number): void {
+    switch (action) {
+      case "class":
+        if (slot !== undefined && slot < this.classes.length) this.selectClass(slot);
+        return;
+      case "tool-fill":
+        return this.selectTool("fill");
+      case "tool-brush":
+        return this.selectTool("brush");
+      case "tool-eraser":
+        return this.selectTool("eraser");
+      case "brush-smaller":
+        return this.setBrushSize(this.brushSize <= 4 ? this.brushSize - 1 : Math.round(this.brushSize / 1.25));
+      case "brush-larger":
+        return this.setBrushSize(this.brushSize < 4 ? this.brushSize + 1 : Math.round(this.brushSize * 1.25));
+      case "undo":
+        if (this.stroke) return;
+        if (this.history.undo((indices, values) => this.editor.applyValues(indices, values))) this.afterEdit();
+        return;
+      case "redo":
+        if (this.stroke) return;
+        if (this.history.redo((indices, values) => this.editor.applyValues(indices, values))) this.afterEdit();
+        return;
+      case "fit":
+        return this.fit();
+      case "zoom-in":
+      case "zoom-out": {
+        const rect = this.stage.getBoundingClientRect();
+        return this.zoom(rect.width / 2, rect.height / 2, action === "zoom-in" ? 1.25 : 0.8);
+      }
+      case "mask-opacity":
+        this.opacityStep = (this.opacityStep + 1) % OPACITIES.length;
+        this.layers.setMaskOpacity(OPACITIES[this.opacityStep] as number);
+        this.showToast(`Mask opacity ${Math.round((OPACITIES[this.opacityStep] as number) * 100)}%`);
+        return;
+      case "uncertainty":
+        void this.toggleUncertainty();
+        return;
+      case "boundaries":
+        this.boundariesVisible = !this.boundariesVisible;
+        this.layers.setBoundariesVisible(this.boundariesVisible);
+        return;
+      case "submit":
+        return this.submit();
+      case "skip":
+        return this.skip();
+      case "help":
+        return this.toggleHelp(!this.helpOpen);
+      case "close":
+        if (this.helpOpen) this.toggleHelp(false);
+        return;
+    }
+  }
+
+  // --- state changes --------------------------------------------------------------------------
+
+  private selectTool(tool: Tool): void {
+    this.tool = tool;
+    this.stage.dataset.tool = tool;
+    for (const [name, button] of this.toolButtons) {
+      button.classList.toggle("active", name === tool);
+      button.setAttribute("aria-pressed", String(name === tool));
+    }
+    this.requestFrame();
+  }
+
+  private selectClass(slot: number): void {
+    if (slot >= this.classes.length) return;
+    this.classSlot = slot;
+    this.paletteButtons.forEach((button, k) => {
+      button.classList.toggle("active", k === slot);
+      button.setAttribute("aria-checked", String(k === slot));
+    });
+    if (this.tool === "eraser") this.selectTool("brush");
+  }
+
+  private setBrushSize(size: number): void {
+    this.brushSize = Math.min(MAX_BRUSH, Math.max(MIN_BRUSH, size));
+    this.updateStatus();
+    this.requestFrame();
+  }
+
+  private commit(diff: Diff): void {
+    this.history.push(diff);
+    this.afterEdit();
+  }
+
+  private afterEdit(): void {
+    this.requestFrame();
+    this.updateStatus();
+    this.scheduleDraft();
+  }
+
+  /** Applies carried or drafted changes as one undoable edit; returns the pixels changed. */
+  private reapply(changes: Changes): number {
+    const diff = this.editor.replay(changes.indices, changes.values);
+    if (!diff) return 0;
+    this.history.push(diff);
+    return diff.indices.length;
+  }
+
+  private fit(): void {
+    const rect = this.stage.getBoundingClientRect();
+    if (rect.width < 2 || rect.height < 2) return;
+    this.view = fitView(this.bundle.task.width, this.bundle.task.height, rect.width, rect.height);
+    this.fitted = true;
+    this.viewChanged = true;
+    this.requestFrame();
+  }
+
+  private zoom(x: number, y: number, factor: number): void {
+    this.view = zoomAt(this.view, x, y, factor);
+    this.viewChanged = true;
+    this.requestFrame();
+  }
+
+  private flashLocked(x: number, y: number): void {
+    if (x < 0 || y < 0 || x >= this.bundle.task.width || y >= this.bundle.task.height) return;
+    this.showToast("That superpixel is not queried in this round; it stays as it is.");
+  }
+
+  private async toggleUncertainty(): Promise<void> {
+    this.uncertaintyVisible = !this.uncertaintyVisible;
+    if (this.uncertaintyVisible && !this.layers.hasUncertainty) {
+      const link = this.bundle.task.links.uncertainty;
+      try {
+        const png = link ? await api.uncertainty(link) : null;
+        if (!png) {
+          this.uncertaintyVisible = false;
+          this.showToast("The model stored no uncertainty map for this image.");
+          return;
+        }
+        const grey = await decodeGreyPng(png);
+        this.layers.drawUncertainty(grey.pixels, heatLut());
+      } catch (error) {
+        this.uncertaintyVisible = false;
+        this.showToast(`Could not show the uncertainty map: ${String(error)}`);
+        return;
+      }
+    }
+    this.layers.setUncertaintyVisible(this.uncertaintyVisible);
+    this.element.querySelector('[data-action="uncertainty"]')?.classList.toggle("active", this.uncertaintyVisible);
+  }
+
+  private toggleHelp(open: boolean): void {
+    this.helpOpen = open;
+    this.element.querySelector(".help")?.remove();
+    if (!open) return;
+    const rows = SHORTCUTS.map((shortcut) =>
+      h(
+        "tr",
+        {},
+        h("td", {}, ...shortcut.keys.flatMap((key, k) => [k > 0 ? " or " : "", h("kbd", {}, key)])),
+        h("td", {}, shortcut.label),
+      ),
+    );
+    const gestures = GESTURES.map((gesture) =>
+      h("tr", {}, h("td", {}, h("kbd", {}, gesture.gesture)), h("td", {}, gesture.label)),
+    );
+    const close = h("button", { type: "button", class: "ghost" }, "Close (Esc)");
+    close.addEventListener("click", () => this.toggleHelp(false));
+    this.element.append(
+      h(
+        "div",
+        { class: "help", role: "dialog", "aria-label": "Keyboard shortcuts" },
+        h(
+          "div",
+          { class: "help-card" },
+          h("h2", {}, "Shortcuts"),
+          h(
+            "p",
+            { class: "muted" },
+            "Only the outlined superpixels are asked about; everything dimmed is locked and never changes.",
+          ),
+          h("table", {}, h("tbody", {}, ...rows, ...gestures)),
+          close,
+        ),
+      ),
+    );
+  }
+
+  // --- rendering --------------------------------------------------------------------------
+
+  private requestFrame(): void {
+    if (this.frameRequested) return;
+    this.frameRequested = true;
+    requestAnimationFrame(() => {
+      this.frameRequested = false;
+      this.renderFrame();
+    });
+  }
+
+  private renderFrame(): void {
+    if (this.viewChanged) {
+      this.layers.setView(this.view);
+      this.viewChanged = false;
+    }
+    this.layers.paintMask(this.editor.mask, this.lut, this.editor.takeDirty());
+    this.updateCursor();
+  }
+
+  private updateCursor(): void {
+    const painting = this.tool !== "fill" && !this.spaceHeld && !this.pan;
+    if (!this.pointer || !painting) {
+      this.cursor.hidden = true;
+      return;
+    }
+    const size = this.brushSize * this.view.scale;
+    const image = screenToImage(this.view, this.pointer.x, this.pointer.y);
+    // The brush snaps to pixel centres; draw it where it will paint.
+    const cx = (Math.floor(image.x) + 0.5) * this.view.scale + this.view.x;
+    const cy = (Math.floor(image.y) + 0.5) * this.view.scale + this.view.y;
+    this.cursor.hidden = false;
+    this.cursor.style.width = `${size}px`;
+    this.cursor.style.height = `${size}px`;
+    this.cursor.style.transform = `translate(${cx - size / 2}px, ${cy - size / 2}px)`;
+  }
+
+  private updateStatus(): void {
+    const done = this.editor.labeledSuperpixels;
+    const total = this.editor.queriedSuperpixels;
+    const progress = this.status.progress as HTMLElement;
+    progress.textContent = `${done} of ${total} queried superpixels labeled`;
+    progress.dataset.labeled = String(done);
+    progress.dataset.queried = String(total);
+    progress.classList.toggle("complete", done === total);
+    (this.status.clicks as HTMLElement).textContent = `${this.clicks} clicks`;
+    (this.status.brush as HTMLElement).textContent = `${this.brushSize} px`;
+    this.updateClock();
+  }
+
+  private updateClock(): void {
+    (this.status.time as HTMLElement).textContent = formatSeconds(this.timer.seconds);
+  }
+
+  private showToast(message: string, ms = 3500, kind = "info"): void {
+    this.toast.textContent = message;
+    this.toast.dataset.kind = kind;
+    this.toast.classList.add("visible");
+    window.clearTimeout(this.toastTimer);
+    this.toastTimer = window.setTimeout(() => this.toast.classList.remove("visible"), ms);
+  }
+
+  // --- drafts ---------------------------------------------------------------------------------
+
+  private scheduleDraft(): void {
+    (this.status.draft as HTMLElement).textContent = "Unsaved edits…";
+    window.clearTimeout(this.draftTimer);
+    this.draftTimer = window.setTimeout(() => this.flushDraft(), DRAFT_DELAY_MS);
+  }
+
+  /** Writes the local draft now (synchronous, so it also works while the page unloads). */
+  private flushDraft(): void {
+    window.clearTimeout(this.draftTimer);
+    this.draftTimer = undefined;
+    const runs = encodeRuns(this.editor.mask, this.base);
+    const status = this.status.draft as HTMLElement;
+    if (runs.length === 0 && this.clicks === 0) {
+      this.drafts.remove(this.draftKey);
+      status.textContent = "";
+      return;
+    }
+    const saved = this.drafts.save(this.draftKey, {
+      format: 1,
+      queryId: this.bundle.task.query_id,
+      baseVersion: this.bundle.version,
+      clicks: this.clicks,
+      seconds: this.timer.seconds,
+      savedAt: new Date().toISOString(),
+      runs: runsToBase64(runs),
+    });
+    status.textContent = saved ? "Draft kept on this device" : "Draft NOT kept (browser storage full)";
+    status.classList.toggle("warning", !saved);
+  }
+
+  private unsavedChanges(): Changes {
+    return decodeRuns(encodeRuns(this.editor.mask, this.base), this.editor.mask.length);
+  }
+
+  // --- saving -------------------------------------------------------------------------------
+
+  private submit(): void {
+    if (this.saving || this.stroke) return;
+    const missing = this.editor.queriedSuperpixels - this.editor.labeledSuperpixels;
+    if (missing > 0) {
+      this.modal = showModal(
+        this.element,
+        "Submit with unlabeled superpixels?",
+        [
+          `${missing} of ${this.editor.queriedSuperpixels} queried superpixels still have unlabeled pixels. ` +
+            "The model learns nothing from them this round.",
+        ],
+        [
+          { label: "Submit anyway (Enter)", value: "submit", primary: true },
+          { label: "Keep labeling (Esc)", value: "cancel", cancel: true },
+        ],
+        (choice) => {
+          this.modal = null;
+          if (choice === "submit") void this.save();
+        },
+        "confirm-submit",
+      );
+      return;
+    }
+    void this.save();
+  }
+
+  private async save(): Promise<void> {
+    if (this.saving) return;
+    this.saving = true;
+    this.element.classList.add("saving");
+    this.flushDraft();
+    this.showToast("Saving…", 30000);
+    const { task } = this.bundle;
+    try {
+      const png = await encodeGreyPng(this.editor.mask, task.width, task.height);
+      const result = await api.saveMask(task.links.mask, png, {
+        version: this.bundle.version,
+        clicks: this.clicks,
+        seconds: this.timer.seconds,
+        done: true,
+      });
+      this.drafts.remove(this.draftKey);
+      this.showToast("Saved.", 1500);
+      this.host.submitted(result);
+    } catch (error) {
+      this.saving = false;
+      this.element.classList.remove("saving");
+      this.onSaveError(error);
+    }
+  }
+
+  private onSaveError(error: unknown): void {
+    this.toast.classList.remove("visible");
+    if (!(error instanceof ApiError)) {
+      this.showToast(`Not saved: ${String(error)}. Your draft is safe on this device.`, 8000, "error");
+      return;
+    }
+    if (error.status === 412) {
+      const current = /(\d+)/.exec(error.response?.headers.get("ETag") ?? "")?.[1] ?? "newer";
+      this.modal = showModal(
+        this.element,
+        "Someone else changed this image",
+        [
+          `Another save reached the server while you worked (it is now at version ${current}; ` +
+            `you started from version ${this.bundle.version}). Nothing of yours was stored.`,
+          "Reload their mask; your edits can be re-applied on top of it.",
+        ],
+        [
+          { label: "Reload and re-apply my edits (Enter)", value: "reapply", primary: true },
+          { label: "Reload and drop my edits", value: "drop" },
+        ],
+        (choice) => {
+          this.modal = null;
+          const carry: Carry | null =
+            choice === "reapply"
+              ? { changes: this.unsavedChanges(), clicks: this.clicks, seconds: this.timer.seconds }
+              : null;
+          this.drafts.remove(this.draftKey);
+          this.host.reload(carry);
+        },
+        "conflict",
+      );
+      return;
+    }
+    if (error.status === 409) {
+      this.modal = showModal(
+        this.element,
+        "This image is no longer open for labeling",
+        [error.detail, "The round may have closed. Your edits stay on this device as a draft."],
+        [{ label: "Next image (Enter)", value: "next", primary: true, cancel: true }],
+        () => {
+          this.modal = null;
+          this.host.next();
+        },
+        "closed",
+      );
+      return;
+    }
+    if (error.status === 401) return; // The shell sends the annotator to log in; the draft stays.
+    this.showToast(`Not saved (${error.status}): ${error.detail}`, 10000, "error");
+  }
+
+  private skip(): void {
+    if (this.saving) return;
+    this.flushDraft();
+    this.host.skip();
+  }
+
+  /** Shows a short message over the workspace. */
+  notify(message: string): void {
+    this.showToast(message, 5000);
+  }
+}

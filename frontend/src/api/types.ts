@@ -1,0 +1,79 @@
+/**
+ * The parts of the REST API (/api/v1, see /api/v1/openapi.json) the browser uses, typed by
+ * hand from the backend's pydantic schemas (the schemas.py module of each backend domain).
+ */
+
+export type Role = "lead" | "annotator";
+
+export interface User {
+  id: number;
+  email: string;
+  name: string;
+  is_admin: boolean;
+  is_active: boolean;
+  created_at: string;
+}
+
+export interface LabelClass {
+  id: number;
+  index: number;
+  name: string;
+  colour: string;
+}
+
+export interface ProjectSettings {
+  superpixel_size: number;
+  superpixel_algorithm: string;
+  strategy: string;
+  static_fraction: number;
+  uncertainty: string;
+  mc_samples: number;
+  initial_images: number;
+  images_per_round: number;
+  budget_pixels: number | null;
+  budget_hours: number | null;
+}
+
+export interface Project extends ProjectSettings {
+  id: number;
+  name: string;
+  description: string;
+  created_at: string;
+}
+
+export interface ProjectDetail extends Project {
+  role: Role;
+  classes: LabelClass[];
+  image_count: number;
+}
+
+export interface TaskLinks {
+  image: string;
+  mask: string;
+  superpixels: string;
+  uncertainty: string | null;
+}
+
+export interface Task {
+  query_id: number;
+  round_id: number;
+  round_number: number;
+  image_id: number;
+  width: number;
+  height: number;
+  superpixel_map_id: number;
+  superpixel_ids: number[];
+  superpixel_scores: number[];
+  mask_version: number;
+  lease_expires_at: string;
+  links: TaskLinks;
+}
+
+export interface SaveResult {
+  image_id: number;
+  version: number;
+  changed_pixels: number;
+  changed_superpixels: number;
+  labeled_pixels: number;
+  query_done: boolean;
+}

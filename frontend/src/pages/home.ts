@@ -1,0 +1,37 @@
+/** The project list: annotators go straight to work, leads pick a project. */
+import { api } from "../api/client";
+import type { ProjectDetail } from "../api/types";
+import { h } from "../shell/dom";
+import { frame } from "../shell/layout";
+import { navigate } from "../shell/navigation";
+import type { Page } from "../shell/router";
+import { currentUser } from "../shell/session";
+
+export const homePage: Page = async (root) => {
+  const user = await currentUser();
+  const projects = await Promise.all((await api.projects()).map((p) => api.project(p.id)));
+  const leads = projects.some((project) => project.role === "lead");
+  if (!leads && projects.length > 0) {
+    // Annotators have one job here: the next task.
+    navigate("/label", { replace: true });
+    return;
+  }
+  const card = (project: ProjectDetail): HTMLElement =>
+    h(
+      "li",
+      { class: "project-card", "data-project-id": project.id },
+      h("h2", {}, project.name),
+      h("p", { class: "muted" }, `${project.image_count} images · ${project.strategy} strategy · you are ${project.role}`),
+      h("a", { href: `/projects/${project.id}/label`, "data-link": true, class: "button primary" }, "Label"),
+      // [E] adds the lead dashboard link here: /projects/:id/dashboard.
+    );
+  root.append(
+    frame(
+      user,
+      h("h1", {}, "Projects"),
+      projects.length === 0
+        ? h("p", { class: "muted" }, "You are not a member of any project yet. Ask a project lead to add you.")
+        : h("ul", { class: "project-list" }, ...projects.map(card)),
+    ),
+  );
+};

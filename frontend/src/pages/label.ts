@@ -1,0 +1,166 @@
+/**
+ * Labeling: `/label` finds a project with work, `/projects/:id/label` runs the workspace on
+ * the next task there, one task after the other.
+ */
+import { ApiError, api } from "../api/client";
+import type { ProjectDetail, Task } from "../api/types";
+import { decodeGreyPng } from "../annotator/png";
+import { type Carry, type TaskBundle, Workspace } from "../annotator/workspace";
+import { h } from "../shell/dom";
+import { frame } from "../shell/layout";
+import { navigate } from "../shell/navigation";
+import type { Page } from "../shell/router";
+import { currentUser } from "../shell/session";
+
+export const findWorkPage: Page = async (root) => {
+  const user = await currentUser();
+  const projects = await api.projects();
+  for (const project of projects) {
+    const task = await api.nextTask(project.id);
+    if (task) {
+      navigate(`/projects/${project.id}/label`, { replace: true });
+      return;
+    }
+  }
+  root.append(
+    frame(
+      user,
+      h("h1", {}, "Nothing to label right now"),
+      h(
+        "p",
+        { class: "muted", "data-empty": "all" },
+        projects.length === 0
+          ? "You are not a member of any project yet."
+          : "None of your projects has an image waiting. New work appears when the next round's queries are ready.",
+      ),
+      h("a", { href: "/label", "data-link": true, class: "button" }, "Check again"),
+    ),
+  );
+};
+
+/** Query ids this annotator skipped, per project, for this browser tab. */
+function skippedKey(projectId: number): string {
+  return `tessera.skipped.${projectId}`;
+}
+
+function loadSkipped(projectId: number): number[] {
+  try {
+    const parsed: unknown = JSON.parse(sessionStorage.getItem(skippedKey(projectId)) ?? "[]");
+    return Array.isArray(parsed) ? parsed.filter((id): id is number => typeof id === "number") : [];
+  } catch {
+    return [];
+  }
+}
+
+function storeSkipped(projectId: number, ids: number[]): void {
+  sessionStorage.setItem(skippedKey(projectId), JSON.stringify(ids.slice(-200)));
+}
+
+async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBundle> {
+  const [image, superpixels, stored] = await Promise.all([
+    api.image(task.links.image),
+    api.superpixels(task.links.superpixels),
+    api.mask(task.links.mask),
+  ]);
+  const mask = await decodeGreyPng(stored.png);
+  if (mask.width !== task.width || mask.height !== task.height) {
+    throw new Error(`The stored mask is ${mask.width}x${mask.height}, the image ${task.width}x${task.height}.`);
+  }
+  return { project, task, image, superpixels, mask: mask.pixels, version: stored.version };
+}
+
+export const labelPage: Page = async (root, params) => {
+  const projectId = Number(params.projectId);
+  const user = await currentUser();
+  const project = await api.project(projectId);
+  const container = h("div", { class: "label-page" });
+  root.append(container);
+  let workspace: Workspace | null = null;
+  let closed = false;
+  let skipped = loadSkipped(projectId);
+  let notice: string | null = null;
+
+  const show = (...content: (Node | string)[]): void => {
+    workspace?.destroy();
+    workspace = null;
+    container.replaceChildren(frame(user, ...content));
+  };
+
+  const open = async (task: Task, carry: Carry | null): Promise<void> => {
+    container.replaceChildren(h("div", { class: "loading", "data-loading": task.query_id }, "Loading image…"));
+    const bundle = await fetchBundle(project, task);
+    if (closed) return;
+    workspace?.destroy();
+    workspace = new Workspace(
+      bundle,
+      {
+        submitted: () => void next(),
+        skip: () => void skip(task),
+        reload: (reloadCarry) => void open(task, reloadCarry).catch(fail),
+        next: () => void next(),
+      },
+      carry,
+    );
+    container.replaceChildren();
+    workspace.mount(container);
+    if (notice) {
+      workspace.notify(notice);
+      notice = null;
+    }
+  };
+
+  const next = async (): Promise<void> => {
+    try {
+      const task = await api.nextTask(projectId, skipped);
+      if (closed) return;
+      if (!task) {
+        show(
+          h("h1", {}, project.name),
+          h(
+            "p",
+            { class: "muted", "data-empty": projectId },
+            "Nothing to label here right now. New images arrive when the next round's queries are ready.",
+          ),
+          h("a", { href: `/projects/${projectId}/label`, "data-link": true, class: "button" }, "Check again"),
+        );
+        return;
+      }
+      if (skipped.includes(task.query_id)) {
+        // The server had nothing else: back to the skipped image.
+        skipped = skipped.filter((id) => id !== task.query_id);
+        storeSkipped(projectId, skipped);
+        notice = "No other image is waiting; here is the one you skipped.";
+      }
+      await open(task, null);
+    } catch (error) {
+      fail(error);
+    }
+  };
+
+  const skip = async (task: Task): Promise<void> => {
+    skipped = [...skipped.filter((id) => id !== task.query_id), task.query_id];
+    storeSkipped(projectId, skipped);
+    try {
+      await api.releaseTask(projectId, task.query_id);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 403) throw error;
+    }
+    await next();
+  };
+
+  function fail(error: unknown): void {
+    if (error instanceof ApiError && error.status === 401) return;
+    show(
+      h("h1", {}, "Something went wrong"),
+      h("p", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error)),
+      h("a", { href: `/projects/${projectId}/label`, "data-link": true, class: "button" }, "Try again"),
+    );
+  }
+
+  void next();
+  return () => {
+    closed = true;
+    workspace?.destroy();
+    workspace = null;
+  };
+};
