@@ -169,7 +169,8 @@ def _task(project_id: int, query: QueryRow, round_: Round, image: Image, version
         links=TaskLinks(
             image=f"{base}/images/{image.id}/file",
             mask=f"{base}/images/{image.id}/mask",
-            superpixels=f"{base}/images/{image.id}/superpixels",
+            # The query's own map: the project's superpixel size may have changed since.
+            superpixels=f"{base}/images/{image.id}/superpixels?map_id={query.superpixel_map_id}",
             uncertainty=f"{base}/queries/{query.id}/uncertainty",
         ),
     )

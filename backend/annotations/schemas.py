@@ -35,7 +35,7 @@ class Task(BaseModel):
                     "links": {
                         "image": "/api/v1/projects/1/images/7/file",
                         "mask": "/api/v1/projects/1/images/7/mask",
-                        "superpixels": "/api/v1/projects/1/images/7/superpixels",
+                        "superpixels": "/api/v1/projects/1/images/7/superpixels?map_id=7",
                         "uncertainty": "/api/v1/projects/1/queries/12/uncertainty",
                     },
                 }

@@ -13,7 +13,7 @@ from backend.deps import SessionDep, SettingsDep
 from backend.images import service
 from backend.images.schemas import DuplicateRead, ImageRead, ImageUpdate, UploadReport
 from backend.images.validation import UploadRefused, UploadSource, display_name
-from backend.models import Annotation, Image, ImageStatus, Split
+from backend.models import Annotation, Image, ImageStatus, Split, SuperpixelMap
 from backend.projects.deps import ProjectLead, ProjectMember
 from backend.settings import Settings
 
@@ -203,10 +203,28 @@ def download_thumbnail(image_id: int, access: ProjectMember, session: SessionDep
         }
     },
 )
-def download_superpixels(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
-    """The image's superpixel ids for the project's current size and algorithm."""
+def download_superpixels(
+    image_id: int,
+    access: ProjectMember,
+    session: SessionDep,
+    map_id: Annotated[
+        int | None,
+        Query(
+            description="A specific map (a task's superpixel_map_id); default: the map "
+            "for the project's current size and algorithm."
+        ),
+    ] = None,
+) -> Response:
+    """The image's superpixel ids in the compact encoding (see the response description)."""
     image = service.get_image(session, access.project.id, image_id)
-    superpixel_map = service.current_superpixel_map(session, image, access.project)
+    if map_id is not None:
+        superpixel_map = session.get(SuperpixelMap, map_id)
+        if superpixel_map is None or superpixel_map.image_id != image.id:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"Image {image_id} has no superpixel map {map_id}."
+            )
+    else:
+        superpixel_map = service.current_superpixel_map(session, image, access.project)
     if superpixel_map is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

@@ -320,10 +320,11 @@ def test_simultaneous_next_task_calls_never_share_a_query(
 def test_superpixel_map_round_trips_through_the_compact_encoding(
     client: TestClient, setup: Setup
 ) -> None:
-    response = client.get(
-        f"/api/v1/projects/{setup.project}/images/{setup.image}/superpixels",
-        headers=setup.annotators[0].headers,
-    )
+    task = client.post(
+        f"/api/v1/projects/{setup.project}/tasks/next", headers=setup.annotators[0].headers
+    ).json()
+    response = client.get(task["links"]["superpixels"], headers=setup.annotators[0].headers)
+    assert response.headers["x-superpixel-map-id"] == str(task["superpixel_map_id"])
     assert response.status_code == 200
     headers = response.headers
     assert (headers["x-superpixel-width"], headers["x-superpixel-height"]) == ("32", "24")
@@ -341,6 +342,13 @@ def test_missing_superpixels_and_uncertainty_are_404_with_reason(
     )
     assert response.status_code == 404
     assert "not computed yet" in response.json()["detail"]
+    response = client.get(
+        f"/api/v1/projects/{setup.project}/images/{image}/superpixels",
+        params={"map_id": 1},  # the map of another image
+        headers=setup.lead.headers,
+    )
+    assert response.status_code == 404
+    assert "has no superpixel map 1" in response.json()["detail"]
     response = client.get(
         f"/api/v1/projects/{setup.project}/queries/{setup.query}/uncertainty",
         headers=setup.lead.headers,
