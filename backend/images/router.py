@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
-from sqlalchemy import Select, select
+from fastapi import (
+    APIRouter,
+    File,
+    Form,
+    Header,
+    HTTPException,
+    Query,
+    Response,
+    UploadFile,
+    status,
+)
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
@@ -126,16 +136,20 @@ def upload_images(
 def list_images(
     access: ProjectMember,
     session: SessionDep,
+    response: Response,
     split: Split | None = None,
     image_status: Annotated[ImageStatus | None, Query(alias="status")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ImageRead]:
+    """One page of the project's images, oldest first; ``X-Total-Count`` has the total."""
     query = _image_rows(access.project.id)
     if split is not None:
         query = query.where(Image.split == split)
     if image_status is not None:
         query = query.where(Image.status == image_status)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    response.headers["X-Total-Count"] = str(total or 0)
     rows = session.execute(query.order_by(Image.id).offset(offset).limit(limit))
     return [_to_read(*row) for row in rows]
 
@@ -168,14 +182,21 @@ def delete_image(image_id: int, access: ProjectLead, session: SessionDep) -> Non
     response_class=Response,
     responses={200: {"content": {"image/*": {}}, "description": "The uploaded bytes"}},
 )
-def download_image(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
-    """The image exactly as uploaded."""
-    image = service.get_image(session, access.project.id, image_id, undefer(Image.data))
-    return Response(
-        image.data,
-        media_type=image.content_type,
-        headers={"ETag": f'"{image.sha256}"', "Cache-Control": "private, max-age=86400"},
-    )
+def download_image(
+    image_id: int,
+    access: ProjectMember,
+    session: SessionDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The stored image: the upload itself (EXIF-rotated photos: upright, as PNG)."""
+    image = service.get_image(session, access.project.id, image_id)
+    # Stored bytes never change, so the upload's hash is a strong validator.
+    etag = f'"{image.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    data = session.scalar(select(Image.data).where(Image.id == image.id))
+    return Response(data, media_type=image.content_type, headers=headers)
 
 
 @router.get(

@@ -116,10 +116,18 @@ def test_image_listing_filters_and_download(client: TestClient, world: World) ->
         f"/api/v1/projects/{project}/images", params={"split": "pool"}, headers=lead.headers
     ).json()
     assert [i["id"] for i in listed] == [first]
+    page = client.get(
+        f"/api/v1/projects/{project}/images", params={"limit": 1}, headers=lead.headers
+    )
+    assert (len(page.json()), page.headers["x-total-count"]) == (1, "2")
     base = f"/api/v1/projects/{project}/images/{first}"
     file = client.get(f"{base}/file", headers=lead.headers)
     assert file.headers["content-type"] == "image/png"
     assert file.content.startswith(b"\x89PNG")
+    cached = client.get(
+        f"{base}/file", headers={**lead.headers, "If-None-Match": file.headers["etag"]}
+    )
+    assert (cached.status_code, cached.content) == (304, b"")
     thumbnail = client.get(f"{base}/thumbnail", headers=lead.headers)
     assert thumbnail.headers["content-type"] == "image/jpeg"
     moved = client.patch(base, json={"split": "test"}, headers=lead.headers)
