@@ -182,13 +182,23 @@ def _task(project_id: int, query: QueryRow, round_: Round, image: Image, version
     tags=["tasks"],
     responses={204: {"description": "Nothing to label right now"}},
 )
-def next_task(access: ProjectMember, session: SessionDep, settings: SettingsDep) -> Task | Response:
+def next_task(
+    access: ProjectMember,
+    session: SessionDep,
+    settings: SettingsDep,
+    exclude: Annotated[
+        list[int],
+        Query(max_length=500, description="Query ids to pass over (tasks the caller skipped)."),
+    ] = [],  # noqa: B006 (FastAPI copies defaults per request)
+) -> Task | Response:
     """Hands the caller an image to label, reserved for them for the lease period.
 
     Asking again returns the same task while its lease runs; expired leases go back to
-    the pool.
+    the pool. ``?exclude=12&exclude=15`` passes over those queries (a skip).
     """
-    claimed = service.claim_next_query(session, access.project.id, access.user, settings)
+    claimed = service.claim_next_query(
+        session, access.project.id, access.user, settings, exclude=exclude
+    )
     if claimed is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     query, round_ = claimed

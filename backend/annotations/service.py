@@ -7,13 +7,14 @@ the other changes nothing. The history row and the new mask commit in the same t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 from fastapi import HTTPException, status
 from numpy.typing import NDArray
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, or_, select, true, update
 from sqlalchemy.orm import Session, undefer
 
 from backend.images.superpixels import decode_superpixels
@@ -233,9 +234,15 @@ def _claimable(user_id: int, now: datetime) -> list[object]:
 
 
 def claim_next_query(
-    session: Session, project_id: int, user: User, settings: Settings
+    session: Session,
+    project_id: int,
+    user: User,
+    settings: Settings,
+    exclude: Sequence[int] = (),
 ) -> tuple[Query, Round] | None:
     """Leases the next open query to ``user`` (their own unexpired one first); commits.
+
+    Queries in ``exclude`` (the ones the caller skipped) are passed over.
 
     Each claim is a conditional UPDATE, so two annotators asking at once never get the same
     query: the loser's UPDATE matches no row and it moves on to the next candidate.
@@ -246,6 +253,7 @@ def claim_next_query(
         .join(Round, Round.id == Query.round_id)
         .where(Round.project_id == project_id, Round.status == RoundStatus.labeling)
         .where(*_claimable(user.id, now))  # type: ignore[arg-type]
+        .where(Query.id.not_in(list(exclude)) if exclude else true())
         .order_by(
             # The caller's own lease first (NULL-safe: PostgreSQL sorts NULL first on DESC).
             case((Query.assignee_id == user.id, 0), else_=1),

@@ -160,12 +160,11 @@ export const api = {
     png: Uint8Array,
     save: { version: number; clicks: number; seconds: number; done: boolean },
   ): Promise<SaveResult> {
-    const params = new URLSearchParams({
-      clicks: String(save.clicks),
-      seconds: save.seconds.toFixed(1),
-      done: String(save.done),
-    });
-    return json<SaveResult>(`${link}?${params}`, {
+    const url = new URL(link, location.origin);
+    url.searchParams.set("clicks", String(save.clicks));
+    url.searchParams.set("seconds", save.seconds.toFixed(1));
+    url.searchParams.set("done", String(save.done));
+    return json<SaveResult>(url.pathname + url.search, {
       method: "PUT",
       body: new Blob([png as BlobPart], { type: "image/png" }),
       headers: { "Content-Type": "image/png", "If-Match": `"${save.version}"` },

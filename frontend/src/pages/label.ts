@@ -111,7 +111,11 @@ export const labelPage: Page = async (root, params) => {
 
   const next = async (): Promise<void> => {
     try {
-      const task = await api.nextTask(projectId, skipped);
+      let task = await api.nextTask(projectId, skipped);
+      if (!task && skipped.length > 0) {
+        // Only skipped images are left: offer them again, oldest skip first.
+        task = await api.nextTask(projectId);
+      }
       if (closed) return;
       if (!task) {
         show(
@@ -125,11 +129,11 @@ export const labelPage: Page = async (root, params) => {
         );
         return;
       }
-      if (skipped.includes(task.query_id)) {
-        // The server had nothing else: back to the skipped image.
-        skipped = skipped.filter((id) => id !== task.query_id);
+      const returned = task.query_id;
+      if (skipped.includes(returned)) {
+        skipped = skipped.filter((id) => id !== returned);
         storeSkipped(projectId, skipped);
-        notice = "No other image is waiting; here is the one you skipped.";
+        notice = "No other image is waiting; here is one you skipped.";
       }
       await open(task, null);
     } catch (error) {

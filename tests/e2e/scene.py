@@ -1,0 +1,82 @@
+"""A generated street scene with its true classes: sky, building, road, car.
+
+Big enough to look like a photo in a screenshot, deterministic for a seed, and with ground
+truth so that tests can pick each superpixel's right class and build an uncertainty map.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+CLASSES = [
+    ("sky", "#6fa8dc"),
+    ("building", "#b45f06"),
+    ("road", "#a64d79"),
+    ("car", "#38d430"),
+]
+SKY, BUILDING, ROAD, CAR = range(4)
+
+
+def street_scene(
+    width: int, height: int, seed: int = 0
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Returns (image (H, W, 3) uint8, truth (H, W) uint8 class indices)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    truth = np.full((height, width), SKY, dtype=np.uint8)
+    image = np.zeros((height, width, 3), dtype=np.float32)
+    # Sky: a vertical gradient.
+    t = ys / height
+    image[..., 0] = 120 + 60 * t
+    image[..., 1] = 170 + 40 * t
+    image[..., 2] = 235 - 10 * t
+    horizon = int(height * 0.55)
+    # Buildings: blocks of random heights and colours along the horizon.
+    x = 0
+    while x < width:
+        block = int(rng.integers(width // 12, width // 5))
+        top = int(rng.integers(int(height * 0.12), int(height * 0.4)))
+        colour = rng.integers(70, 190, size=3)
+        region = (xs >= x) & (xs < x + block) & (ys >= top) & (ys < horizon)
+        truth[region] = BUILDING
+        image[region] = colour
+        # Windows: darker squares in a grid.
+        window = region & ((xs - x) % 24 < 10) & ((ys - top) % 28 < 12) & ((xs - x) > 6)
+        image[window] = colour * 0.45
+        x += block
+    # Road: dark grey below the horizon, with lane marks.
+    road = ys >= horizon
+    truth[road] = ROAD
+    image[road] = [70, 72, 78]
+    lane = road & (np.abs(ys - (horizon + height) // 2) < max(2, height // 120))
+    image[lane & ((xs // max(8, width // 16)) % 2 == 0)] = [225, 225, 210]
+    # Cars: rounded boxes on the road.
+    for _ in range(max(2, width // 200)):
+        w = int(rng.integers(width // 10, width // 6))
+        h = int(w * 0.45)
+        cx = int(rng.integers(w, width - w))
+        cy = int(rng.integers(horizon + h // 2 + 2, height - h // 2 - 2))
+        car = ((xs - cx) / (w / 2)) ** 4 + ((ys - cy) / (h / 2)) ** 4 <= 1
+        truth[car] = CAR
+        image[car] = rng.integers(30, 230, size=3)
+    noise = rng.normal(0, 6, size=image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8), truth
+
+
+def boundary_uncertainty(truth: NDArray[np.uint8], spread: int = 6) -> NDArray[np.uint8]:
+    """A stand-in for the model's uncertainty: high near class boundaries, 0..255."""
+    edge = np.zeros(truth.shape, dtype=bool)
+    edge[:, 1:] |= truth[:, 1:] != truth[:, :-1]
+    edge[1:, :] |= truth[1:, :] != truth[:-1, :]
+    score = edge.astype(np.float32)
+    for _ in range(spread):  # a cheap blur: repeated 4-neighbour averaging
+        padded = np.pad(score, 1, mode="edge")
+        score = np.maximum(
+            score,
+            0.8 * (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]) / 4,
+        )
+    scaled: NDArray[np.uint8] = np.clip(score / max(float(score.max()), 1e-6) * 255, 0, 255).astype(
+        np.uint8
+    )
+    return scaled

@@ -1,0 +1,122 @@
+"""The real ``tessera serve`` in a subprocess, plus an HTTP client that acts as a lead or admin.
+
+Used by the end-to-end tests and by the browser benchmarks in ``bench/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parents[2]
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ADMIN_EMAIL = "admin@e2e.example.org"
+PASSWORD = "correct horse battery"
+SECRET_KEY = "e2e-secret-key-not-for-production"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def fresh_database(kind: str, directory: Path) -> Iterator[str]:
+    """A new empty database: a SQLite file in ``directory``, or a PostgreSQL database."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'tessera.db'}"
+        return
+    name = f"tessera_e2e_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    database_url: str
+    env: dict[str, str]
+
+    @property
+    def api(self) -> str:
+        return f"{self.base_url}/api/v1"
+
+
+def tessera(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs the ``tessera`` CLI (as ``python -m``-style entry point) and checks it succeeded."""
+    return subprocess.run(
+        [sys.executable, "-c", "from backend.cli import main; main()", *args],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+
+@contextmanager
+def running_server(database_url: str, data_dir: Path, log_path: Path) -> Iterator[Server]:
+    """Creates the admin with ``tessera user add``, then ``tessera serve`` on a free port."""
+    env = {
+        "TESSERA_DATABASE_URL": database_url,
+        "TESSERA_DATA_DIR": str(data_dir),
+        "TESSERA_SECRET_KEY": SECRET_KEY,
+        "TESSERA_LOG_LEVEL": "warning",
+        "TESSERA_NEW_USER_PASSWORD": PASSWORD,
+    }
+    tessera(["user", "add", ADMIN_EMAIL, "--admin", "--name", "Admin"], env)
+    port = free_port()
+    with log_path.open("wb") as log:
+        command = [sys.executable, "-c", "from backend.cli import main; main()"]
+        process = subprocess.Popen(
+            [*command, "serve", "--port", str(port)],
+            env={**os.environ, **env},
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tessera serve did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield Server(base, database_url, env)
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def login(server: Server, email: str, password: str = PASSWORD) -> httpx.Client:
+    """An HTTP client holding a browser-style session cookie for ``email``."""
+    client = httpx.Client(base_url=server.api, timeout=60)
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    response.raise_for_status()
+    return client

@@ -1,0 +1,226 @@
+"""The annotator workspace in Debian's Chromium against the real server and database.
+
+An annotator logs in, lands on the next task, fills and brushes queried superpixels, cannot
+touch locked ones, undoes, submits; the database then holds exactly the expected pixels and
+a history row with the clicks and seconds spent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from backend.db import make_engine, make_session_factory
+from backend.masks import UNLABELED, decode_stored_mask, encode_mask_png
+from backend.models import Annotation, AnnotationSubmission, Image, Query, QueryStatus
+from tests.e2e.scenario import LabelingProject, labeling_project
+from tests.e2e.server import Server, login
+from tests.e2e.workspace_page import WorkspacePage, interior_point, log_in, wait_paintable
+
+BRUSH = 8  # the workspace's default brush for superpixel size 32 (a quarter of it)
+
+
+def stored_state(
+    server: Server, image_id: int
+) -> tuple[np.ndarray, int, list[AnnotationSubmission], QueryStatus]:
+    engine = make_engine(server.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            annotation = session.scalar(select(Annotation).where(Annotation.image_id == image_id))
+            assert annotation is not None
+            image = session.get(Image, image_id)
+            assert image is not None
+            mask = decode_stored_mask(annotation.mask_png, image.width, image.height)
+            history = list(
+                session.scalars(
+                    select(AnnotationSubmission)
+                    .where(AnnotationSubmission.image_id == image_id)
+                    .order_by(AnnotationSubmission.version)
+                )
+            )
+            status = session.scalar(select(Query.status).where(Query.image_id == image_id))
+            assert status is not None
+            return mask, annotation.version, history, status
+    finally:
+        engine.dispose()
+
+
+def deepest(project: LabelingProject, image: int, superpixels: list[int]) -> list[int]:
+    """The superpixels sorted from the most to the least interior room."""
+    queried = project.images[image]
+    depth = {s: interior_point(queried.pixels_of(s))[2] for s in superpixels}
+    return sorted(superpixels, key=lambda s: -depth[s])
+
+
+def test_annotator_fills_brushes_undoes_and_submits_exact_pixels(
+    server: Server, admin: httpx.Client, page: Page, artifacts: Path
+) -> None:
+    project = labeling_project(server, admin)
+    queried = project.images[0]
+    assert len(queried.queried) >= 3
+
+    log_in(page, server.base_url, project.annotator)
+    page.wait_for_url(f"**/projects/{project.project_id}/label")
+    assert wait_paintable(page) == queried.query_id
+    workspace = WorkspacePage(page, project.width, project.height)
+    assert workspace.progress() == (0, len(queried.queried))
+
+    first, second = deepest(project, 0, queried.queried)[:2]
+    ax, ay, a_depth = interior_point(queried.pixels_of(first))
+    bx, by, _ = interior_point(queried.pixels_of(second))
+    assert a_depth >= BRUSH // 2 + 4, "the seeded superpixel is too thin for the brush"
+
+    # Fill two superpixels: "road" (class key 3 -> index 2) and "car" (key 4 -> index 3).
+    workspace.press("3")
+    workspace.click(ax, ay)
+    workspace.press("4")
+    workspace.click(bx, by)
+    assert workspace.progress()[0] == 2
+    after_fills = workspace.mask_rgba()
+    assert tuple(after_fills[ay, ax, :3]) == project.class_colour(2)
+    assert tuple(after_fills[by, bx, :3]) == project.class_colour(3)
+
+    # Brush a short stroke of "sky" inside the first one.
+    workspace.press("b")
+    workspace.press("1")
+    workspace.stroke([(ax - 2, ay), (ax + 2, ay)])
+    brushed = workspace.mask_rgba()
+    assert tuple(brushed[ay, ax, :3]) == project.class_colour(0)
+    changed = np.any(brushed != after_fills, axis=2)
+    assert changed.any() and not (changed & ~queried.pixels_of(first)).any()
+
+    # Brush inside a locked superpixel: nothing changes.
+    locked = [s for s in range(int(queried.labels.max()) + 1) if s not in queried.queried]
+    lx, ly, l_depth = interior_point(queried.pixels_of(deepest(project, 0, locked)[0]))
+    assert l_depth >= BRUSH // 2 + 4
+    workspace.stroke([(lx - 2, ly), (lx + 2, ly)])
+    assert np.array_equal(workspace.mask_rgba(), brushed)
+    assert workspace.progress()[0] == 2
+
+    # Undo once: the brush stroke goes, the fills stay, pixel for pixel.
+    workspace.press("Control+z")
+    assert np.array_equal(workspace.mask_rgba(), after_fills)
+    expect(page.locator('[data-stat="clicks"]')).to_have_text("4 clicks")
+    page.screenshot(path=str(artifacts / "workspace-e2e.png"))
+
+    # Submit (two of the queried superpixels: the app asks first), then nothing is left.
+    page.wait_for_timeout(300)  # time on task must be measurable
+    workspace.press("Enter")
+    expect(page.locator('[data-modal="confirm-submit"]')).to_be_visible()
+    workspace.press("Enter")
+    expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+
+    mask, version, history, status = stored_state(server, queried.image_id)
+    expected = np.full((project.height, project.width), UNLABELED, dtype=np.uint8)
+    expected[queried.pixels_of(first)] = 2
+    expected[queried.pixels_of(second)] = 3
+    assert np.array_equal(mask, expected)
+    assert version == 1
+    assert status == QueryStatus.done
+    assert len(history) == 1
+    (row,) = history
+    assert row.clicks == 4
+    assert 0.3 <= row.seconds < 120
+    assert row.changed_pixels == int((expected != UNLABELED).sum())
+    assert row.superpixel_ids == sorted([first, second])
+
+
+def test_draft_survives_reload_and_a_conflict_reapplies_edits(
+    server: Server, admin: httpx.Client, page: Page, artifacts: Path
+) -> None:
+    project = labeling_project(server, admin)
+    queried = project.images[0]
+    truth = project.truths[queried.image_id]
+    log_in(page, server.base_url, project.annotator)
+    wait_paintable(page)
+    workspace = WorkspacePage(page, project.width, project.height)
+
+    # Label most queried superpixels with their majority true class, key by key.
+    order = deepest(project, 0, queried.queried)
+    mine, theirs = order[:-1][: max(3, len(order) * 2 // 3)], order[-1]
+    for superpixel in mine:
+        region = queried.pixels_of(superpixel)
+        majority = int(np.bincount(truth[region], minlength=4).argmax())
+        x, y, _ = interior_point(region)
+        workspace.press(str(majority + 1))
+        workspace.click(x, y)
+    assert workspace.progress()[0] == len(mine)
+    expect(page.locator('[data-stat="draft"]')).to_have_text("Draft kept on this device")
+    drawn = workspace.mask_rgba()
+    page.screenshot(path=str(artifacts / "workspace.png"))
+
+    # A reload loses nothing.
+    page.reload()
+    wait_paintable(page)
+    assert workspace.progress()[0] == len(mine)
+    assert np.array_equal(workspace.mask_rgba(), drawn)
+
+    # Meanwhile a lead saves another queried superpixel: the annotator's version is stale.
+    lead_mask = np.full((project.height, project.width), UNLABELED, dtype=np.uint8)
+    lead_mask[queried.pixels_of(theirs)] = 1
+    saved = admin.put(
+        f"/projects/{project.project_id}/images/{queried.image_id}/mask",
+        content=encode_mask_png(lead_mask),
+        headers={"If-Match": '"0"', "Content-Type": "image/png"},
+        params={"clicks": 1, "seconds": 2.0},
+    )
+    assert saved.status_code == 200, saved.text
+
+    workspace.press("Enter")
+    expect(page.locator('[data-modal="confirm-submit"]')).to_be_visible()
+    workspace.press("Enter")
+    conflict = page.locator('[data-modal="conflict"]')
+    expect(conflict).to_be_visible()
+    expect(conflict).to_contain_text("version 1")
+    workspace.press("Enter")  # reload theirs and re-apply mine
+    expect(conflict).to_have_count(0)
+    wait_paintable(page)
+    expect(page.locator('[data-stat="progress"]')).to_have_attribute(
+        "data-labeled", str(len(mine) + 1)
+    )
+    workspace.press("Enter")
+    if len(mine) + 1 < len(queried.queried):
+        workspace.press("Enter")
+    expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+
+    mask, version, history, _ = stored_state(server, queried.image_id)
+    assert version == 2
+    assert (mask[queried.pixels_of(theirs)] == 1).all()
+    for superpixel in mine:
+        region = queried.pixels_of(superpixel)
+        majority = int(np.bincount(truth[region], minlength=4).argmax())
+        assert (mask[region] == majority).all()
+    assert [row.clicks for row in history] == [1, len(mine)]
+
+
+def test_help_lists_shortcuts_and_skip_moves_on(
+    server: Server, admin: httpx.Client, page: Page
+) -> None:
+    project = labeling_project(server, admin, images=2)
+    log_in(page, server.base_url, project.annotator)
+    first = wait_paintable(page)
+
+    page.keyboard.press("?")
+    help_overlay = page.locator(".help")
+    expect(help_overlay).to_be_visible()
+    for key in ("Ctrl+Z", "Ctrl+Shift+Z", "Enter", "[", "]", "F", "U", "O", "?", "1-9"):
+        expect(help_overlay.locator("kbd", has_text=key).first).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(help_overlay).to_have_count(0)
+
+    page.keyboard.press("s")
+    second = wait_paintable(page, previous=str(first))
+    assert {first, second} == {image.query_id for image in project.images}
+
+    # The other annotator session (a fresh login) sees the skipped image as free again.
+    other = login(server, project.annotator)
+    try:
+        task = other.post(f"/projects/{project.project_id}/tasks/next")
+        assert task.status_code == 200
+        assert task.json()["query_id"] == second  # the caller's own lease comes first
+    finally:
+        other.close()
