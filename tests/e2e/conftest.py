@@ -16,20 +16,17 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.server import ADMIN_EMAIL, REPO, Server, fresh_database, login, running_server
+from tests.e2e.server import (
+    ADMIN_EMAIL,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    Server,
+    fresh_database,
+    login,
+    running_server,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Playwright's own browser download cannot work offline; Debian's chromium with these flags can.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = REPO / "artifacts"
 FRONTEND = REPO / "frontend"
 

@@ -1,6 +1,5 @@
-"""The real ``tessera serve`` in a subprocess, plus an HTTP client that acts as a lead or admin.
-
-Used by the end-to-end tests and by the browser benchmarks in ``bench/``.
+"""The real ``tessera serve`` in a subprocess, an HTTP client that acts as a lead or admin, and
+how to launch Debian's Chromium. Used by the end-to-end tests and by ``bench/browser_*.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +23,19 @@ POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN_EMAIL = "admin@e2e.example.org"
 PASSWORD = "correct horse battery"
 SECRET_KEY = "e2e-secret-key-not-for-production"
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Playwright's own browser download cannot work offline; Debian's chromium with these flags can.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def free_port() -> int:

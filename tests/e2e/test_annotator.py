@@ -197,12 +197,37 @@ def test_draft_survives_reload_and_a_conflict_reapplies_edits(
     assert [row.clicks for row in history] == [1, len(mine)]
 
 
-def test_help_lists_shortcuts_and_skip_moves_on(
-    server: Server, admin: httpx.Client, page: Page
-) -> None:
+def test_view_keys_help_and_skip(server: Server, admin: httpx.Client, page: Page) -> None:
     project = labeling_project(server, admin, images=2)
     log_in(page, server.base_url, project.annotator)
     first = wait_paintable(page)
+    workspace = WorkspacePage(page, project.width, project.height)
+
+    # Wheel zoom keeps the image point under the cursor in place; F fits again.
+    mask = page.locator('canvas[data-layer="mask"]')
+    fitted = mask.bounding_box()
+    assert fitted is not None
+    x, y = workspace.to_screen(100, 80)
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        f"document.querySelector('canvas[data-layer=mask]').getBoundingClientRect().width"
+        f" > {fitted['width'] * 1.5}"
+    )
+    assert all(abs(a - b) < 2 for a, b in zip(workspace.to_screen(100, 80), (x, y), strict=True))
+    workspace.press("f")
+    page.wait_for_function(
+        f"Math.abs(document.querySelector('canvas[data-layer=mask]').getBoundingClientRect()"
+        f".width - {fitted['width']}) < 1"
+    )
+
+    # U shows the query's uncertainty heat map, O cycles the mask's opacity.
+    heat = page.locator('canvas[data-layer="uncertainty"]')
+    expect(heat).to_be_hidden()
+    workspace.press("u")
+    expect(heat).to_be_visible()
+    workspace.press("o")
+    expect(mask).to_have_css("opacity", "0.3")
 
     page.keyboard.press("?")
     help_overlay = page.locator(".help")

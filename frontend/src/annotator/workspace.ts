@@ -348,7 +348,8 @@ export class Workspace {
     this.listen(stage, "contextmenu", (event) => event.preventDefault());
     this.listen(window, "keydown", (event) => this.onKeyDown(event), { capture: true });
     this.listen(window, "keyup", (event) => {
-      if (event.code === "Space") {
+      if (event.code === "Space" && !isTyping(event.target)) {
+        event.preventDefault(); // a focused button would otherwise be pressed by the space bar
         this.spaceHeld = false;
         this.stage.classList.remove("panning");
       }
@@ -791,14 +792,21 @@ export class Workspace {
     this.flushDraft();
     this.showToast("Saving…", 30000);
     const { task } = this.bundle;
+    // Marks for bench/browser_annotator.py: encoding, the request, and submit-to-next-task.
+    const id = task.query_id;
+    performance.mark(`tessera:submit:${id}`);
     try {
       const png = await encodeGreyPng(this.editor.mask, task.width, task.height);
+      performance.mark(`tessera:encoded:${id}`, { detail: { bytes: png.byteLength } });
       const result = await api.saveMask(task.links.mask, png, {
         version: this.bundle.version,
         clicks: this.clicks,
         seconds: this.timer.seconds,
         done: true,
       });
+      performance.mark(`tessera:saved:${id}`);
+      performance.measure(`tessera:encode:${id}`, `tessera:submit:${id}`, `tessera:encoded:${id}`);
+      performance.measure(`tessera:save-request:${id}`, `tessera:encoded:${id}`, `tessera:saved:${id}`);
       this.drafts.remove(this.draftKey);
       this.showToast("Saved.", 1500);
       this.host.submitted(result);

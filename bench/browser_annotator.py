@@ -1,0 +1,258 @@
+"""Annotator workspace speed in Debian's Chromium against the real server (DESIGN.md §6).
+
+Headless Chromium delivers one mouse move per frame, so frame intervals read 16.7 ms for any
+app that keeps up. What this measures instead, at 480x360 and 2048x1024 (SLIC with
+superpixel size 24 by default: about 210 and 2,600 superpixels; the dynamic rule picks the
+queried ones):
+
+- main-thread busy time (CDP ``Performance.getMetrics`` TaskDuration and ScriptDuration)
+  during a 200-move brush stroke, against the same 200 moves hovering with the fill tool
+  (the baseline: what the browser and the harness cost without painting), and long tasks;
+- time from navigation to "paintable" (the workspace's ``tessera:paintable`` mark), median
+  of a few reloads, and from pressing Enter to the next task being paintable;
+- the save: PNG encoding time, request time (send, server validation, commit, answer) and
+  the body size, with every queried superpixel labeled.
+
+Usage: ``.venv/bin/python bench/browser_annotator.py [--sizes 480x360,2048x1024]``
+(needs /usr/bin/chromium, PostgreSQL on 127.0.0.1 and a built front end; builds it if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from playwright.sync_api import Browser, CDPSession, Page, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.e2e
+
+from tests.e2e.scenario import LabelingProject, labeling_project
+from tests.e2e.server import (
+    ADMIN_EMAIL,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    Server,
+    fresh_database,
+    login,
+    running_server,
+)
+from tests.e2e.workspace_page import WorkspacePage, interior_point, log_in, wait_paintable
+
+MOVES = 200
+RELOADS = 3
+
+
+def busy_metrics(cdp: CDPSession) -> dict[str, float]:
+    metrics = cdp.send("Performance.getMetrics")["metrics"]
+    return {m["name"]: float(m["value"]) for m in metrics}
+
+
+def mark_time(page: Page, name: str) -> float:
+    """ms since navigation start of the named performance mark or measure's end."""
+    value = page.evaluate(
+        """(name) => {
+            const entries = performance.getEntriesByName(name);
+            if (entries.length === 0) return null;
+            const entry = entries[entries.length - 1];
+            return entry.entryType === "measure" ? entry.duration : entry.startTime;
+        }""",
+        name,
+    )
+    if value is None:
+        raise RuntimeError(f"no performance entry {name}")
+    return float(value)
+
+
+def stroke_path(workspace: WorkspacePage, width: int, height: int) -> list[tuple[float, float]]:
+    """200 screen points zig-zagging over the middle of the image (queried and locked)."""
+    points = []
+    for k in range(MOVES):
+        t = k / (MOVES - 1)
+        x = width * (0.1 + 0.8 * t)
+        y = height * (0.5 + 0.3 * np.sin(t * 6 * np.pi))
+        points.append(workspace.to_screen(x, y))
+    return points
+
+
+def measure_moves(
+    page: Page, cdp: CDPSession, points: list[tuple[float, float]], press: bool
+) -> dict[str, float]:
+    page.evaluate(
+        """() => {
+            window.__longTasks = [];
+            window.__observer?.disconnect();
+            window.__observer = new PerformanceObserver((list) => {
+                for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
+            });
+            window.__observer.observe({ type: "longtask" });
+        }"""
+    )
+    page.mouse.move(*points[0])
+    before = busy_metrics(cdp)
+    started = time.perf_counter()
+    if press:
+        page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*point)
+    if press:
+        page.mouse.up()
+    # Let the last frame render before reading the counters.
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    wall = time.perf_counter() - started
+    after = busy_metrics(cdp)
+    long_tasks = page.evaluate("window.__longTasks")
+    return {
+        "task_ms": (after["TaskDuration"] - before["TaskDuration"]) * 1000,
+        "script_ms": (after["ScriptDuration"] - before["ScriptDuration"]) * 1000,
+        "wall_ms": wall * 1000,
+        "long_tasks": float(len(long_tasks)),
+        "longest_task_ms": float(max(long_tasks, default=0.0)),
+    }
+
+
+def label_everything(workspace: WorkspacePage, project: LabelingProject, image: int) -> int:
+    """Clicks every queried superpixel with its majority true class; returns the clicks."""
+    queried = project.images[image]
+    truth = project.truths[queried.image_id]
+    workspace.press("g")
+    current = -1
+    for superpixel in queried.queried:
+        region = queried.pixels_of(superpixel)
+        majority = int(np.bincount(truth[region], minlength=4).argmax())
+        if majority != current:
+            workspace.press(str(majority + 1))
+            current = majority
+        x, y, _ = interior_point(region)
+        workspace.click(x, y)
+    return len(queried.queried)
+
+
+def bench_size(
+    server: Server,
+    admin: httpx.Client,
+    browser: Browser,
+    width: int,
+    height: int,
+    superpixel_size: int,
+) -> dict[str, Any]:
+    seeded = time.perf_counter()
+    project = labeling_project(
+        server, admin, width=width, height=height, images=2, superpixel_size=superpixel_size
+    )
+    seed_s = time.perf_counter() - seeded
+    superpixels = int(project.images[0].labels.max()) + 1
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        log_in(page, server.base_url, project.annotator)
+        first = wait_paintable(page)
+        label_url = page.url
+
+        paintable = []
+        for _ in range(RELOADS):
+            page.goto(label_url)
+            wait_paintable(page)
+            paintable.append(mark_time(page, f"tessera:paintable:{first}"))
+
+        workspace = WorkspacePage(page, width, height)
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+        points = stroke_path(workspace, width, height)
+        workspace.press("g")
+        hover = measure_moves(page, cdp, points, press=False)
+        workspace.press("b")
+        workspace.press("3")
+        brush = measure_moves(page, cdp, points, press=True)
+
+        clicks = label_everything(workspace, project, 0)
+        workspace.press("Enter")
+        second = wait_paintable(page, previous=str(first))
+        next_task_ms = mark_time(page, f"tessera:paintable:{second}") - mark_time(
+            page, f"tessera:submit:{first}"
+        )
+        return {
+            "size": f"{width}x{height}",
+            "superpixels": superpixels,
+            "queried": len(project.images[0].queried),
+            "seed_s": seed_s,
+            "paintable_ms": statistics.median(paintable),
+            "paintable_all": paintable,
+            "hover": hover,
+            "brush": brush,
+            "clicks": clicks,
+            "encode_ms": mark_time(page, f"tessera:encode:{first}"),
+            "save_request_ms": mark_time(page, f"tessera:save-request:{first}"),
+            "save_body_bytes": int(
+                page.evaluate(
+                    "(name) => performance.getEntriesByName(name)[0].detail.bytes",
+                    f"tessera:encoded:{first}",
+                )
+            ),
+            "next_task_ms": next_task_ms,
+        }
+    finally:
+        context.close()
+
+
+def report(result: dict[str, Any]) -> None:
+    hover, brush = result["hover"], result["brush"]
+    print(
+        f"\n== {result['size']}: {result['superpixels']} superpixels, "
+        f"{result['queried']} queried (seeded in {result['seed_s']:.1f} s)"
+    )
+    print(
+        f"navigation -> paintable   median {result['paintable_ms']:.0f} ms "
+        f"(runs: {', '.join(f'{v:.0f}' for v in result['paintable_all'])})"
+    )
+    print(f"submit -> next paintable  {result['next_task_ms']:.0f} ms")
+    for name, m in (("hover (baseline)", hover), ("brush stroke", brush)):
+        print(
+            f"{name:<17} {MOVES} moves: main thread busy {m['task_ms']:.0f} ms "
+            f"({m['task_ms'] / MOVES:.2f} ms/move), script {m['script_ms']:.0f} ms, "
+            f"wall {m['wall_ms']:.0f} ms, long tasks {m['long_tasks']:.0f} "
+            f"(longest {m['longest_task_ms']:.0f} ms)"
+        )
+    ratio = brush["task_ms"] / max(hover["task_ms"], 1e-6)
+    print(f"brush / hover busy time  {ratio:.2f}x")
+    print(
+        f"save ({result['clicks']} fills)     encode {result['encode_ms']:.0f} ms, "
+        f"request {result['save_request_ms']:.0f} ms, body {result['save_body_bytes']:,} bytes"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="480x360,2048x1024")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    # SLIC returns fewer segments than asked (H*W/size^2): 24 gives ~2,600 at 2048x1024.
+    parser.add_argument("--superpixel-size", type=int, default=24)
+    args = parser.parse_args()
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
+    if not (REPO / "frontend" / "dist" / "index.html").exists():
+        subprocess.run(["bash", str(REPO / "scripts" / "frontend.sh")], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        with (
+            fresh_database(args.database, directory) as url,
+            running_server(url, directory, directory / "server.log") as server,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            admin = login(server, ADMIN_EMAIL)
+            print(f"Chromium {browser.version}, database {args.database}, viewport 1280x800")
+            for width, height in sizes:
+                report(bench_size(server, admin, browser, width, height, args.superpixel_size))
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()
