@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         default=False, description="Send the session cookie only over HTTPS."
     )
 
+    login_max_failures: int = Field(
+        default=10, gt=0, description="Wrong passwords in a row before an account is locked."
+    )
+    login_lockout_seconds: int = Field(
+        default=300, gt=0, description="How long such an account refuses logins."
+    )
+
     # Upload limits. Pillow's own bomb guard (89 Mpx) is a second line behind max_image_pixels.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Per image file.")
     max_request_bytes: int = Field(

@@ -21,8 +21,23 @@ def login(
     body: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep
 ) -> UserRead:
     """Checks the password and sets an HttpOnly, SameSite=Lax session cookie."""
-    user = service.authenticate(session, body.email, body.password)
+    try:
+        user = service.authenticate(
+            session,
+            body.email,
+            body.password,
+            max_failures=settings.login_max_failures,
+            lockout=timedelta(seconds=settings.login_lockout_seconds),
+        )
+    except service.LoginLocked as error:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"Too many wrong passwords for this account; try again in "
+            f"{error.retry_after_seconds} s.",
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        ) from error
     if user is None:
+        session.commit()  # keeps the failure count
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Wrong e-mail or password.")
     service.forget_expired_sessions(session, user)
     _, secret = service.issue_token(

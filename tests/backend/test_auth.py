@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -99,3 +100,35 @@ def test_admin_creates_users_and_cannot_demote_themselves(client: TestClient, wo
         f"/api/v1/users/{admin.id}", json={"is_admin": False}, headers=admin.headers
     )
     assert demote.status_code == 409
+
+
+def test_repeated_wrong_passwords_lock_the_account_for_a_while(
+    app: FastAPI, client: TestClient, world: World
+) -> None:
+    app.state.settings = app.state.settings.model_copy(
+        update={"login_max_failures": 3, "login_lockout_seconds": 120}
+    )
+    world.user("target@example.org")
+    url = "/api/v1/auth/login"
+    for _ in range(3):
+        wrong = client.post(url, json={"email": "target@example.org", "password": "guess"})
+        assert wrong.status_code == 401
+    locked = client.post(url, json={"email": "target@example.org", "password": PASSWORD})
+    assert locked.status_code == 429
+    assert 0 < int(locked.headers["retry-after"]) <= 120
+    assert "Too many wrong passwords" in locked.json()["detail"]
+
+
+def test_a_good_login_resets_the_failure_count(
+    app: FastAPI, client: TestClient, world: World
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"login_max_failures": 2})
+    world.user("forgetful@example.org")
+    url = "/api/v1/auth/login"
+    wrong = {"email": "forgetful@example.org", "password": "guess"}
+    right = {"email": "forgetful@example.org", "password": PASSWORD}
+    assert client.post(url, json=wrong).status_code == 401
+    assert client.post(url, json=right).status_code == 200
+    assert client.post(url, json=wrong).status_code == 401
+    # Two wrong passwords, but not in a row: still allowed.
+    assert client.post(url, json=right).status_code == 200
