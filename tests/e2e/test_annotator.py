@@ -49,6 +49,13 @@ def stored_state(
         engine.dispose()
 
 
+def drafts(page: Page) -> list[str]:
+    keys: list[str] = page.evaluate(
+        "Object.keys(localStorage).filter((key) => key.startsWith('tessera.draft.'))"
+    )
+    return keys
+
+
 def deepest(project: LabelingProject, image: int, superpixels: list[int]) -> list[int]:
     """The superpixels sorted from the most to the least interior room."""
     queried = project.images[image]
@@ -113,6 +120,7 @@ def test_annotator_fills_brushes_undoes_and_submits_exact_pixels(
     expect(page.locator('[data-modal="confirm-submit"]')).to_be_visible()
     workspace.press("Enter")
     expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+    assert drafts(page) == [], "a submitted image must leave no local draft"
 
     mask, version, history, status = stored_state(server, queried.image_id)
     expected = np.full((project.height, project.width), UNLABELED, dtype=np.uint8)
@@ -186,6 +194,7 @@ def test_draft_survives_reload_and_a_conflict_reapplies_edits(
     if len(mine) + 1 < len(queried.queried):
         workspace.press("Enter")
     expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+    assert drafts(page) == []
 
     mask, version, history, _ = stored_state(server, queried.image_id)
     assert version == 2
@@ -220,6 +229,20 @@ def test_view_keys_help_and_skip(server: Server, admin: httpx.Client, page: Page
         f"Math.abs(document.querySelector('canvas[data-layer=mask]').getBoundingClientRect()"
         f".width - {fitted['width']}) < 1"
     )
+
+    # Space + drag pans by the drag.
+    before = mask.bounding_box()
+    assert before is not None
+    page.keyboard.down("Space")
+    page.mouse.move(400, 400)
+    page.mouse.down()
+    page.mouse.move(460, 370, steps=3)
+    page.mouse.up()
+    page.keyboard.up("Space")
+    after = mask.bounding_box()
+    assert after is not None
+    assert abs(after["x"] - before["x"] - 60) < 1 and abs(after["y"] - before["y"] + 30) < 1
+    assert workspace.progress()[0] == 0, "panning must not paint"
 
     # U shows the query's uncertainty heat map, O cycles the mask's opacity.
     heat = page.locator('canvas[data-layer="uncertainty"]')

@@ -98,6 +98,8 @@ export class Workspace {
   private clicks = 0;
   private saving = false;
   private modal: OpenModal | null = null;
+  /** Set once the edits were saved or dropped: no draft may be written after that. */
+  private settled = false;
   private helpOpen = false;
 
   private stroke: { pointerId: number; x: number; y: number; value: number } | null = null;
@@ -733,6 +735,7 @@ export class Workspace {
   private flushDraft(): void {
     window.clearTimeout(this.draftTimer);
     this.draftTimer = undefined;
+    if (this.settled) return;
     const runs = encodeRuns(this.editor.mask, this.base);
     const status = this.status.draft as HTMLElement;
     if (runs.length === 0 && this.clicks === 0) {
@@ -751,6 +754,12 @@ export class Workspace {
     });
     status.textContent = saved ? "Draft kept on this device" : "Draft NOT kept (browser storage full)";
     status.classList.toggle("warning", !saved);
+  }
+
+  private settle(): void {
+    this.settled = true;
+    window.clearTimeout(this.draftTimer);
+    this.drafts.remove(this.draftKey);
   }
 
   private unsavedChanges(): Changes {
@@ -807,7 +816,7 @@ export class Workspace {
       performance.mark(`tessera:saved:${id}`);
       performance.measure(`tessera:encode:${id}`, `tessera:submit:${id}`, `tessera:encoded:${id}`);
       performance.measure(`tessera:save-request:${id}`, `tessera:encoded:${id}`, `tessera:saved:${id}`);
-      this.drafts.remove(this.draftKey);
+      this.settle();
       this.showToast("Saved.", 1500);
       this.host.submitted(result);
     } catch (error) {
@@ -843,7 +852,8 @@ export class Workspace {
             choice === "reapply"
               ? { changes: this.unsavedChanges(), clicks: this.clicks, seconds: this.timer.seconds }
               : null;
-          this.drafts.remove(this.draftKey);
+          // The carry (if any) goes to the reloaded workspace, which drafts it again.
+          this.settle();
           this.host.reload(carry);
         },
         "conflict",
