@@ -116,12 +116,17 @@ def save_mask(
             done=done,
             settings=settings,
         )
+        session.commit()
     except service.StaleVersion as error:
+        session.rollback()
+        current = error.current
+        if current is None:
+            current = service.current_version(session, image.id)
         raise HTTPException(
             status.HTTP_412_PRECONDITION_FAILED,
-            f"The mask changed since version {error.expected} (now {error.current}); "
+            f"The mask changed since version {error.expected} (now {current}); "
             "reload it and apply your edits again.",
-            headers={"ETag": f'"{error.current}"'},
+            headers={"ETag": f'"{current}"'},
         ) from error
     except UploadRefused as error:
         raise HTTPException(error.status_code, error.message) from error
@@ -201,6 +206,7 @@ def next_task(
     )
     if claimed is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    session.commit()
     query, round_ = claimed
     image = get_image(session, access.project.id, query.image_id)
     version = session.scalar(select(Annotation.version).where(Annotation.image_id == image.id))

@@ -40,10 +40,17 @@ _CLAIM_ATTEMPTS = 20
 
 
 class StaleVersion(Exception):
-    def __init__(self, expected: int, current: int) -> None:
-        super().__init__(f"version {expected} is stale; the mask is at version {current}")
+    """The mask is no longer at ``expected``; ``current`` is known when it was read."""
+
+    def __init__(self, expected: int, current: int | None = None) -> None:
+        super().__init__(f"version {expected} is stale (now {current})")
         self.expected = expected
         self.current = current
+
+
+def current_version(session: Session, image_id: int) -> int:
+    version = session.scalar(select(Annotation.version).where(Annotation.image_id == image_id))
+    return int(version or 0)
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,9 @@ def save_mask(
 ) -> SaveOutcome:
     """Validates a full partial mask for ``image`` and stores it as the next version.
 
-    Raises StaleVersion (nothing changed), UploadRefused (bad mask, or pixels changed outside
-    the queried superpixels), or HTTPException 409 when the image has no open query.
-    Commits on success.
+    Raises StaleVersion (roll back: nothing changed), UploadRefused (bad mask, or pixels
+    changed outside the queried superpixels), or HTTPException 409 when the image has no
+    open query. Flushes; the caller commits the mask, its history row and the cost together.
     """
     annotation = session.scalar(
         select(Annotation)
@@ -158,11 +165,8 @@ def save_mask(
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        current_version = session.scalar(
-            select(Annotation.version).where(Annotation.id == annotation.id)
-        )
-        raise StaleVersion(expected_version, int(current_version or 0))
+        # Another save won the race; the caller rolls back and reports the new version.
+        raise StaleVersion(expected_version)
     new_version = expected_version + 1
     session.add(
         AnnotationSubmission(
@@ -211,7 +215,7 @@ def save_mask(
         )
         .execution_options(synchronize_session=False)
     )
-    session.commit()
+    session.flush()
     return SaveOutcome(
         version=new_version,
         changed_pixels=changed_pixels,
@@ -240,7 +244,8 @@ def claim_next_query(
     settings: Settings,
     exclude: Sequence[int] = (),
 ) -> tuple[Query, Round] | None:
-    """Leases the next open query to ``user`` (their own unexpired one first); commits.
+    """Leases the next open query to ``user`` (their own unexpired one first); flushes, the
+    caller commits.
 
     Queries in ``exclude`` (the ones the caller skipped) are passed over.
 
@@ -272,9 +277,8 @@ def claim_next_query(
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
-            session.commit()
             query = session.get(Query, query_id, populate_existing=True)
             assert query is not None
             return query, round_
-        session.rollback()
+        # Someone else claimed it first; that UPDATE changed nothing, try the next one.
     return None
