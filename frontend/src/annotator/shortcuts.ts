@@ -44,7 +44,7 @@ export const SHORTCUTS: readonly Shortcut[] = [
   { action: "zoom-out", keys: ["-"], label: "Zoom out" },
   { action: "mask-opacity", keys: ["O"], label: "Mask opacity: strong / faint / hidden" },
   { action: "uncertainty", keys: ["U"], label: "Uncertainty heat map on/off" },
-  { action: "boundaries", keys: ["X"], label: "Superpixel boundaries on/off" },
+  { action: "boundaries", keys: ["X"], label: "Dimming and outlines on/off" },
   { action: "submit", keys: ["Enter"], label: "Submit and open the next image" },
   { action: "skip", keys: ["S"], label: "Skip this image (your draft stays on this device)" },
   { action: "help", keys: ["?"], label: "Show or hide this help" },
