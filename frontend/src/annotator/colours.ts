@@ -44,7 +44,7 @@ export function heatLut(): Uint32Array {
       Math.round(r0 + f * (r1 - r0)),
       Math.round(g0 + f * (g1 - g0)),
       Math.round(b0 + f * (b1 - b0)),
-      Math.round(40 + 200 * t),
+      Math.round(30 + 170 * t),
     );
   }
   return lut;

@@ -2,9 +2,9 @@
  * The canvas layers, stacked at image resolution and moved as one by a CSS transform:
  *
  *   image        the photo, drawn once
- *   uncertainty  heat map, drawn once when first shown
  *   mask         class colours; only the dirty rectangle of each edit is recoloured and put
  *   context      locked pixels dimmed, superpixel boundaries (queried ones bright), drawn once
+ *   uncertainty  overlay: the model's heat map, drawn once when first shown, off by default
  *
  * Zooming and panning change one transform and repaint nothing; painting touches only the
  * mask layer's dirty rectangle, once per animation frame.
@@ -54,7 +54,7 @@ export class LayerStack {
     this.heatLayer.hidden = true;
     this.maskLayer = layer("mask", width, height);
     this.contextLayer = layer("context", width, height);
-    this.element.append(this.imageLayer, this.heatLayer, this.maskLayer, this.contextLayer);
+    this.element.append(this.imageLayer, this.maskLayer, this.contextLayer, this.heatLayer);
     this.maskCtx = context2d(this.maskLayer);
     this.maskImage = new ImageData(width, height);
     this.maskPixels = new Uint32Array(this.maskImage.data.buffer);
