@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -412,3 +413,31 @@ def test_exif_rotated_photo_is_stored_upright(
     )
     with PILImage.open(io.BytesIO(stored.content)) as upright:
         assert upright.size == (20, 40)
+
+
+def test_simultaneous_uploads_of_one_image_store_it_once(
+    app: FastAPI, session_factory: sessionmaker[Session], lead_project: tuple[Account, int]
+) -> None:
+    lead, project = lead_project
+    data = png_bytes(rgb_image(64, 48, seed=12))
+    barrier = threading.Barrier(3)
+    statuses: list[int] = []
+
+    def upload() -> None:
+        client = TestClient(app)
+        barrier.wait()
+        response = client.post(
+            f"/api/v1/projects/{project}/images",
+            files=[("files", ("same.png", data, "image/png"))],
+            headers=lead.headers,
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=upload) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each loser either saw the stored image (a reported duplicate) or lost the insert race.
+    assert set(statuses) <= {201, 409} and 201 in statuses, statuses
+    assert _state(session_factory) == (1, 1, 0)
