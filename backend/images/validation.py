@@ -64,6 +64,8 @@ class UploadRefused(Exception):
 
 @dataclass(frozen=True)
 class UploadedFile:
+    """One file of an upload (a plain part or a zip entry), in memory."""
+
     name: str  # display only
     data: bytes
 
