@@ -29,6 +29,11 @@ export class ActiveTimer {
     this.visible = visible;
   }
 
+  /** When the last input came (the clock's milliseconds). */
+  get lastInput(): number {
+    return this.last;
+  }
+
   /** Seconds so far (counting the time since the last input, capped). */
   get seconds(): number {
     const pending = this.visible ? Math.min(this.now() - this.last, this.idleCapMs) : 0;

@@ -884,6 +884,11 @@ export class Workspace {
     this.host.skip();
   }
 
+  /** performance.now() of the annotator's last input here. */
+  get lastInput(): number {
+    return this.timer.lastInput;
+  }
+
   /** Shows a short message over the workspace. */
   notify(message: string): void {
     this.showToast(message, 5000);

@@ -79,11 +79,38 @@ export const labelPage: Page = async (root, params) => {
   let closed = false;
   let skipped = loadSkipped(projectId);
   let notice: string | null = null;
+  let heartbeat: number | undefined;
 
   const show = (...content: (Node | string)[]): void => {
+    window.clearInterval(heartbeat);
     workspace?.destroy();
     workspace = null;
     container.replaceChildren(frame(user, ...content));
+  };
+
+  // Keeps the lease of the open task while the annotator works on it: asking for the next
+  // task returns (and extends) the caller's own lease first.
+  const keepLease = (task: Task): void => {
+    window.clearInterval(heartbeat);
+    const leaseMs = Date.parse(task.lease_expires_at) - Date.now();
+    const every = Math.max(30_000, leaseMs / 3);
+    let lastBeat = performance.now();
+    heartbeat = window.setInterval(() => {
+      const current = workspace;
+      if (!current || current.lastInput < lastBeat) return; // idle: let the lease run out
+      lastBeat = performance.now();
+      void api
+        .nextTask(projectId, skipped)
+        .then(async (renewed) => {
+          if (renewed?.query_id === task.query_id || workspace !== current) return;
+          if (renewed) await api.releaseTask(projectId, renewed.query_id);
+          current.notify(
+            "Your reservation of this image ran out and it may be someone else's now; " +
+              "submitting can meet their save.",
+          );
+        })
+        .catch(() => undefined);
+    }, every);
   };
 
   const open = async (task: Task, carry: Carry | null): Promise<void> => {
@@ -103,6 +130,7 @@ export const labelPage: Page = async (root, params) => {
     );
     container.replaceChildren();
     workspace.mount(container);
+    keepLease(task);
     if (notice) {
       workspace.notify(notice);
       notice = null;
@@ -164,6 +192,7 @@ export const labelPage: Page = async (root, params) => {
   void next();
   return () => {
     closed = true;
+    window.clearInterval(heartbeat);
     workspace?.destroy();
     workspace = null;
   };
