@@ -41,6 +41,8 @@ export interface WorkspaceHost {
   reload(carry: Carry | null): void;
   /** The image is no longer open for labeling: move on. */
   next(): void;
+  /** Shown at the foot of the toolbar (who is signed in, logout). */
+  account?: HTMLElement;
 }
 
 /** Unsaved work carried across a reload after a conflict. */
@@ -309,6 +311,8 @@ export class Workspace {
       toggle("boundaries", "Dim & outlines", "X"),
       toggle("undo", "Undo", "Ctrl+Z"),
       toggle("redo", "Redo", "Ctrl+⇧+Z"),
+      h("div", { class: "spacer" }),
+      this.host.account ?? null,
     );
   }
 

@@ -7,7 +7,7 @@ import type { ProjectDetail, Task } from "../api/types";
 import { decodeGreyPng } from "../annotator/png";
 import { type Carry, type TaskBundle, Workspace } from "../annotator/workspace";
 import { h } from "../shell/dom";
-import { frame } from "../shell/layout";
+import { accountControls, frame } from "../shell/layout";
 import { navigate } from "../shell/navigation";
 import type { Page } from "../shell/router";
 import { currentUser } from "../shell/session";
@@ -125,6 +125,7 @@ export const labelPage: Page = async (root, params) => {
         skip: () => void skip(task),
         reload: (reloadCarry) => void open(task, reloadCarry).catch(fail),
         next: () => void next(),
+        ...(user ? { account: accountControls(user) } : {}),
       },
       carry,
     );

@@ -5,7 +5,8 @@ import { h } from "./dom";
 import { navigate } from "./navigation";
 import { setCurrentUser } from "./session";
 
-export function frame(user: User | null, ...content: (Node | string)[]): HTMLElement {
+/** The signed-in user's email and a logout button. */
+export function accountControls(user: User): HTMLElement {
   const logout = h("button", { type: "button", class: "ghost", "data-action": "logout" }, "Log out");
   logout.addEventListener("click", () => {
     void api.logout().finally(() => {
@@ -13,6 +14,10 @@ export function frame(user: User | null, ...content: (Node | string)[]): HTMLEle
       navigate("/login", { replace: true });
     });
   });
+  return h("span", { class: "account" }, h("span", { class: "muted" }, user.email), logout);
+}
+
+export function frame(user: User | null, ...content: (Node | string)[]): HTMLElement {
   return h(
     "div",
     { class: "page" },
@@ -21,8 +26,7 @@ export function frame(user: User | null, ...content: (Node | string)[]): HTMLEle
       { class: "topbar" },
       h("a", { href: "/", "data-link": true, class: "brand" }, "Tessera"),
       h("span", { class: "spacer" }),
-      user ? h("span", { class: "muted" }, user.email) : null,
-      user ? logout : null,
+      user ? accountControls(user) : null,
     ),
     h("main", { class: "content" }, ...content),
   );
