@@ -22,6 +22,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "backend.commands.export_project:export_project",
         "Export a project's masks (zip with manifest, or COCO RLE JSON).",
     ),
+    "worker": (
+        "worker.commands.worker:worker",
+        "Run a worker: superpixels, training, scoring, queries (Celery).",
+    ),
+    "oracle": (
+        "worker.commands.oracle:oracle",
+        "Answer a labeling round's queries from ground truth (no annotators needed).",
+    ),
     "simulate": (
         "worker.simulation.cli:simulate",
         "Replay the active-learning loop on a labeled dataset with an oracle.",

@@ -29,16 +29,66 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default sqlite:///<data_dir>/tessera.db. "
         "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
     )
-    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL.")
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL (redis://host:6379/0 in production); unset: the "
+        "embedded broker, message files under <data_dir>/broker (one machine, no service).",
+    )
     task_queue: str = Field(
         default="tessera", description="Celery queue the API sends round jobs to."
+    )
+    ingest_queue: str | None = Field(
+        default=None,
+        description="Queue for superpixel ingest jobs (CPU work); unset: the task queue.",
     )
     secret_key: str = Field(
         default=DEFAULT_SECRET_KEY,
         description="Keys the stored hashes of session and API tokens; set a long random "
         "value in production (changing it signs everyone out).",
     )
-    device: str = Field(default="cpu", description="Torch device for the worker (cpu, cuda).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Torch device for the worker: auto picks CUDA when present."
+    )
+
+    # Worker jobs: a running job renews its lease every lease/4 seconds; a lease that runs
+    # out (worker killed, machine lost) is taken over by another worker's watchdog.
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a running job stays claimed without a heartbeat."
+    )
+    job_max_attempts: int = Field(
+        default=3, ge=1, description="Runs a job gets when workers are lost; then it fails."
+    )
+    # The model and its training (DESIGN.md §1.2, §1.4); tests make them tiny.
+    model_width: int = Field(default=16, ge=1, description="U-Net channels at full resolution.")
+    model_depth: int = Field(default=4, ge=1, description="U-Net down-sampling levels.")
+    model_initial_weights: Path | None = Field(
+        default=None, description="Local state-dict file the first model starts from."
+    )
+    train_iterations: int = Field(
+        default=1500, ge=1, description="Training iterations of a project's first model."
+    )
+    finetune_iterations: int = Field(
+        default=600, ge=1, description="Fine-tuning iterations of each later round."
+    )
+    train_batch_size: int = Field(default=8, ge=1, description="Images per training batch.")
+    train_crop_size: int | None = Field(
+        default=None,
+        ge=8,
+        description="Random square crops (px) for training; unset: whole images.",
+    )
+    learning_rate: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    class_weights: bool = Field(
+        default=False, description="Median-frequency class weights over the labeled pixels."
+    )
+    scoring_batch_size: int = Field(
+        default=8, ge=1, description="Images per MC-dropout forward batch."
+    )
+    score_chunk_images: int = Field(
+        default=64, ge=1, description="Pool images per scoring job (jobs are shared by workers)."
+    )
+    ingest_chunk_images: int = Field(
+        default=50, ge=1, description="Uploaded images per superpixel ingest job."
+    )
 
     # Browser sessions: a random token in an HttpOnly cookie, stored hashed server-side.
     session_cookie_name: str = Field(default="tessera_session", description="Cookie name.")
@@ -79,6 +129,15 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the embedded broker keeps its message files."""
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_ingest_queue(self) -> str:
+        return self.ingest_queue or self.task_queue
 
     @property
     def resolved_database_url(self) -> str:

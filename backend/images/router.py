@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, undefer
 
 from backend.deps import SessionDep, SettingsDep
 from backend.images import service
+from backend.images.ingest_jobs import create_ingest_jobs, send_ingest_jobs
 from backend.images.schemas import DuplicateRead, ImageRead, ImageUpdate, UploadReport
 from backend.images.validation import UploadRefused, UploadSource, display_name
 from backend.models import Annotation, Image, ImageStatus, Split, SuperpixelMap
@@ -109,6 +110,7 @@ def upload_images(
         # Starlette spools parts to temporary files; validation streams from them.
         sources = [UploadSource(upload.filename or "unnamed", upload.file) for upload in files]
         result = service.ingest_images(session, access.project, sources, split, settings)
+        ingest_jobs = create_ingest_jobs(session, access.project.id, result.created, settings)
         session.commit()
     except UploadRefused as error:
         session.rollback()
@@ -119,6 +121,8 @@ def upload_images(
         raise HTTPException(
             status.HTTP_409_CONFLICT, "A concurrent upload stored some of these images; retry."
         ) from error
+    # The images show "processing" until a worker has computed their superpixels.
+    send_ingest_jobs(session, ingest_jobs, settings)
     rows = session.execute(_image_rows(access.project.id).where(Image.id.in_(result.created)))
     created = sorted((_to_read(*row) for row in rows), key=lambda image: image.id)
     return UploadReport(

@@ -5,6 +5,7 @@ from backend.models.base import Base
 from backend.models.checkpoints import ModelCheckpoint
 from backend.models.images import Image, ImageStatus, Split, SuperpixelMap
 from backend.models.jobs import Job, JobStatus
+from backend.models.locks import ProjectLock
 from backend.models.projects import (
     LabelClass,
     Membership,
@@ -15,6 +16,7 @@ from backend.models.projects import (
     Uncertainty,
 )
 from backend.models.rounds import Query, QueryStatus, Round, RoundStatus
+from backend.models.scores import ImageScore
 from backend.models.users import ApiToken, TokenKind, User
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "Image",
+    "ImageScore",
     "ImageStatus",
     "Job",
     "JobStatus",
@@ -30,6 +33,7 @@ __all__ = [
     "Membership",
     "ModelCheckpoint",
     "Project",
+    "ProjectLock",
     "Query",
     "QueryStatus",
     "Role",

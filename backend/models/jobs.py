@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Enum, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.models.base import Base, UTCDateTime, utc_now
@@ -41,3 +42,17 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the job works on beyond its project/round, e.g. {"image_ids": [...]} of a chunk.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The worker running it renews lease_expires_at; a lapsed lease is taken over
+    # (worker/watchdog.py). ``worker`` is NULL while nobody holds it.
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, index=True
+    )
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Times a lapsed lease was taken over (a worker lost); past TESSERA_JOB_MAX_ATTEMPTS it fails.
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)
+    # Linear extrapolation of progress since started_at.
+    eta_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -26,6 +26,7 @@ class RoundStatus(enum.StrEnum):
     pending = "pending"
     training = "training"
     scoring = "scoring"
+    querying = "querying"
     labeling = "labeling"  # queries are open; annotators may edit their superpixels
     complete = "complete"
     failed = "failed"

@@ -6,10 +6,12 @@ the round through training, scoring and labeling and reports progress on the job
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from backend.deps import SessionDep, SettingsDep
 from backend.models import Job, JobStatus, ModelCheckpoint, Round
@@ -24,7 +26,7 @@ from backend.rounds.schemas import (
     RoundRead,
     RoundStarted,
 )
-from backend.tasks import RUN_ROUND_TASK, BrokerUnavailable, enqueue
+from backend.tasks import BrokerUnavailable, send_job
 
 router = APIRouter(prefix="/projects/{project_id}")
 
@@ -53,10 +55,16 @@ def start_round(access: ProjectLead, session: SessionDep, settings: SettingsDep)
 
     Answers at once; follow the returned job at ``GET .../jobs/{job_id}``.
     """
-    round_, job = service.create_round(session, access.project)
-    session.commit()
     try:
-        job.celery_task_id = enqueue(settings, RUN_ROUND_TASK, job.id)
+        round_, job = service.create_round(session, access.project)
+        session.commit()
+    except IntegrityError as error:  # a concurrent start took the same round number
+        session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "Another round was started at the same time."
+        ) from error
+    try:
+        send_job(settings, job)
     except BrokerUnavailable as error:
         service.mark_dispatch_failed(session, round_, job, str(error))
         session.commit()
@@ -116,11 +124,82 @@ def list_jobs(
     return list(session.scalars(query.order_by(Job.id.desc()).limit(limit)))
 
 
+def _get_job(session: SessionDep, project_id: int, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.project_id != project_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No job {job_id} in this project.")
+    return job
+
+
 @router.get("/jobs/{job_id}", response_model=JobRead, tags=["jobs"])
 def job_detail(job_id: int, access: ProjectMember, session: SessionDep) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or job.project_id != access.project.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No job {job_id} in this project.")
+    """A job's status, progress (0..1), ETA, message and, when it failed, its error."""
+    return _get_job(session, access.project.id, job_id)
+
+
+def _dispatch(session: SessionDep, settings: SettingsDep, job: Job) -> None:
+    """Sends a committed job; an unreachable broker fails it visibly (503)."""
+    try:
+        send_job(settings, job)
+    except BrokerUnavailable as error:
+        service.mark_job_dispatch_failed(session, job, str(error))
+        session.commit()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"Job {job.id} could not be handed to a worker ({error}); check "
+            "TESSERA_BROKER_URL and retry it.",
+        ) from error
+    session.commit()
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=JobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["jobs"],
+    responses={
+        409: {"description": "The job did not fail, or another round has started since"},
+        503: {"description": "The task broker is unreachable"},
+    },
+)
+def retry_job(job_id: int, access: ProjectLead, session: SessionDep, settings: SettingsDep) -> Job:
+    """Runs a failed job again; a round resumes after its last finished step."""
+    job = _get_job(session, access.project.id, job_id)
+    service.retry_job(session, job)
+    session.commit()
+    _dispatch(session, settings, job)
+    return job
+
+
+class OracleRequest(BaseModel):
+    mode: Literal["exact", "dominant"] = "exact"
+
+
+@router.post(
+    "/rounds/{round_id}/oracle",
+    response_model=JobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["rounds"],
+    responses={
+        409: {"description": "The round is not collecting labels"},
+        503: {"description": "The task broker is unreachable"},
+    },
+)
+def answer_with_oracle(
+    round_id: int,
+    access: ProjectLead,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: OracleRequest | None = None,
+) -> Job:
+    """Lets the oracle answer the round's open queries from the images' ground truth
+    (``exact``: the true pixels; ``dominant``: each superpixel's majority class), saved
+    like a person's work under the oracle account. Images without ground truth stay open."""
+    round_ = _get_round(session, access.project.id, round_id)
+    job = service.create_oracle_job(session, round_)
+    job.payload = {"mode": (body or OracleRequest()).mode}
+    session.commit()
+    _dispatch(session, settings, job)
     return job
 
 

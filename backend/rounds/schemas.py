@@ -59,6 +59,10 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    eta_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    worker: str | None = None
+    takeovers: int = 0
 
 
 class ModelRead(BaseModel):

@@ -8,20 +8,38 @@ from sqlalchemy.orm import Session
 
 from backend.models import Job, JobStatus, Project, Query, QueryStatus, Round, RoundStatus
 from backend.models.base import utc_now
+from backend.tasks import ORACLE_JOB, ROUND_JOB
 
-ROUND_JOB_KIND = "round"
-_UNFINISHED = (RoundStatus.pending, RoundStatus.training, RoundStatus.scoring, RoundStatus.labeling)
+ROUND_JOB_KIND = ROUND_JOB
+_UNFINISHED = (
+    RoundStatus.pending,
+    RoundStatus.training,
+    RoundStatus.scoring,
+    RoundStatus.querying,
+    RoundStatus.labeling,
+)
 
 
-def create_round(session: Session, project: Project) -> tuple[Round, Job]:
-    """A pending round and the job that will train, score and query for it.
+def lock_project(session: Session, project_id: int) -> None:
+    """Serializes round starts and retries of one project until the transaction ends.
 
-    One round at a time per project: a round still pending, training, scoring or labeling
-    must be closed (or fail) before the next one starts.
+    A no-op UPDATE takes the project row's lock on PostgreSQL and SQLite's write lock, so a
+    second request waits here and then sees the first one's committed round (a SELECT alone
+    would let both see "no round running" and both insert one).
     """
+    session.execute(
+        update(Project)
+        .where(Project.id == project_id)
+        .values(name=Project.name)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def ensure_no_unfinished_round(session: Session, project_id: int) -> None:
+    """409 while a round of the project is pending, training, scoring, querying or labeling."""
     unfinished = session.scalar(
         select(Round)
-        .where(Round.project_id == project.id, Round.status.in_(_UNFINISHED))
+        .where(Round.project_id == project_id, Round.status.in_(_UNFINISHED))
         .order_by(Round.number.desc())
         .limit(1)
     )
@@ -30,6 +48,17 @@ def create_round(session: Session, project: Project) -> tuple[Round, Job]:
             status.HTTP_409_CONFLICT,
             f"Round {unfinished.number} is still {unfinished.status.value}; close it first.",
         )
+
+
+def create_round(session: Session, project: Project) -> tuple[Round, Job]:
+    """A pending round and the job that will train, score and query for it.
+
+    One round at a time per project: a round still pending, training, scoring, querying or
+    labeling must be closed (or fail) before the next one starts. Race-free: the project row
+    is locked first (``lock_project``).
+    """
+    lock_project(session, project.id)
+    ensure_no_unfinished_round(session, project.id)
     last = session.scalar(select(func.max(Round.number)).where(Round.project_id == project.id))
     round_ = Round(
         project_id=project.id,
@@ -76,3 +105,56 @@ def close_round(session: Session, round_: Round) -> None:
     )
     round_.status = RoundStatus.complete
     round_.finished_at = utc_now()
+
+
+def retry_job(session: Session, job: Job) -> None:
+    """Puts a failed job back in the queue; a failed round goes back to ``pending`` and its
+    worker resumes after the last step it finished (steps are idempotent). 409 unless the job
+    failed, or when another round has started since."""
+    if job.status != JobStatus.failed:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Job {job.id} is {job.status.value}; only a failed job can be retried.",
+        )
+    if job.round_id is not None and job.kind == ROUND_JOB_KIND:
+        assert job.project_id is not None
+        lock_project(session, job.project_id)
+        round_ = session.get(Round, job.round_id)
+        if round_ is not None and round_.status == RoundStatus.failed:
+            ensure_no_unfinished_round(session, job.project_id)
+            round_.status = RoundStatus.pending
+            round_.finished_at = None
+    job.status = JobStatus.queued
+    job.error = None
+    job.finished_at = None
+    job.worker = None
+    job.lease_expires_at = None
+    job.takeovers = 0
+    job.message = "retry: waiting for a worker"
+    session.flush()
+
+
+def create_oracle_job(session: Session, round_: Round) -> Job:
+    """A job in which the worker answers the round's open queries from ground truth."""
+    if round_.status != RoundStatus.labeling:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Round {round_.number} is {round_.status.value}; the oracle answers a labeling round.",
+        )
+    job = Job(
+        project_id=round_.project_id,
+        round_id=round_.id,
+        kind=ORACLE_JOB,
+        status=JobStatus.queued,
+        progress=0.0,
+        message=f"round {round_.number}: oracle waiting for a worker",
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def mark_job_dispatch_failed(session: Session, job: Job, reason: str) -> None:
+    job.status = JobStatus.failed
+    job.error = f"could not reach the task broker: {reason}"
+    job.finished_at = utc_now()

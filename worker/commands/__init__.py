@@ -1,0 +1,1 @@
+"""``tessera`` subcommands that run worker code (listed in ``backend.cli.COMMANDS``)."""

@@ -1,0 +1,106 @@
+"""``tessera worker``: run a Celery worker for Tessera's jobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from backend.settings import Settings, get_settings
+
+
+@click.command()
+@click.option(
+    "--queues",
+    "-Q",
+    default=None,
+    help="Comma-separated queues to consume [default: TESSERA_TASK_QUEUE and "
+    "TESSERA_INGEST_QUEUE].",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Pool processes; one per GPU is the rule (each loads its own model).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo", "threads"]),
+    default="prefork",
+    show_default=True,
+    help="prefork isolates each job in a process (a crash loses one job, not the worker).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="Torch device [default: TESSERA_DEVICE].",
+)
+@click.option("--hostname", "-n", default=None, help="Celery node name (default: celery@host).")
+@click.option(
+    "--loglevel",
+    "-l",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="[default: TESSERA_LOG_LEVEL]",
+)
+def worker(
+    queues: str | None,
+    concurrency: int,
+    pool: str,
+    device: str | None,
+    hostname: str | None,
+    loglevel: str | None,
+) -> None:
+    """Run a worker: superpixel ingest, training, scoring, querying and oracle jobs."""
+    # Ask NVML, not the CUDA runtime, whether a GPU exists: the main process then holds no
+    # CUDA context that forked pool processes would inherit (torch refuses CUDA after that).
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    settings = get_settings()
+    if device is not None:
+        settings = settings.model_copy(update={"device": device})
+    level = (loglevel or settings.log_level).upper()
+    logging.basicConfig(
+        level=level, format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+    )
+    _log_startup(settings, concurrency, pool)
+
+    from backend.migrate import upgrade_database
+    from worker.celery_app import create_celery_app
+
+    upgrade_database(settings)
+    app = create_celery_app(settings)
+    names = queues or ",".join(dict.fromkeys([settings.task_queue, settings.resolved_ingest_queue]))
+    argv = ["worker", f"--queues={names}", f"--concurrency={concurrency}", f"--pool={pool}"]
+    argv.append(f"--loglevel={level}")
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv)
+
+
+def _log_startup(settings: Settings, concurrency: int, pool: str) -> None:
+    import torch
+
+    from backend.broker import broker_connection
+    from worker.engine.model import resolve_device
+
+    # Named without initialising CUDA here (see above); each pool process logs its GPU.
+    resolved = resolve_device(settings.device)
+    device = f"cuda ({torch.cuda.device_count()} GPUs)" if resolved.type == "cuda" else "cpu"
+    connection = broker_connection(settings)
+    broker = (
+        "embedded (files in " + str(settings.broker_dir) + ")"
+        if connection.embedded
+        else (connection.url.split("@")[-1])
+    )
+    logging.getLogger("tessera.worker").info(
+        "tessera worker: device %s (TESSERA_DEVICE=%s), %s x %s, broker %s",
+        device,
+        settings.device,
+        concurrency,
+        pool,
+        broker,
+    )

@@ -1,0 +1,93 @@
+"""Rows to arrays: images, partial masks, ground truth and superpixel maps from the database."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.images.superpixels import decode_superpixels
+from backend.masks import UNLABELED, decode_stored_mask
+from backend.models import Annotation, Image, LabelClass, Project, SuperpixelMap
+
+
+def image_rgb(session: Session, image_id: int) -> NDArray[np.uint8]:
+    """(H, W, 3) uint8 pixels of a stored image (stored upright; see upload validation)."""
+    data = session.scalar(select(Image.data).where(Image.id == image_id))
+    if data is None:
+        raise LookupError(f"image {image_id} is gone")
+    with PILImage.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def partial_mask(session: Session, image: Image) -> NDArray[np.uint8]:
+    """(H, W) uint8 current mask of ``image``, 255 = unlabeled."""
+    png = session.scalar(select(Annotation.mask_png).where(Annotation.image_id == image.id))
+    return decode_stored_mask(png, image.width, image.height)
+
+
+def ground_truth(session: Session, image: Image) -> NDArray[np.uint8] | None:
+    png = session.scalar(select(Image.ground_truth_png).where(Image.id == image.id))
+    return None if png is None else decode_stored_mask(png, image.width, image.height)
+
+
+def superpixel_labels(
+    session: Session, superpixel_map: SuperpixelMap, image: Image
+) -> NDArray[np.int32]:
+    blob = session.scalar(
+        select(SuperpixelMap.labels_zlib).where(SuperpixelMap.id == superpixel_map.id)
+    )
+    if blob is None:
+        raise LookupError(f"superpixel map {superpixel_map.id} is gone")
+    return decode_superpixels(blob, superpixel_map.dtype, image.width, image.height)
+
+
+def current_map(session: Session, image: Image, project: Project) -> SuperpixelMap | None:
+    """The image's map for the project's current superpixel size and algorithm."""
+    return session.scalar(
+        select(SuperpixelMap).where(
+            SuperpixelMap.image_id == image.id,
+            SuperpixelMap.size == project.superpixel_size,
+            SuperpixelMap.algorithm == project.superpixel_algorithm.value,
+        )
+    )
+
+
+def class_count(session: Session, project_id: int) -> int:
+    """Model outputs: the highest class index + 1 (indices may have gaps), at least 2."""
+    highest = session.scalar(
+        select(func.max(LabelClass.index)).where(LabelClass.project_id == project_id)
+    )
+    return max(int(highest if highest is not None else 0) + 1, 2)
+
+
+def labeled(mask: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    known: NDArray[np.bool_] = mask != UNLABELED
+    return known
+
+
+def pack_floats(values: NDArray[np.floating]) -> bytes:
+    return zlib.compress(np.ascontiguousarray(values, dtype="<f4").tobytes(), 6)
+
+
+def unpack_floats(blob: bytes) -> NDArray[np.float64]:
+    return np.frombuffer(zlib.decompress(blob), dtype="<f4").astype(np.float64)
+
+
+def pack_counts(values: NDArray[np.integer]) -> bytes:
+    return zlib.compress(np.ascontiguousarray(values, dtype="<i4").tobytes(), 6)
+
+
+def unpack_counts(blob: bytes) -> NDArray[np.int64]:
+    return np.frombuffer(zlib.decompress(blob), dtype="<i4").astype(np.int64)
+
+
+def png_bytes(array: NDArray[np.uint8]) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.fromarray(array, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,103 @@
+"""MC-dropout scores of a list of images: pixel, superpixel and image scores in one pass.
+
+Shared by the service's scoring jobs; the simulator's ``score_pool`` does the same on its
+in-memory pool.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from worker.engine.model import UNet, images_to_tensor
+from worker.engine.reductions import image_score, superpixel_scores
+from worker.engine.uncertainty import METHODS, pixel_uncertainty
+
+
+@dataclass(frozen=True)
+class ImageUncertainty:
+    """pixel_scores: (H, W) float32; superpixel_scores: (n,) float64, NaN = all labeled;
+    image_score: NaN when every pixel is labeled."""
+
+    pixel_scores: NDArray[np.float32]
+    superpixel_scores: NDArray[np.float64]
+    image_score: float
+
+
+def equal_shape_batches(shapes: Sequence[tuple[int, ...]], size: int) -> list[list[int]]:
+    """Indices in order, grouped into consecutive runs of equal shape at most ``size`` long."""
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
+    batches: list[list[int]] = []
+    for index, shape in enumerate(shapes):
+        if batches and len(batches[-1]) < size and shapes[batches[-1][0]] == shape:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def score_images(
+    model: UNet,
+    images: Sequence[NDArray[np.uint8]],
+    superpixels: Sequence[NDArray[np.integer]],
+    labeled: Sequence[NDArray[np.bool_]],
+    *,
+    method: str,
+    samples: int,
+    device: torch.device,
+    batch_size: int = 8,
+    bf16: bool = False,
+) -> Iterator[ImageUncertainty]:
+    """Yields one ImageUncertainty per image, in order.
+
+    images: (H, W, 3) uint8 each; superpixels: (H, W) ids 0..n-1; labeled: (H, W) bool
+    (pixels already labeled do not count towards superpixel or image scores).
+    """
+    if not len(images) == len(superpixels) == len(labeled):
+        raise ValueError(
+            f"{len(images)} images, {len(superpixels)} superpixel maps, {len(labeled)} masks"
+        )
+    for image, ids, known in zip(images, superpixels, labeled, strict=True):
+        if not image.shape[:2] == ids.shape == known.shape:
+            raise ValueError(
+                f"image {image.shape}, superpixels {ids.shape} and labeled {known.shape} differ"
+            )
+    for batch in equal_shape_batches([image.shape for image in images], batch_size):
+        stacked = torch.from_numpy(np.stack([images[i] for i in batch])).to(device)
+        scores, _ = pixel_uncertainty(model, images_to_tensor(stacked), method, samples, bf16=bf16)
+        for index, pixel_scores in zip(batch, scores.cpu().numpy(), strict=True):
+            count = int(superpixels[index].max()) + 1
+            yield ImageUncertainty(
+                pixel_scores=pixel_scores.astype(np.float32),
+                superpixel_scores=superpixel_scores(
+                    pixel_scores, superpixels[index], labeled[index], count
+                ),
+                image_score=image_score(pixel_scores, labeled[index]),
+            )
+
+
+def max_pixel_score(method: str, num_classes: int) -> float:
+    """The largest value ``method`` can give a pixel, to scale scores to 0..1 comparably
+    across images (DESIGN.md §1.3)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
+    if method in ("entropy", "bald"):
+        return math.log(num_classes)
+    if method == "margin":
+        return 1.0
+    return 2.0 * math.log2(num_classes)  # paper: entropy of the mean + mean entropy, base 2
+
+
+def quantize_scores(pixel_scores: NDArray[np.floating], maximum: float) -> NDArray[np.uint8]:
+    """(H, W) scores -> (H, W) uint8, 0..maximum mapped to 0..255 (clipped)."""
+    if maximum <= 0:
+        raise ValueError(f"maximum must be positive, got {maximum}")
+    scaled = np.clip(np.nan_to_num(pixel_scores) / maximum, 0.0, 1.0) * 255.0
+    quantized: NDArray[np.uint8] = np.rint(scaled).astype(np.uint8)
+    return quantized

@@ -1,0 +1,44 @@
+"""Running one job: claim it, keep its lease alive, record a failure with its error."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from worker.jobs import ClaimOutcome, JobLease, LeaseLost, claim_job, error_text, fail_job
+from worker.runtime import WorkerRuntime, new_holder_id
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[JobLease], None]
+
+
+def run_job(
+    runtime: WorkerRuntime,
+    job_id: int,
+    step: Step,
+    *,
+    after_failure: Callable[[], None] | None = None,
+) -> None:
+    """Runs ``step`` under a fresh lease on job ``job_id`` if it can be claimed.
+
+    A job already finished, or held by a live worker, is left alone (a duplicate message).
+    A step that loses its lease stops without writing; any other error fails the job with
+    the error text, which the API shows and the lead can retry.
+    """
+    holder = new_holder_id()
+    with runtime.session_factory() as session:
+        outcome = claim_job(session, job_id, holder, runtime.settings.job_lease_seconds)
+    if outcome is not ClaimOutcome.claimed:
+        log.info("job %s not run here: %s", job_id, outcome.value)
+        return
+    lease = JobLease(runtime, job_id, holder)
+    try:
+        with lease:
+            step(lease)
+    except LeaseLost:
+        log.warning("job %s was taken over by another worker; this run stops", job_id)
+    except Exception as error:
+        log.exception("job %s failed", job_id)
+        if fail_job(runtime, job_id, holder, error_text(error)) and after_failure is not None:
+            after_failure()
