@@ -270,7 +270,14 @@ def test_view_keys_help_and_skip(server: Server, admin: httpx.Client, page: Page
         "document.body.dataset.paintable !== undefined"
         " && document.querySelector('.toast')?.textContent.includes('one you skipped')"
     )
-    assert wait_paintable(page) in {first, second}
+    current = wait_paintable(page)
+    assert current in {first, second}
+
+    # Submitting shows the other image (claimed and downloaded while the save ran).
+    workspace.press("Enter")
+    workspace.press("Enter")  # submit with unlabeled superpixels
+    other = wait_paintable(page, previous=str(current))
+    assert {current, other} == {first, second}
 
     # Logging out from the workspace ends the session.
     page.click('[data-action="logout"]')

@@ -33,6 +33,10 @@ export interface TaskBundle {
 }
 
 export interface WorkspaceHost {
+  /** A submit started (the page may fetch the next task meanwhile). */
+  submitting?(): void;
+  /** The submit was refused or failed; the annotator stays on this task. */
+  submitFailed?(): void;
   /** The mask was saved with done=true: show the next task. */
   submitted(result: SaveResult): void;
   /** The annotator skipped this task (the lease is released by the page). */
@@ -808,6 +812,7 @@ export class Workspace {
     // Marks for bench/browser_annotator.py: encoding, the request, and submit-to-next-task.
     const id = task.query_id;
     performance.mark(`tessera:submit:${id}`);
+    this.host.submitting?.();
     try {
       const png = await encodeGreyPng(this.editor.mask, task.width, task.height);
       performance.mark(`tessera:encoded:${id}`, { detail: { bytes: png.byteLength } });
@@ -826,6 +831,7 @@ export class Workspace {
     } catch (error) {
       this.saving = false;
       this.element.classList.remove("saving");
+      this.host.submitFailed?.();
       this.onSaveError(error);
     }
   }

@@ -113,15 +113,57 @@ export const labelPage: Page = async (root, params) => {
     }, every);
   };
 
-  const open = async (task: Task, carry: Carry | null): Promise<void> => {
-    container.replaceChildren(h("div", { class: "loading", "data-loading": task.query_id }, "Loading image…"));
-    const bundle = await fetchBundle(project, task);
+  // While a submit is being saved, the next task is already claimed and downloaded, so that
+  // it shows as soon as the save is accepted. A failed save gives the prefetched lease back.
+  let prefetched: Promise<{ task: Task; bundle: Promise<TaskBundle> } | null> | null = null;
+
+  const prefetch = (current: Task): void => {
+    prefetched = api
+      .nextTask(projectId, [...skipped, current.query_id])
+      .then((task) => {
+        if (!task) return null;
+        const bundle = fetchBundle(project, task);
+        bundle.catch(() => undefined); // awaited (and reported) when it is used
+        return { task, bundle };
+      })
+      .catch(() => null);
+  };
+
+  const cancelPrefetch = (current: Task): void => {
+    const pending = prefetched;
+    prefetched = null;
+    void pending?.then((found) => {
+      if (found && found.task.query_id !== current.query_id) {
+        void api.releaseTask(projectId, found.task.query_id).catch(() => undefined);
+      }
+    });
+  };
+
+  const afterSubmit = async (): Promise<void> => {
+    const pending = prefetched;
+    prefetched = null;
+    const found = pending ? await pending : null;
+    if (!found) return next();
+    try {
+      await open(found.task, null, await found.bundle);
+    } catch {
+      await next();
+    }
+  };
+
+  const open = async (task: Task, carry: Carry | null, ready?: TaskBundle): Promise<void> => {
+    if (!ready) {
+      container.replaceChildren(h("div", { class: "loading", "data-loading": task.query_id }, "Loading image…"));
+    }
+    const bundle = ready ?? (await fetchBundle(project, task));
     if (closed) return;
     workspace?.destroy();
     workspace = new Workspace(
       bundle,
       {
-        submitted: () => void next(),
+        submitting: () => prefetch(task),
+        submitFailed: () => cancelPrefetch(task),
+        submitted: () => void afterSubmit(),
         skip: () => void skip(task),
         reload: (reloadCarry) => void open(task, reloadCarry).catch(fail),
         next: () => void next(),
