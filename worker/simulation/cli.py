@@ -150,9 +150,16 @@ def simulate(
     active = sum(s in ACTIVE_STRATEGIES for s in config.strategies)
     rows_per_seed = active * (config.rounds + 1) + ("full" in config.strategies)
     rows: list[RoundRow] = []
-    with tqdm(total=rows_per_seed * len(seed_list), desc="simulate", unit="round") as bar:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Rows are appended as they come, so an interrupted run keeps what it measured.
+    with (
+        tqdm(total=rows_per_seed * len(seed_list), desc="simulate", unit="round") as bar,
+        (out_dir / "rounds.jsonl").open("w") as live_rows,
+    ):
 
         def on_row(row: RoundRow) -> None:
+            live_rows.write(json.dumps(row.as_dict()) + "\n")
+            live_rows.flush()
             bar.update(1)
             bar.set_postfix_str(
                 f"seed {row.seed} {row.strategy} r{row.round} "
