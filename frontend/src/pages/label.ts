@@ -157,6 +157,7 @@ export const labelPage: Page = async (root, params) => {
     }
     const bundle = ready ?? (await fetchBundle(project, task));
     if (closed) return;
+    performance.mark(`tessera:fetched:${task.query_id}`);
     workspace?.destroy();
     workspace = new Workspace(
       bundle,
