@@ -1,0 +1,47 @@
+"""Steps the worker tests share: wait for a job, run the random first round with the oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.worker.conftest import Api, Stack, wait_for
+from tests.worker.scenes import SceneProject
+
+
+def wait_for_job(
+    api: Api, stack: Stack, project: int, job_id: int, timeout: float = 90, succeed: bool = True
+) -> tuple[dict[str, Any], list[float]]:
+    """Polls the job until it ends; returns it and the progress values seen while running."""
+    seen: list[float] = []
+
+    def ended() -> Any:
+        job = api.get(f"/projects/{project}/jobs/{job_id}")
+        if job["status"] == "running":
+            seen.append(job["progress"])
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    job = wait_for(ended, timeout, f"job {job_id}", stack.workers, interval=0.1)
+    if succeed:
+        assert job["status"] == "succeeded", job["error"]
+    return job, seen
+
+
+def wait_for_ingest(api: Api, stack: Stack, project: int) -> None:
+    wait_for(
+        lambda: not api.get(f"/projects/{project}/images", params={"status": "processing"}),
+        60,
+        "superpixels of every upload",
+        stack.workers,
+    )
+
+
+def first_round_answered_by_oracle(api: Api, stack: Stack, project: SceneProject) -> int:
+    """Round 1 (random initial images) answered by the oracle and closed; returns its id."""
+    base = f"/projects/{project.id}"
+    started = api.post(f"{base}/rounds")
+    wait_for_job(api, stack, project.id, started["job"]["id"])
+    round_id = int(started["round"]["id"])
+    oracle = api.post(f"{base}/rounds/{round_id}/oracle", json={"mode": "exact"})
+    wait_for_job(api, stack, project.id, oracle["id"])
+    api.post(f"{base}/rounds/{round_id}/close", expect=200)
+    return round_id
