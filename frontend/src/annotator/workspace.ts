@@ -8,18 +8,20 @@ import { ApiError, api } from "../api/client";
 import type { LabelClass, ProjectDetail, SaveResult, Task } from "../api/types";
 import { h, formatSeconds } from "../shell/dom";
 import { type OpenModal, showModal } from "../shell/modal";
+import { type Chrome, type Tool, buildChrome, helpOverlay } from "./chrome";
 import { classLut, heatLut } from "./colours";
 import { type Changes, DraftStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
 import { History } from "./history";
 import { type Diff, MaskEditor, UNLABELED } from "./mask";
 import { decodeGreyPng, encodeGreyPng } from "./png";
 import { LayerStack } from "./render";
-import { type Action, GESTURES, SHORTCUTS, actionFor } from "./shortcuts";
+import { type GestureTarget, type Point, bindStageInput } from "./input";
+import type { Action } from "./shortcuts";
 import { QueriedRegions, type SuperpixelMap } from "./superpixels";
 import { ActiveTimer } from "./timer";
 import { type View, fitView, panBy, screenToImage, zoomAt } from "./view";
 
-export type Tool = "fill" | "brush" | "eraser";
+export type { Tool } from "./chrome";
 
 /** Everything a task needs, fetched by the page before the workspace is built. */
 export interface TaskBundle {
@@ -65,14 +67,6 @@ function sortedClasses(project: ProjectDetail): LabelClass[] {
   return [...project.classes].sort((a, b) => a.index - b.index);
 }
 
-function isTyping(target: EventTarget | null): boolean {
-  return (
-    target instanceof HTMLInputElement ||
-    target instanceof HTMLTextAreaElement ||
-    target instanceof HTMLSelectElement
-  );
-}
-
 export class Workspace {
   readonly element: HTMLDivElement;
   private readonly bundle: TaskBundle;
@@ -89,9 +83,7 @@ export class Workspace {
 
   private readonly stage: HTMLDivElement;
   private readonly cursor: HTMLDivElement;
-  private readonly status: Record<string, HTMLElement> = {};
-  private readonly paletteButtons: HTMLButtonElement[] = [];
-  private readonly toolButtons = new Map<Tool, HTMLButtonElement>();
+  private readonly chrome: Chrome;
   private readonly toast: HTMLDivElement;
 
   private tool: Tool = "fill";
@@ -108,10 +100,9 @@ export class Workspace {
   private settled = false;
   private helpOpen = false;
 
-  private stroke: { pointerId: number; x: number; y: number; value: number } | null = null;
-  private pan: { pointerId: number; x: number; y: number } | null = null;
-  private spaceHeld = false;
-  private pointer: { x: number; y: number } | null = null;
+  private stroke: { x: number; y: number; value: number } | null = null;
+  private pointer: Point | null = null;
+  private panning = false;
   private frameRequested = false;
   private viewChanged = false;
   private draftTimer: number | undefined;
@@ -139,11 +130,18 @@ export class Workspace {
     this.cursor = h("div", { class: "brush-cursor", hidden: true });
     this.stage.append(this.layers.element, this.cursor);
     this.toast = h("div", { class: "toast", role: "status", "aria-live": "polite" });
+    this.chrome = buildChrome(
+      project,
+      task,
+      this.classes,
+      { action: (action, slot) => this.run(action, slot), tool: (tool) => this.selectTool(tool) },
+      host.account ?? null,
+    );
     this.element = h(
       "div",
       { class: "workspace", "data-query-id": task.query_id, "data-image-id": task.image_id },
-      this.buildTopbar(),
-      this.buildToolbar(),
+      this.chrome.topbar,
+      this.chrome.toolbar,
       this.stage,
       this.toast,
     );
@@ -185,7 +183,7 @@ export class Workspace {
       if (!this.fitted) this.fit();
       else this.requestFrame();
     });
-    this.bindInput();
+    this.cleanups.push(bindStageInput(this.stage, this.gestures()));
     this.selectClass(0);
     this.selectTool("fill");
     if (restored) this.showToast(restored, 6000);
@@ -217,274 +215,74 @@ export class Workspace {
     delete document.body.dataset.paintable;
   }
 
-  // --- building the page -----------------------------------------------------------------
+  // --- input ------------------------------------------------------------------------------
 
-  private buildTopbar(): HTMLElement {
-    const { task, project } = this.bundle;
-    const stat = (name: string, title: string): HTMLElement => {
-      const node = h("span", { class: `stat stat-${name}`, "data-stat": name, title });
-      this.status[name] = node;
-      return node;
+  private gestures(): GestureTarget {
+    return {
+      activity: () => this.timer.touch(),
+      dialogKey: (event) => (this.modal ? this.modal.handleKey(event) : null),
+      blocked: () => this.modal !== null || this.helpOpen,
+      press: (point) => this.press(point),
+      drag: (points) => {
+        if (!this.stroke) return;
+        for (const point of points) {
+          const { x, y } = screenToImage(this.view, point.x, point.y);
+          this.editor.paintSegment(this.stroke.x, this.stroke.y, x, y, this.brushSize, this.stroke.value);
+          this.stroke.x = x;
+          this.stroke.y = y;
+        }
+        this.requestFrame();
+      },
+      release: () => {
+        if (!this.stroke) return;
+        this.stroke = null;
+        const diff = this.editor.endStroke();
+        if (diff) this.commit(diff);
+        this.updateStatus();
+      },
+      pan: (dx, dy) => {
+        this.view = panBy(this.view, dx, dy);
+        this.viewChanged = true;
+        this.requestFrame();
+      },
+      zoom: (point, factor) => this.zoom(point.x, point.y, factor),
+      hover: (point, panning) => {
+        this.pointer = point;
+        this.panning = panning;
+        this.requestFrame();
+      },
+      action: (action, slot, repeat) => {
+        if (this.helpOpen && action !== "help" && action !== "close") this.toggleHelp(false);
+        if (repeat && (action === "submit" || action === "skip")) return;
+        this.run(action, slot);
+      },
+      hidden: () => this.flushDraft(),
+      visible: (visible) => this.timer.setVisible(visible),
     };
-    const skip = h("button", { type: "button", class: "ghost", "data-action": "skip", title: "Skip (S)" }, "Skip");
-    const submit = h(
-      "button",
-      { type: "button", class: "primary", "data-action": "submit", title: "Submit and next (Enter)" },
-      "Submit ⏎",
-    );
-    const help = h("button", { type: "button", class: "ghost", "data-action": "help", title: "Shortcuts (?)" }, "?");
-    skip.addEventListener("click", () => this.run("skip"));
-    submit.addEventListener("click", () => this.run("submit"));
-    help.addEventListener("click", () => this.run("help"));
-    return h(
-      "header",
-      { class: "topbar" },
-      h("a", { href: "/", "data-link": true, class: "brand" }, "Tessera"),
-      h("span", { class: "crumb" }, `${project.name} · round ${task.round_number} · image ${task.image_id}`),
-      stat("progress", "Queried superpixels with every pixel labeled"),
-      stat("time", "Time on this image (idle gaps count at most a minute)"),
-      stat("clicks", "Clicks and strokes on this image"),
-      stat("draft", "Unsaved edits are kept on this device"),
-      h("span", { class: "spacer" }),
-      skip,
-      submit,
-      help,
-    );
   }
 
-  private buildToolbar(): HTMLElement {
-    const toolButton = (tool: Tool, label: string, key: string): HTMLButtonElement => {
-      const button = h(
-        "button",
-        { type: "button", class: "tool", "data-tool": tool, title: `${label} (${key})` },
-        h("span", { class: "tool-label" }, label),
-        h("kbd", {}, key),
-      );
-      button.addEventListener("click", () => this.selectTool(tool));
-      this.toolButtons.set(tool, button);
-      return button;
-    };
-    const palette = h("div", { class: "palette", role: "radiogroup", "aria-label": "Label class" });
-    this.classes.forEach((labelClass, slot) => {
-      const button = h(
-        "button",
-        {
-          type: "button",
-          class: "swatch",
-          role: "radio",
-          "data-class-index": labelClass.index,
-          title: `${labelClass.name}${slot < 9 ? ` (${slot + 1})` : ""}`,
-        },
-        h("span", { class: "chip", style: `background:${labelClass.colour}` }),
-        h("span", { class: "swatch-name" }, labelClass.name),
-        slot < 9 ? h("kbd", {}, String(slot + 1)) : null,
-      );
-      button.addEventListener("click", () => this.selectClass(slot));
-      this.paletteButtons.push(button);
-      palette.append(button);
-    });
-    if (this.classes.length === 0) {
-      palette.append(h("p", { class: "muted" }, "This project has no label classes yet; a lead adds them."));
-    }
-    const toggle = (action: Action, label: string, key: string): HTMLButtonElement => {
-      const button = h(
-        "button",
-        { type: "button", class: "toggle", "data-action": action, title: `${label} (${key})` },
-        h("span", {}, label),
-        h("kbd", {}, key),
-      );
-      button.addEventListener("click", () => this.run(action));
-      return button;
-    };
-    const brush = h("span", { class: "brush-size", "data-stat": "brush" });
-    this.status.brush = brush;
-    return h(
-      "aside",
-      { class: "toolbar" },
-      h("h3", {}, "Tools"),
-      toolButton("fill", "Fill", "G"),
-      toolButton("brush", "Brush", "B"),
-      toolButton("eraser", "Eraser", "E"),
-      h("div", { class: "brush-row" }, h("kbd", {}, "["), brush, h("kbd", {}, "]")),
-      h("h3", {}, "Classes"),
-      palette,
-      h("h3", {}, "View"),
-      toggle("fit", "Fit", "F"),
-      toggle("mask-opacity", "Mask opacity", "O"),
-      toggle("uncertainty", "Uncertainty", "U"),
-      toggle("boundaries", "Dim & outlines", "X"),
-      toggle("undo", "Undo", "Ctrl+Z"),
-      toggle("redo", "Redo", "Ctrl+⇧+Z"),
-      h("div", { class: "spacer" }),
-      this.host.account ?? null,
-    );
-  }
-
-  // --- input --------------------------------------------------------------------------------
-
-  private listen<K extends keyof WindowEventMap>(
-    target: Window,
-    type: K,
-    handler: (event: WindowEventMap[K]) => void,
-    options?: AddEventListenerOptions,
-  ): void;
-  private listen<K extends keyof HTMLElementEventMap>(
-    target: HTMLElement,
-    type: K,
-    handler: (event: HTMLElementEventMap[K]) => void,
-    options?: AddEventListenerOptions,
-  ): void;
-  private listen(
-    target: Window | HTMLElement,
-    type: string,
-    handler: (event: Event) => void,
-    options?: AddEventListenerOptions,
-  ): void {
-    target.addEventListener(type, handler, options);
-    this.cleanups.push(() => target.removeEventListener(type, handler, options));
-  }
-
-  private bindInput(): void {
-    const stage = this.stage;
-    this.listen(stage, "pointerdown", (event) => this.onPointerDown(event));
-    this.listen(stage, "pointermove", (event) => this.onPointerMove(event));
-    this.listen(stage, "pointerup", (event) => this.onPointerUp(event));
-    this.listen(stage, "pointercancel", (event) => this.onPointerUp(event));
-    this.listen(stage, "pointerleave", () => {
-      this.pointer = null;
-      this.cursor.hidden = true;
-    });
-    this.listen(stage, "wheel", (event) => this.onWheel(event), { passive: false });
-    this.listen(stage, "contextmenu", (event) => event.preventDefault());
-    this.listen(window, "keydown", (event) => this.onKeyDown(event), { capture: true });
-    this.listen(window, "keyup", (event) => {
-      if (event.code === "Space" && !isTyping(event.target)) {
-        event.preventDefault(); // a focused button would otherwise be pressed by the space bar
-        this.spaceHeld = false;
-        this.stage.classList.remove("panning");
-      }
-    });
-    this.listen(window, "blur", () => {
-      this.spaceHeld = false;
-      this.stage.classList.remove("panning");
-    });
-    const visibility = (): void => {
-      this.timer.setVisible(document.visibilityState === "visible");
-      if (document.visibilityState === "hidden") this.flushDraft();
-    };
-    document.addEventListener("visibilitychange", visibility);
-    this.cleanups.push(() => document.removeEventListener("visibilitychange", visibility));
-    this.listen(window, "pagehide", () => this.flushDraft());
-  }
-
-  private stagePoint(event: MouseEvent): { x: number; y: number } {
-    const rect = this.stage.getBoundingClientRect();
-    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
-  }
-
-  private onPointerDown(event: PointerEvent): void {
-    this.timer.touch();
-    if (this.modal || this.helpOpen) return;
-    const point = this.stagePoint(event);
-    if (event.button === 1 || (event.button === 0 && this.spaceHeld)) {
-      event.preventDefault();
-      this.pan = { pointerId: event.pointerId, x: point.x, y: point.y };
-      this.stage.setPointerCapture(event.pointerId);
-      this.stage.classList.add("panning");
-      return;
-    }
-    if (event.button !== 0 || this.saving) return;
+  /** A button press on the stage: a fill, or the start of a brush or eraser stroke. */
+  private press(point: Point): boolean {
+    if (this.saving) return false;
     const { x, y } = screenToImage(this.view, point.x, point.y);
     this.clicks += 1;
     if (this.tool === "fill") {
       const labelClass = this.classes[this.classSlot];
-      if (!labelClass) return;
-      const diff = this.editor.fill(x, y, labelClass.index);
-      if (diff) this.commit(diff);
-      else this.flashLocked(x, y);
+      if (labelClass) {
+        const diff = this.editor.fill(x, y, labelClass.index);
+        if (diff) this.commit(diff);
+        else this.flashLocked(x, y);
+      }
       this.updateStatus();
-      return;
+      return false;
     }
     const value = this.tool === "eraser" ? UNLABELED : this.classes[this.classSlot]?.index;
-    if (value === undefined) return;
-    this.stage.setPointerCapture(event.pointerId);
-    this.stroke = { pointerId: event.pointerId, x, y, value };
+    if (value === undefined) return false;
+    this.stroke = { x, y, value };
     this.editor.beginStroke();
     this.editor.paintSegment(x, y, x, y, this.brushSize, value);
     this.requestFrame();
-  }
-
-  private onPointerMove(event: PointerEvent): void {
-    const point = this.stagePoint(event);
-    this.pointer = point;
-    if (this.pan && event.pointerId === this.pan.pointerId) {
-      this.view = panBy(this.view, point.x - this.pan.x, point.y - this.pan.y);
-      this.pan = { ...this.pan, x: point.x, y: point.y };
-      this.viewChanged = true;
-      this.requestFrame();
-      return;
-    }
-    if (this.stroke && event.pointerId === this.stroke.pointerId) {
-      // Every sample since the last event, so fast strokes stay continuous.
-      const samples = typeof event.getCoalescedEvents === "function" ? event.getCoalescedEvents() : [];
-      const rect = this.stage.getBoundingClientRect();
-      const points = samples.length > 0 ? samples : [event];
-      for (const sample of points) {
-        const { x, y } = screenToImage(this.view, sample.clientX - rect.left, sample.clientY - rect.top);
-        this.editor.paintSegment(this.stroke.x, this.stroke.y, x, y, this.brushSize, this.stroke.value);
-        this.stroke.x = x;
-        this.stroke.y = y;
-      }
-    }
-    this.requestFrame();
-  }
-
-  private onPointerUp(event: PointerEvent): void {
-    this.timer.touch();
-    if (this.pan && event.pointerId === this.pan.pointerId) {
-      this.pan = null;
-      if (!this.spaceHeld) this.stage.classList.remove("panning");
-      return;
-    }
-    if (this.stroke && event.pointerId === this.stroke.pointerId) {
-      this.stroke = null;
-      const diff = this.editor.endStroke();
-      if (diff) this.commit(diff);
-      this.updateStatus();
-    }
-  }
-
-  private onWheel(event: WheelEvent): void {
-    event.preventDefault();
-    this.timer.touch();
-    const point = this.stagePoint(event);
-    const delta = event.deltaMode === 1 ? event.deltaY * 16 : event.deltaY;
-    this.zoom(point.x, point.y, Math.exp(-delta * 0.0015));
-  }
-
-  private onKeyDown(event: KeyboardEvent): void {
-    if (isTyping(event.target)) return;
-    this.timer.touch();
-    if (this.modal) {
-      if (this.modal.handleKey(event)) event.preventDefault();
-      return;
-    }
-    if (event.code === "Space") {
-      event.preventDefault();
-      if (!this.spaceHeld) {
-        this.spaceHeld = true;
-        this.stage.classList.add("panning");
-      }
-      return;
-    }
-    const found = actionFor(event);
-    if (!found) return;
-    if (this.helpOpen && found.action !== "help" && found.action !== "close") {
-      this.toggleHelp(false);
-    }
-    event.preventDefault();
-    if (event.repeat && (found.action === "submit" || found.action === "skip")) return;
-    this.run(found.action, found.slot);
+    return true;
   }
 
   /** Performs an action from a key, a button or the help overlay. */
@@ -547,7 +345,7 @@ export class Workspace {
   private selectTool(tool: Tool): void {
     this.tool = tool;
     this.stage.dataset.tool = tool;
-    for (const [name, button] of this.toolButtons) {
+    for (const [name, button] of this.chrome.toolButtons) {
       button.classList.toggle("active", name === tool);
       button.setAttribute("aria-pressed", String(name === tool));
     }
@@ -557,7 +355,7 @@ export class Workspace {
   private selectClass(slot: number): void {
     if (slot >= this.classes.length) return;
     this.classSlot = slot;
-    this.paletteButtons.forEach((button, k) => {
+    this.chrome.paletteButtons.forEach((button, k) => {
       button.classList.toggle("active", k === slot);
       button.setAttribute("aria-checked", String(k === slot));
     });
@@ -635,38 +433,7 @@ export class Workspace {
   private toggleHelp(open: boolean): void {
     this.helpOpen = open;
     this.element.querySelector(".help")?.remove();
-    if (!open) return;
-    const rows = SHORTCUTS.map((shortcut) =>
-      h(
-        "tr",
-        {},
-        h("td", {}, ...shortcut.keys.flatMap((key, k) => [k > 0 ? " or " : "", h("kbd", {}, key)])),
-        h("td", {}, shortcut.label),
-      ),
-    );
-    const gestures = GESTURES.map((gesture) =>
-      h("tr", {}, h("td", {}, h("kbd", {}, gesture.gesture)), h("td", {}, gesture.label)),
-    );
-    const close = h("button", { type: "button", class: "ghost" }, "Close (Esc)");
-    close.addEventListener("click", () => this.toggleHelp(false));
-    this.element.append(
-      h(
-        "div",
-        { class: "help", role: "dialog", "aria-label": "Keyboard shortcuts" },
-        h(
-          "div",
-          { class: "help-card" },
-          h("h2", {}, "Shortcuts"),
-          h(
-            "p",
-            { class: "muted" },
-            "Only the outlined superpixels are asked about; everything dimmed is locked and never changes.",
-          ),
-          h("table", {}, h("tbody", {}, ...rows, ...gestures)),
-          close,
-        ),
-      ),
-    );
+    if (open) this.element.append(helpOverlay(() => this.toggleHelp(false)));
   }
 
   // --- rendering --------------------------------------------------------------------------
@@ -690,7 +457,7 @@ export class Workspace {
   }
 
   private updateCursor(): void {
-    const painting = this.tool !== "fill" && !this.spaceHeld && !this.pan;
+    const painting = this.tool !== "fill" && !this.panning;
     if (!this.pointer || !painting) {
       this.cursor.hidden = true;
       return;
@@ -709,18 +476,19 @@ export class Workspace {
   private updateStatus(): void {
     const done = this.editor.labeledSuperpixels;
     const total = this.editor.queriedSuperpixels;
-    const progress = this.status.progress as HTMLElement;
+    const { stats } = this.chrome;
+    const progress = stats.progress;
     progress.textContent = `${done} of ${total} queried superpixels labeled`;
     progress.dataset.labeled = String(done);
     progress.dataset.queried = String(total);
     progress.classList.toggle("complete", done === total);
-    (this.status.clicks as HTMLElement).textContent = `${this.clicks} clicks`;
-    (this.status.brush as HTMLElement).textContent = `${this.brushSize} px`;
+    stats.clicks.textContent = `${this.clicks} clicks`;
+    stats.brush.textContent = `${this.brushSize} px`;
     this.updateClock();
   }
 
   private updateClock(): void {
-    (this.status.time as HTMLElement).textContent = formatSeconds(this.timer.seconds);
+    this.chrome.stats.time.textContent = formatSeconds(this.timer.seconds);
   }
 
   private showToast(message: string, ms = 3500, kind = "info"): void {
@@ -734,7 +502,7 @@ export class Workspace {
   // --- drafts ---------------------------------------------------------------------------------
 
   private scheduleDraft(): void {
-    (this.status.draft as HTMLElement).textContent = "Unsaved edits…";
+    this.chrome.stats.draft.textContent = "Unsaved edits…";
     window.clearTimeout(this.draftTimer);
     this.draftTimer = window.setTimeout(() => this.flushDraft(), DRAFT_DELAY_MS);
   }
@@ -745,7 +513,7 @@ export class Workspace {
     this.draftTimer = undefined;
     if (this.settled) return;
     const runs = encodeRuns(this.editor.mask, this.base);
-    const status = this.status.draft as HTMLElement;
+    const status = this.chrome.stats.draft;
     if (runs.length === 0 && this.clicks === 0) {
       this.drafts.remove(this.draftKey);
       status.textContent = "";
