@@ -5,16 +5,37 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import delete, select
 
-from backend.auth.service import create_user, hash_password, normalize_email
+from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
 from backend.deps import Admin, CurrentUser, SessionDep
-from backend.models import ApiToken, User
-from backend.users.schemas import UserCreate, UserRead, UserUpdate
+from backend.models import ApiToken, TokenKind, User
+from backend.users.schemas import OwnAccountUpdate, UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", response_model=UserRead)
 def read_me(user: CurrentUser) -> User:
+    return user
+
+
+@router.patch("/me", response_model=UserRead)
+def update_me(body: OwnAccountUpdate, user: CurrentUser, session: SessionDep) -> User:
+    """Renames the caller, or changes their password (the current one is required).
+
+    A new password ends the caller's browser sessions; API tokens stay until revoked.
+    """
+    if body.name is not None:
+        user.name = body.name
+    if body.new_password is not None:
+        if body.current_password is None or not password_hasher().verify(
+            body.current_password, user.password_hash
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "The current password is wrong.")
+        user.password_hash = hash_password(body.new_password)
+        session.execute(
+            delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == TokenKind.session)
+        )
+    session.commit()
     return user
 
 

@@ -38,3 +38,15 @@ class UserUpdate(BaseModel):
     password: str | None = Field(default=None, min_length=8, max_length=1024)
     is_admin: bool | None = None
     is_active: bool | None = None
+
+
+class OwnAccountUpdate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"current_password": "old passphrase", "new_password": "new passphrase"}]
+        }
+    )
+
+    name: str | None = Field(default=None, max_length=200)
+    current_password: str | None = Field(default=None, max_length=1024)
+    new_password: str | None = Field(default=None, min_length=8, max_length=1024)

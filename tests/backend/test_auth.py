@@ -132,3 +132,28 @@ def test_a_good_login_resets_the_failure_count(
     assert client.post(url, json=wrong).status_code == 401
     # Two wrong passwords, but not in a row: still allowed.
     assert client.post(url, json=right).status_code == 200
+
+
+def test_changing_your_password_needs_the_current_one_and_ends_sessions(
+    client: TestClient, world: World
+) -> None:
+    user = world.user("me@example.org")
+    login = {"email": "me@example.org", "password": PASSWORD}
+    assert client.post("/api/v1/auth/login", json=login).status_code == 200
+    wrong = client.patch(
+        "/api/v1/users/me",
+        json={"current_password": "nope", "new_password": "a new passphrase"},
+        headers=user.headers,
+    )
+    assert wrong.status_code == 403
+    changed = client.patch(
+        "/api/v1/users/me",
+        json={"current_password": PASSWORD, "new_password": "a new passphrase"},
+        headers=user.headers,
+    )
+    assert changed.status_code == 200
+    assert client.get("/api/v1/users/me").status_code == 401  # cookie session ended
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200  # token kept
+    assert client.post("/api/v1/auth/login", json=login).status_code == 401
+    new_login = {"email": "me@example.org", "password": "a new passphrase"}
+    assert client.post("/api/v1/auth/login", json=new_login).status_code == 200

@@ -34,6 +34,13 @@ def _free_port() -> int:
         return port
 
 
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @contextmanager
 def running_server(env_overrides: dict[str, str], log_path: Path) -> Iterator[str]:
     """``tessera serve`` in a subprocess on a free port; yields its base URL once healthy."""
@@ -55,15 +62,13 @@ def running_server(env_overrides: dict[str, str], log_path: Path) -> Iterator[st
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            else:
-                process.kill()
-                raise AssertionError(log_path.read_text())
+            # Generous: on a busy 2-core machine importing the stack can take many seconds.
+            deadline = time.monotonic() + 90
+            while not _healthy(base):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise AssertionError(log_path.read_text())
+                time.sleep(0.1)
             yield base
         finally:
             process.terminate()
