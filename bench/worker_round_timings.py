@@ -120,7 +120,7 @@ def main() -> None:
         _, secret = issue_token(session, user, TokenKind.api, key="bench")
         session.commit()
     run = Run(TestClient(app), {"Authorization": f"Bearer {secret}"})
-    colours = ["#{:06x}".format(i * 0x101010 + 0x102030) for i in range(len(names))]
+    colours = [f"#{i * 0x101010 + 0x102030:06x}" for i in range(len(names))]
     project = run.call(
         "POST",
         "/projects",
@@ -195,9 +195,10 @@ def main() -> None:
     )
     for name, seconds in rows:
         print(f"{name:40s} {seconds:8.1f} s")
+    metrics = model["metrics"]
     print(
-        f"model: {model['metrics']['iterations']} iterations, val mIoU "
-        f"{model['metrics'].get('miou', float('nan')):.3f}, training {model['metrics']['seconds']} s"
+        f"model: {metrics['iterations']} iterations, val mIoU "
+        f"{metrics.get('miou', float('nan')):.3f}, training {metrics['seconds']} s"
     )
     print("round 2 superpixels per image:", [len(q["superpixel_ids"]) for q in detail["queries"]])
 
