@@ -224,11 +224,23 @@ def test_view_keys_help_and_skip(server: Server, admin: httpx.Client, page: Page
         f" > {fitted['width'] * 1.5}"
     )
     assert all(abs(a - b) < 2 for a, b in zip(workspace.to_screen(100, 80), (x, y), strict=True))
-    workspace.press("f")
+
+    def fit() -> None:
+        workspace.press("f")
+        page.wait_for_function(
+            f"Math.abs(document.querySelector('canvas[data-layer=mask]').getBoundingClientRect()"
+            f".width - {fitted['width']}) < 1"
+        )
+
+    fit()
+
+    # N zooms to a queried superpixel still unlabeled.
+    workspace.press("n")
     page.wait_for_function(
-        f"Math.abs(document.querySelector('canvas[data-layer=mask]').getBoundingClientRect()"
-        f".width - {fitted['width']}) < 1"
+        f"document.querySelector('canvas[data-layer=mask]').getBoundingClientRect().width"
+        f" > {fitted['width'] * 1.5}"
     )
+    fit()
 
     # Space + drag pans by the drag.
     before = mask.bounding_box()
@@ -239,9 +251,11 @@ def test_view_keys_help_and_skip(server: Server, admin: httpx.Client, page: Page
     page.mouse.move(460, 370, steps=3)
     page.mouse.up()
     page.keyboard.up("Space")
-    after = mask.bounding_box()
-    assert after is not None
-    assert abs(after["x"] - before["x"] - 60) < 1 and abs(after["y"] - before["y"] + 30) < 1
+    page.wait_for_function(
+        "([x, y]) => { const r = document.querySelector('canvas[data-layer=mask]')"
+        ".getBoundingClientRect(); return Math.abs(r.x - x) < 1 && Math.abs(r.y - y) < 1; }",
+        arg=[before["x"] + 60, before["y"] - 30],
+    )
     assert workspace.progress()[0] == 0, "panning must not paint"
 
     # U shows the query's uncertainty heat map, O cycles the mask's opacity.
@@ -255,7 +269,7 @@ def test_view_keys_help_and_skip(server: Server, admin: httpx.Client, page: Page
     page.keyboard.press("?")
     help_overlay = page.locator(".help")
     expect(help_overlay).to_be_visible()
-    for key in ("Ctrl+Z", "Ctrl+Shift+Z", "Enter", "[", "]", "F", "U", "O", "?", "1-9"):
+    for key in ("Ctrl+Z", "Ctrl+Shift+Z", "Enter", "[", "]", "F", "N", "U", "O", "?", "1-9"):
         expect(help_overlay.locator("kbd", has_text=key).first).to_be_visible()
     page.keyboard.press("Escape")
     expect(help_overlay).to_have_count(0)

@@ -157,6 +157,17 @@ describe("brush", () => {
     expect(e.mask[5 * W + 5]).toBe(UNLABELED);
   });
 
+  it("finds the next queried superpixel with unlabeled pixels, cyclically", () => {
+    const e = editor([1, 5, 6]);
+    e.fill(5, 5, 1); // slot 1 (superpixel 5) labeled
+    expect(e.nextUnlabeled(-1)).toBe(0);
+    expect(e.nextUnlabeled(0)).toBe(2);
+    expect(e.nextUnlabeled(2)).toBe(0);
+    e.fill(5, 1, 1);
+    e.fill(9, 5, 1);
+    expect(e.nextUnlabeled(0)).toBe(-1);
+  });
+
   it("counts superpixels already labeled in the loaded mask", () => {
     const mask = emptyMask(W, H);
     for (const index of superpixelPixels(6)) mask[index] = 0;

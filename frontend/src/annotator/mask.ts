@@ -135,6 +135,16 @@ export class MaskEditor {
     return this.unlabeled[slot] === 0;
   }
 
+  /** The first queried superpixel (slot) after `slot`, cyclically, with unlabeled pixels; -1 if none. */
+  nextUnlabeled(slot: number): number {
+    const count = this.regions.slotCount;
+    for (let step = 1; step <= count; step++) {
+      const candidate = (((slot + step) % count) + count) % count;
+      if (this.unlabeled[candidate] !== 0) return candidate;
+    }
+    return -1;
+  }
+
   /** The area changed since the last call (what the renderer must repaint). */
   takeDirty(): Rect {
     const rect = this.dirty;

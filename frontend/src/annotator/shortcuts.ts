@@ -13,6 +13,7 @@ export type Action =
   | "undo"
   | "redo"
   | "fit"
+  | "next-unlabeled"
   | "zoom-in"
   | "zoom-out"
   | "mask-opacity"
@@ -40,6 +41,7 @@ export const SHORTCUTS: readonly Shortcut[] = [
   { action: "undo", keys: ["Ctrl+Z"], label: "Undo" },
   { action: "redo", keys: ["Ctrl+Shift+Z", "Ctrl+Y"], label: "Redo" },
   { action: "fit", keys: ["F"], label: "Fit the image to the window" },
+  { action: "next-unlabeled", keys: ["N"], label: "Zoom to the next queried superpixel left unlabeled" },
   { action: "zoom-in", keys: ["+"], label: "Zoom in (or mouse wheel, to the cursor)" },
   { action: "zoom-out", keys: ["-"], label: "Zoom out" },
   { action: "mask-opacity", keys: ["O"], label: "Mask opacity: strong / faint / hidden" },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_SCALE, fitView, panBy, screenToImage, zoomAt } from "./view";
+import { MAX_SCALE, fitView, focusView, panBy, screenToImage, zoomAt } from "./view";
 
 describe("view", () => {
   it("fits and centres the image", () => {
@@ -22,5 +22,17 @@ describe("view", () => {
 
   it("pans by screen pixels", () => {
     expect(panBy({ scale: 2, x: 1, y: 2 }, 10, -5)).toEqual({ scale: 2, x: 11, y: -3 });
+  });
+});
+
+describe("focusView", () => {
+  it("centres a superpixel at about a third of the stage, never below the fit scale", () => {
+    const view = focusView({ x0: 100, y0: 50, x1: 160, y1: 80 }, 900, 600, 0.5);
+    expect(view.scale).toBeCloseTo(600 / 180);
+    const centre = screenToImage(view, 450, 300);
+    expect(centre.x).toBeCloseTo(130);
+    expect(centre.y).toBeCloseTo(65);
+    expect(focusView({ x0: 0, y0: 0, x1: 2000, y1: 1000 }, 900, 600, 0.4).scale).toBe(0.4);
+    expect(focusView({ x0: 5, y0: 5, x1: 6, y1: 6 }, 900, 600, 0.4).scale).toBe(8);
   });
 });

@@ -1,6 +1,8 @@
 /**
  * The viewport: screen = image * scale + offset (CSS pixels, relative to the stage).
  */
+import type { Rect } from "./geometry";
+
 export interface View {
   scale: number;
   x: number;
@@ -47,4 +49,22 @@ export function panBy(view: View, dx: number, dy: number): View {
 /** Image coordinates (fractional pixels) of a stage point. */
 export function screenToImage(view: View, sx: number, sy: number): { x: number; y: number } {
   return { x: (sx - view.x) / view.scale, y: (sy - view.y) / view.scale };
+}
+
+/**
+ * A view centred on `rect` (image pixels) that shows it at about a third of the stage's
+ * smaller side, but never zoomed out further than the whole image fits (`minScale`).
+ */
+export function focusView(
+  rect: Rect,
+  stageWidth: number,
+  stageHeight: number,
+  minScale: number,
+  maxScale = 8,
+): View {
+  const size = Math.max(rect.x1 - rect.x0, rect.y1 - rect.y0, 1);
+  const scale = clampScale(Math.min(maxScale, Math.max(minScale, Math.min(stageWidth, stageHeight) / (3 * size))));
+  const cx = (rect.x0 + rect.x1) / 2;
+  const cy = (rect.y0 + rect.y1) / 2;
+  return { scale, x: stageWidth / 2 - cx * scale, y: stageHeight / 2 - cy * scale };
 }

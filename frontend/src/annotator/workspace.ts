@@ -19,7 +19,8 @@ import { type GestureTarget, type Point, bindStageInput } from "./input";
 import type { Action } from "./shortcuts";
 import { QueriedRegions, type SuperpixelMap } from "./superpixels";
 import { ActiveTimer } from "./timer";
-import { type View, fitView, panBy, screenToImage, zoomAt } from "./view";
+import { type View, fitView, focusView, panBy, screenToImage, zoomAt } from "./view";
+import type { Rect } from "./geometry";
 
 export type { Tool } from "./chrome";
 
@@ -111,6 +112,7 @@ export class Workspace {
   private readonly resizeObserver: ResizeObserver;
   private readonly cleanups: (() => void)[] = [];
   private fitted = false;
+  private lastFocused = -1;
 
   constructor(bundle: TaskBundle, host: WorkspaceHost, carry: Carry | null = null) {
     this.bundle = bundle;
@@ -311,6 +313,8 @@ export class Workspace {
         return;
       case "fit":
         return this.fit();
+      case "next-unlabeled":
+        return this.focusNextUnlabeled();
       case "zoom-in":
       case "zoom-out": {
         const rect = this.stage.getBoundingClientRect();
@@ -394,6 +398,25 @@ export class Workspace {
     this.fitted = true;
     this.viewChanged = true;
     this.requestFrame();
+  }
+
+  /** Centres the next queried superpixel that still has unlabeled pixels (key N). */
+  private focusNextUnlabeled(): void {
+    const slot = this.editor.nextUnlabeled(this.lastFocused);
+    if (slot < 0) {
+      this.showToast("Every queried superpixel is labeled. Enter submits.");
+      return;
+    }
+    this.lastFocused = slot;
+    const rect = this.stage.getBoundingClientRect();
+    const { width, height } = this.bundle.task;
+    const fitted = fitView(width, height, rect.width, rect.height);
+    const bounds = this.editor.regions.bounds[slot] as Rect;
+    this.view = focusView(bounds, rect.width, rect.height, fitted.scale);
+    this.viewChanged = true;
+    this.requestFrame();
+    const left = this.editor.queriedSuperpixels - this.editor.labeledSuperpixels;
+    this.showToast(`${left} queried superpixel${left === 1 ? "" : "s"} left to label (N for the next)`);
   }
 
   private zoom(x: number, y: number, factor: number): void {
@@ -554,6 +577,7 @@ export class Workspace {
         [
           `${missing} of ${this.editor.queriedSuperpixels} queried superpixels still have unlabeled pixels. ` +
             "The model learns nothing from them this round.",
+          "Press N (after Esc) to zoom to the next one.",
         ],
         [
           { label: "Submit anyway (Enter)", value: "submit", primary: true },
