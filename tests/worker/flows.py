@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
-from tests.worker.conftest import Api, Stack, wait_for
+from tests.worker.conftest import TESSERA, Api, Stack, wait_for
 from tests.worker.scenes import SceneProject
 
 
@@ -35,13 +36,27 @@ def wait_for_ingest(api: Api, stack: Stack, project: int) -> None:
     )
 
 
-def first_round_answered_by_oracle(api: Api, stack: Stack, project: SceneProject) -> int:
-    """Round 1 (random initial images) answered by the oracle and closed; returns its id."""
+def first_round_answered_by_oracle(
+    api: Api, stack: Stack, project: SceneProject, *, command_line: bool = False
+) -> int:
+    """Round 1 (random initial images) answered by the oracle, through the API's oracle job
+    or the ``tessera oracle`` command, and closed; returns its id."""
     base = f"/projects/{project.id}"
     started = api.post(f"{base}/rounds")
     wait_for_job(api, stack, project.id, started["job"]["id"])
     round_id = int(started["round"]["id"])
-    oracle = api.post(f"{base}/rounds/{round_id}/oracle", json={"mode": "exact"})
-    wait_for_job(api, stack, project.id, oracle["id"])
+    if command_line:
+        done = subprocess.run(
+            [str(TESSERA), "oracle", "--project", str(project.id), "--mode", "dominant"],
+            env=stack.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "oracle answered 4 queries" in done.stdout, done.stdout
+    else:
+        oracle = api.post(f"{base}/rounds/{round_id}/oracle", json={"mode": "exact"})
+        wait_for_job(api, stack, project.id, oracle["id"])
     api.post(f"{base}/rounds/{round_id}/close", expect=200)
     return round_id

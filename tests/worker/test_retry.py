@@ -1,5 +1,5 @@
 """A round that fails shows its error; once the cause is fixed the lead retries it and it
-resumes after its last finished step."""
+resumes after its last finished step. (Its first round is answered by ``tessera oracle``.)"""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_failed_round_shows_its_error_and_the_lead_retries_it(
     # A deployment mistake: the initial weights file does not exist.
     broken = stack.start_worker(TESSERA_MODEL_INITIAL_WEIGHTS=str(tmp_path / "missing.pt"))
     wait_for_ingest(api, stack, project.id)
-    first_round_answered_by_oracle(api, stack, project)
+    first_round_answered_by_oracle(api, stack, project, command_line=True)
 
     started = api.post(f"{base}/rounds")
     job_id = started["job"]["id"]

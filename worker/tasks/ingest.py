@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.images.service import store_superpixel_map
-from backend.models import Image, ImageStatus, Job, Project
+from backend.models import Image, ImageStatus, Job, Project, SuperpixelMap
 from worker.data import current_map, image_rgb
 from worker.engine.superpixels import compute_superpixels
 from worker.jobs import JobLease
+
+
+def ensure_current_map(session: Session, image: Image, project: Project) -> SuperpixelMap:
+    """The image's map for the project's current superpixel size and algorithm, computed
+    and stored (flushed) when missing, e.g. after the lead changed the size."""
+    existing = current_map(session, image, project)
+    if existing is not None:
+        return existing
+    labels = compute_superpixels(
+        image_rgb(session, image.id), project.superpixel_size, project.superpixel_algorithm.value
+    )
+    return store_superpixel_map(
+        session,
+        image,
+        labels,
+        size=project.superpixel_size,
+        algorithm=project.superpixel_algorithm.value,
+    )
 
 
 def _image_ids(lease: JobLease) -> tuple[int, list[int]]:
@@ -42,18 +61,7 @@ def ingest_images(lease: JobLease) -> None:
             if project is None:
                 raise LookupError(f"project {project_id} is gone")
             if image is not None and current_map(session, image, project) is None:
-                labels = compute_superpixels(
-                    image_rgb(session, image.id),
-                    project.superpixel_size,
-                    project.superpixel_algorithm.value,
-                )
-                store_superpixel_map(
-                    session,
-                    image,
-                    labels,
-                    size=project.superpixel_size,
-                    algorithm=project.superpixel_algorithm.value,
-                )
+                ensure_current_map(session, image, project)
                 done += 1
             if image is not None:
                 image.status = ImageStatus.ready

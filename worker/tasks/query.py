@@ -23,7 +23,6 @@ from backend.models import (
 )
 from backend.models.base import utc_now
 from worker.data import (
-    current_map,
     labeled,
     partial_mask,
     superpixel_labels,
@@ -33,6 +32,7 @@ from worker.data import (
 from worker.engine.reductions import unlabeled_pixel_counts
 from worker.engine.strategies import ImageQuery, plan_round
 from worker.jobs import JobLease
+from worker.tasks.ingest import ensure_current_map
 
 # Strategies whose picks ignore the model's scores (the pool is not scored for them).
 UNSCORED_STRATEGIES = ("random_images", "full")
@@ -73,9 +73,9 @@ def unscored_candidates(session: Session, project: Project) -> list[Candidate]:
     )
     candidates = []
     for image, labeled_pixels in rows:
-        superpixel_map = current_map(session, image, project)
-        if superpixel_map is None or labeled_pixels >= image.width * image.height:
+        if labeled_pixels >= image.width * image.height:
             continue
+        superpixel_map = ensure_current_map(session, image, project)
         labels = superpixel_labels(session, superpixel_map, image)
         # Unlabeled images (most of them in an early round) need no mask decoding.
         known = (

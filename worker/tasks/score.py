@@ -26,7 +26,6 @@ from backend.tasks import SCORE_JOB, BrokerUnavailable, send_job
 from worker.checkpoints import load_model, round_checkpoint
 from worker.data import (
     class_count,
-    current_map,
     image_rgb,
     labeled,
     pack_counts,
@@ -39,6 +38,7 @@ from worker.engine.reductions import unlabeled_pixel_counts
 from worker.engine.scoring import max_pixel_score, quantize_scores, score_images
 from worker.jobs import JobLease, eta
 from worker.runtime import WorkerRuntime
+from worker.tasks.ingest import ensure_current_map
 
 # The round job's progress while its pool is scored: from the end of training to here.
 SCORING_SPAN = (0.6, 0.95)
@@ -189,13 +189,14 @@ def _score_batch(
         rows, pixels, maps, known = [], [], [], []
         for image_id in image_ids:
             image = session.get(Image, image_id)
-            superpixel_map = current_map(session, image, project) if image else None
-            if image is None or image_id in done or superpixel_map is None:
+            if image is None or image_id in done:
                 continue
+            superpixel_map = ensure_current_map(session, image, project)
             rows.append((image, superpixel_map))
             pixels.append(image_rgb(session, image.id))
             maps.append(superpixel_labels(session, superpixel_map, image))
             known.append(labeled(partial_mask(session, image)))
+        session.commit()  # maps computed for a changed superpixel size
     if not rows:
         return
     results = score_images(
