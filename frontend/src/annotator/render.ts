@@ -125,14 +125,24 @@ export class LayerStack {
     context2d(this.contextLayer).putImageData(image, 0, 0);
   }
 
-  /** Draws the heat map once (grey 0..255 per pixel through `lut`). */
-  drawUncertainty(grey: Uint8Array, lut: Uint32Array): void {
-    const image = new ImageData(this.width, this.height);
+  /**
+   * Draws the heat map once: `grey` (0..255, `width` x `height`) through `lut`, stretched to
+   * the image if the worker stored it at another resolution.
+   */
+  drawUncertainty(grey: Uint8Array, width: number, height: number, lut: Uint32Array): void {
+    const image = new ImageData(width, height);
     const out = new Uint32Array(image.data.buffer);
-    for (let index = 0; index < grey.length && index < out.length; index++) {
-      out[index] = lut[grey[index] as number] as number;
+    for (let index = 0; index < out.length; index++) out[index] = lut[grey[index] as number] as number;
+    const ctx = context2d(this.heatLayer);
+    if (width === this.width && height === this.height) {
+      ctx.putImageData(image, 0, 0);
+    } else {
+      const scratch = document.createElement("canvas");
+      scratch.width = width;
+      scratch.height = height;
+      context2d(scratch).putImageData(image, 0, 0);
+      ctx.drawImage(scratch, 0, 0, this.width, this.height);
     }
-    context2d(this.heatLayer).putImageData(image, 0, 0);
     this.heatDrawn = true;
   }
 

@@ -442,7 +442,7 @@ export class Workspace {
           return;
         }
         const grey = await decodeGreyPng(png);
-        this.layers.drawUncertainty(grey.pixels, heatLut());
+        this.layers.drawUncertainty(grey.pixels, grey.width, grey.height, heatLut());
       } catch (error) {
         this.uncertaintyVisible = false;
         this.showToast(`Could not show the uncertainty map: ${String(error)}`);
