@@ -19,10 +19,11 @@ _EPS = 1e-12
 
 @dataclass
 class SoftmaxMoments:
-    """mean_probs: (B, C, H, W); mean_entropy: (B, H, W), natural log."""
+    """mean_probs: (B, C, H, W); mean_entropy: (B, H, W), natural log, or None when the
+    score does not need it (entropy and margin look only at the mean)."""
 
     mean_probs: torch.Tensor
-    mean_entropy: torch.Tensor
+    mean_entropy: torch.Tensor | None
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -31,7 +32,12 @@ def _entropy(probs: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def mc_softmax_moments(
-    model: UNet, images: torch.Tensor, samples: int, cheap: bool = True, bf16: bool = False
+    model: UNet,
+    images: torch.Tensor,
+    samples: int,
+    cheap: bool = True,
+    bf16: bool = False,
+    with_entropy: bool = True,
 ) -> SoftmaxMoments:
     """Mean softmax and mean per-pass entropy over ``samples`` dropout passes.
 
@@ -52,12 +58,14 @@ def mc_softmax_moments(
         for _ in range(samples):
             logits = model.head(features) if features is not None else model(images)
             probs = torch.softmax(logits.float(), dim=1)
-            entropy = _entropy(probs)
             sum_probs = probs if sum_probs is None else sum_probs + probs
-            sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
+            if with_entropy:
+                entropy = _entropy(probs)
+                sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
     model.train(was_training)
-    assert sum_probs is not None and sum_entropy is not None
-    return SoftmaxMoments(sum_probs / samples, sum_entropy / samples)
+    assert sum_probs is not None
+    mean_entropy = None if sum_entropy is None else sum_entropy / samples
+    return SoftmaxMoments(sum_probs / samples, mean_entropy)
 
 
 def pixel_scores_from_moments(moments: SoftmaxMoments, method: str) -> torch.Tensor:
@@ -71,14 +79,17 @@ def pixel_scores_from_moments(moments: SoftmaxMoments, method: str) -> torch.Ten
     entropy_of_mean = _entropy(moments.mean_probs)
     if method == "entropy":
         return entropy_of_mean
-    if method == "bald":
-        return (entropy_of_mean - moments.mean_entropy).clamp_min(0.0)
     if method == "margin":
         top2 = moments.mean_probs.topk(2, dim=1).values
         return 1.0 - (top2[:, 0] - top2[:, 1])
-    if method == "paper":
-        return (entropy_of_mean + moments.mean_entropy) / math.log(2.0)
-    raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
+    if method not in ("bald", "paper"):
+        raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
+    mean_entropy = moments.mean_entropy
+    if mean_entropy is None:
+        raise ValueError(f"{method} needs the mean per-pass entropy; sample with_entropy=True")
+    if method == "bald":
+        return (entropy_of_mean - mean_entropy).clamp_min(0.0)
+    return (entropy_of_mean + mean_entropy) / math.log(2.0)
 
 
 def pixel_uncertainty(
@@ -92,5 +103,7 @@ def pixel_uncertainty(
     """Per-pixel scores (B, H, W) float32 and the mean-softmax prediction (B, H, W) int64."""
     if method not in METHODS:
         raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
-    moments = mc_softmax_moments(model, images, samples, cheap=cheap, bf16=bf16)
+    moments = mc_softmax_moments(
+        model, images, samples, cheap=cheap, bf16=bf16, with_entropy=method in ("bald", "paper")
+    )
     return pixel_scores_from_moments(moments, method).float(), moments.mean_probs.argmax(dim=1)
