@@ -64,6 +64,23 @@ const MIN_BRUSH = 1;
 const MAX_BRUSH = 256;
 const DRAFT_DELAY_MS = 400;
 
+/** Browsers draw custom cursors up to 128 px; the outline and its halo need a few more. */
+const MAX_CURSOR_PX = 120;
+
+/** A CSS cursor: a circle `size` px across (dashed for the eraser), hot spot in the middle. */
+function brushCursor(size: number, dashed: boolean): string {
+  const side = Math.ceil(size) + 6;
+  const c = side / 2;
+  const r = Math.max(size / 2, 1.5);
+  const dash = dashed ? ' stroke-dasharray="3 2"' : "";
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side}">` +
+    `<circle cx="${c}" cy="${c}" r="${r}" fill="none" stroke="black" stroke-width="3" opacity="0.6"/>` +
+    `<circle cx="${c}" cy="${c}" r="${r}" fill="none" stroke="white" stroke-width="1.5"${dash}/>` +
+    `<circle cx="${c}" cy="${c}" r="0.8" fill="white"/></svg>`;
+  return `url("data:image/svg+xml,${encodeURIComponent(svg)}") ${Math.round(c)} ${Math.round(c)}, crosshair`;
+}
+
 function sortedClasses(project: ProjectDetail): LabelClass[] {
   return [...project.classes].sort((a, b) => a.index - b.index);
 }
@@ -113,6 +130,7 @@ export class Workspace {
   private readonly cleanups: (() => void)[] = [];
   private fitted = false;
   private lastFocused = -1;
+  private cursorKey = "";
 
   constructor(bundle: TaskBundle, host: WorkspaceHost, carry: Carry | null = null) {
     this.bundle = bundle;
@@ -479,13 +497,24 @@ export class Workspace {
     this.updateCursor();
   }
 
+  /**
+   * The brush outline. Up to 120 screen px it is the system cursor (an SVG circle): the
+   * browser moves it without repainting the page, which keeps a stroke's main-thread cost to
+   * the painting itself. Larger brushes get a DOM circle that follows the pointer.
+   */
   private updateCursor(): void {
     const painting = this.tool !== "fill" && !this.panning;
-    if (!this.pointer || !painting) {
+    const size = this.brushSize * this.view.scale;
+    const system = painting && size <= MAX_CURSOR_PX;
+    const key = system ? `${Math.round(size)}:${this.tool}` : "";
+    if (key !== this.cursorKey) {
+      this.cursorKey = key;
+      this.stage.style.cursor = system ? brushCursor(size, this.tool === "eraser") : "";
+    }
+    if (!this.pointer || !painting || system) {
       this.cursor.hidden = true;
       return;
     }
-    const size = this.brushSize * this.view.scale;
     const image = screenToImage(this.view, this.pointer.x, this.pointer.y);
     // The brush snaps to pixel centres; draw it where it will paint.
     const cx = (Math.floor(image.x) + 0.5) * this.view.scale + this.view.x;
