@@ -97,13 +97,15 @@ class JobLease:
     job_id: int
     holder: str
     started_at: datetime | None = None
-    renewals: list[Renewal] = field(default_factory=list)
+    _renewals: list[Renewal] = field(default_factory=list)
     _progress: float = 0.0
     _message: str | None = None
     _lost: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held during a heartbeat, so a renewal removed here is never run afterwards.
+    _renewals_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def lease_seconds(self) -> float:
@@ -150,14 +152,18 @@ class JobLease:
             if message is not None:
                 self._message = message[:500]
 
+    def add_renewal(self, renewal: Renewal) -> None:
+        with self._renewals_lock:
+            self._renewals.append(renewal)
+
+    def remove_renewal(self, renewal: Renewal) -> None:
+        with self._renewals_lock:
+            self._renewals.remove(renewal)
+
     def check(self) -> None:
         """Raises LeaseLost once a heartbeat found the job taken over."""
         if self._lost.is_set():
             raise LeaseLost(f"job {self.job_id} was taken over by another worker")
-
-    def beat_now(self) -> None:
-        """One heartbeat from the calling thread (before a long step, after a report)."""
-        self._heartbeat()
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
@@ -178,7 +184,7 @@ class JobLease:
         }
         if message is not None:
             values["message"] = message
-        with self.runtime.session_factory() as session:
+        with self._renewals_lock, self.runtime.session_factory() as session:
             renewed = session.execute(
                 update(Job)
                 .where(
@@ -190,7 +196,7 @@ class JobLease:
                 .execution_options(synchronize_session=False)
             )
             ours = renewed.rowcount == 1  # type: ignore[attr-defined]
-            for renewal in self.renewals:
+            for renewal in self._renewals:
                 ours = renewal(session) and ours
             session.commit()
         if not ours:

@@ -64,6 +64,7 @@ def test_upload_to_second_round_with_oracle_answers(
     assert not {q["image_id"] for q in detail["queries"]} & set(project.validation)
     assert any(0 < p < 1 for p in progress_seen), progress_seen
     assert job["progress"] == 1.0 and job["finished_at"] is not None
+    assert job["takeovers"] == 0 and job["worker"] is None
     [model] = api.get(f"{base}/models")
     assert model["round_id"] == second["round"]["id"]
     assert 0.0 <= model["metrics"]["miou"] <= 1.0

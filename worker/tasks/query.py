@@ -76,6 +76,7 @@ def unscored_candidates(session: Session, project: Project) -> list[Candidate]:
         if labeled_pixels >= image.width * image.height:
             continue
         superpixel_map = ensure_current_map(session, image, project)
+        session.commit()  # a map computed just now is kept; no write lock held meanwhile
         labels = superpixel_labels(session, superpixel_map, image)
         # Unlabeled images (most of them in an early round) need no mask decoding.
         known = (

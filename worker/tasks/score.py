@@ -119,7 +119,7 @@ def _renew_parent(lease: JobLease, parent_id: int, round_id: int, total: int) ->
         )
         return True  # the parent is nobody's while it waits; our chunk is still ours
 
-    lease.renewals.append(renewal)
+    lease.add_renewal(renewal)
 
 
 def score_chunk(lease: JobLease) -> None:

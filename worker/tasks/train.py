@@ -104,14 +104,19 @@ def train_round_model(lease: JobLease, round_id: int, progress_span: tuple[float
             return
         project_id, round_number = round_.project_id, round_.number
     _wait_for_training_lock(lease, project_id)
-    lease.renewals.append(
-        lambda session: locks.renew(
+
+    def renew_lock(session: Session) -> bool:
+        return locks.renew(
             session, project_id, locks.TRAINING_LOCK, lease.holder, settings.job_lease_seconds
         )
-    )
+
+    lease.add_renewal(renew_lock)
     try:
         _train_with_lock(lease, project_id, round_id, round_number, progress_span)
     finally:
+        # Stop renewing before letting go, or the next heartbeat would find the lock
+        # not ours and take the whole job for lost.
+        lease.remove_renewal(renew_lock)
         with runtime.session_factory() as session:
             locks.release(session, project_id, locks.TRAINING_LOCK, lease.holder)
 
