@@ -82,8 +82,13 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     connection = broker_connection(settings)
     app = Celery("tessera", broker=connection.url, set_as_current=False)
+    transport_options = dict(connection.transport_options)
+    if not connection.embedded:
+        # Redis re-delivers an unacknowledged message after this long; the watchdog recovers
+        # lost jobs long before, so keep it above the longest training to avoid duplicates.
+        transport_options.setdefault("visibility_timeout", 12 * 3600)
     app.conf.update(
-        broker_transport_options=connection.transport_options,
+        broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.task_queue,
         task_routes={INGEST_TASK: {"queue": settings.resolved_ingest_queue}},

@@ -38,6 +38,7 @@ def test_app_acknowledges_late_and_registers_every_job_task(tmp_path: Path) -> N
     assert (tmp_path / "broker" / "messages").is_dir()
     redis_app = create_celery_app(Settings(data_dir=tmp_path, broker_url="redis://x:6379/3"))
     assert redis_app.conf.worker_enable_remote_control
+    assert redis_app.conf.broker_transport_options["visibility_timeout"] >= 3600
 
 
 def test_embedded_broker_hands_each_message_to_one_consumer(tmp_path: Path) -> None:
