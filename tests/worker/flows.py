@@ -11,14 +11,15 @@ from tests.worker.scenes import SceneProject
 
 def wait_for_job(
     api: Api, stack: Stack, project: int, job_id: int, timeout: float = 90, succeed: bool = True
-) -> tuple[dict[str, Any], list[float]]:
-    """Polls the job until it ends; returns it and the progress values seen while running."""
-    seen: list[float] = []
+) -> tuple[dict[str, Any], list[tuple[float, str | None]]]:
+    """Polls the job until it ends; returns it and the (progress, eta_at) pairs seen while
+    it ran."""
+    seen: list[tuple[float, str | None]] = []
 
     def ended() -> Any:
         job = api.get(f"/projects/{project}/jobs/{job_id}")
         if job["status"] == "running":
-            seen.append(job["progress"])
+            seen.append((job["progress"], job["eta_at"]))
         return job if job["status"] in ("succeeded", "failed") else None
 
     job = wait_for(ended, timeout, f"job {job_id}", stack.workers, interval=0.1)

@@ -62,7 +62,7 @@ def test_upload_to_second_round_with_oracle_answers(
     counts = [len(q["superpixel_ids"]) for q in detail["queries"]]
     assert len(counts) == 4 and len(set(counts)) > 1, counts
     assert not {q["image_id"] for q in detail["queries"]} & set(project.validation)
-    assert any(0 < p < 1 for p in progress_seen), progress_seen
+    assert any(0 < p < 1 and eta is not None for p, eta in progress_seen), progress_seen
     assert job["progress"] == 1.0 and job["finished_at"] is not None
     assert job["takeovers"] == 0 and job["worker"] is None
     [model] = api.get(f"{base}/models")
