@@ -258,6 +258,17 @@ def test_view_keys_help_and_skip(server: Server, admin: httpx.Client, page: Page
     )
     assert workspace.progress()[0] == 0, "panning must not paint"
 
+    # The brush outline is the system cursor (a valid CSS cursor, or there would be none).
+    workspace.press("b")
+    page.mouse.move(*workspace.to_screen(200, 150))
+    page.wait_for_function(
+        "getComputedStyle(document.querySelector('.stage')).cursor"
+        ".startsWith('url(\"data:image/svg+xml')"
+    )
+    cursor = page.evaluate("getComputedStyle(document.querySelector('.stage')).cursor")
+    assert cursor.endswith("crosshair")
+    workspace.press("g")
+
     # U shows the query's uncertainty heat map, O cycles the mask's opacity.
     heat = page.locator('canvas[data-layer="uncertainty"]')
     expect(heat).to_be_hidden()
