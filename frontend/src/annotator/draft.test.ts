@@ -1,6 +1,21 @@
 import { describe, expect, it } from "vitest";
-import { DraftStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
+import { DraftStore, type KeyValueStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
 import { UNLABELED } from "./mask";
+
+function mapStore(
+  memory: Map<string, string>,
+  setItem: (key: string, value: string) => void = (key, value) => void memory.set(key, value),
+): KeyValueStore {
+  return {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem,
+    removeItem: (key) => void memory.delete(key),
+    get length() {
+      return memory.size;
+    },
+    key: (index) => [...memory.keys()][index] ?? null,
+  };
+}
 
 describe("draft runs", () => {
   it("round-trips the pixels that differ from the base", () => {
@@ -26,11 +41,7 @@ describe("draft runs", () => {
 
   it("stores, loads and removes drafts, and survives a full or broken store", () => {
     const memory = new Map<string, string>();
-    const store = new DraftStore({
-      getItem: (key) => memory.get(key) ?? null,
-      setItem: (key, value) => void memory.set(key, value),
-      removeItem: (key) => void memory.delete(key),
-    });
+    const store = new DraftStore(mapStore(memory));
     const key = DraftStore.key(1, 7);
     const draft = { format: 1 as const, queryId: 3, baseVersion: 2, clicks: 4, seconds: 9.5, savedAt: "", runs: "" };
     expect(store.save(key, draft)).toBe(true);
@@ -39,13 +50,30 @@ describe("draft runs", () => {
     expect(store.load(key)).toBeNull();
     store.remove(key);
     expect(store.load(key)).toBeNull();
-    const full = new DraftStore({
-      getItem: () => null,
-      setItem: () => {
+    const full = new DraftStore(
+      mapStore(new Map(), () => {
         throw new Error("QuotaExceededError");
-      },
-      removeItem: () => undefined,
-    });
+      }),
+    );
     expect(full.save(key, draft)).toBe(false);
+  });
+
+  it("forgets the oldest other drafts when the storage is full", () => {
+    const memory = new Map<string, string>();
+    const limit = 3; // entries the fake storage holds
+    const store = new DraftStore(
+      mapStore(memory, (key, value) => {
+        if (!memory.has(key) && memory.size >= limit) throw new Error("QuotaExceededError");
+        memory.set(key, value);
+      }),
+    );
+    const draft = (savedAt: string) => ({
+      format: 1 as const, queryId: 1, baseVersion: 0, clicks: 0, seconds: 0, savedAt, runs: "",
+    });
+    memory.set("unrelated", "kept");
+    store.save(DraftStore.key(1, 1), draft("2026-01-02"));
+    store.save(DraftStore.key(1, 2), draft("2026-01-01"));
+    expect(store.save(DraftStore.key(1, 3), draft("2026-01-03"))).toBe(true);
+    expect([...memory.keys()].sort()).toEqual([DraftStore.key(1, 1), DraftStore.key(1, 3), "unrelated"]);
   });
 });

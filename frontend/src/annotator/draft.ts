@@ -79,13 +79,17 @@ export interface KeyValueStore {
   getItem(key: string): string | null;
   setItem(key: string, value: string): void;
   removeItem(key: string): void;
+  readonly length: number;
+  key(index: number): string | null;
 }
+
+const PREFIX = "tessera.draft.";
 
 export class DraftStore {
   constructor(private readonly store: KeyValueStore) {}
 
   static key(projectId: number, imageId: number): string {
-    return `tessera.draft.${projectId}.${imageId}`;
+    return `${PREFIX}${projectId}.${imageId}`;
   }
 
   load(key: string): Draft | null {
@@ -99,14 +103,38 @@ export class DraftStore {
     }
   }
 
-  /** False when the browser refused (storage full or disabled). */
+  /**
+   * Stores `draft`; when the storage is full, forgets the oldest other drafts (images skipped
+   * long ago) until it fits. False when it still does not (or storage is disabled).
+   */
   save(key: string, draft: Draft): boolean {
-    try {
-      this.store.setItem(key, JSON.stringify(draft));
-      return true;
-    } catch {
-      return false;
+    const text = JSON.stringify(draft);
+    const others = this.otherDrafts(key);
+    for (;;) {
+      try {
+        this.store.setItem(key, text);
+        return true;
+      } catch {
+        const oldest = others.shift();
+        if (oldest === undefined) return false;
+        this.remove(oldest);
+      }
     }
+  }
+
+  /** Keys of the drafts other than `key`, oldest first. */
+  private otherDrafts(key: string): string[] {
+    const found: { key: string; savedAt: string }[] = [];
+    try {
+      for (let k = 0; k < this.store.length; k++) {
+        const name = this.store.key(k);
+        if (name === null || name === key || !name.startsWith(PREFIX)) continue;
+        found.push({ key: name, savedAt: this.load(name)?.savedAt ?? "" });
+      }
+    } catch {
+      return [];
+    }
+    return found.sort((a, b) => a.savedAt.localeCompare(b.savedAt)).map((entry) => entry.key);
   }
 
   remove(key: string): void {
