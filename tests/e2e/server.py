@@ -74,11 +74,18 @@ class Server:
         return f"{self.base_url}/api/v1"
 
 
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without inherited ``TESSERA_*`` settings, plus ``env``: the
+    server under test must not reach a developer's broker or database by accident."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    return {**inherited, **env}
+
+
 def tessera(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Runs the ``tessera`` CLI (as ``python -m``-style entry point) and checks it succeeded."""
     return subprocess.run(
         [sys.executable, "-c", "from backend.cli import main; main()", *args],
-        env={**os.environ, **env},
+        env=process_env(env),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -89,7 +96,11 @@ def tessera(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 @contextmanager
 def running_server(database_url: str, data_dir: Path, log_path: Path) -> Iterator[Server]:
-    """Creates the admin with ``tessera user add``, then ``tessera serve`` on a free port."""
+    """Creates the admin with ``tessera user add``, then ``tessera serve`` on a free port.
+
+    Jobs the server sends (superpixel ingest after uploads) go to the embedded broker under
+    ``data_dir``, where no worker listens: the seeded round stands in for the worker's.
+    """
     env = {
         "TESSERA_DATABASE_URL": database_url,
         "TESSERA_DATA_DIR": str(data_dir),
@@ -103,7 +114,7 @@ def running_server(database_url: str, data_dir: Path, log_path: Path) -> Iterato
         command = [sys.executable, "-c", "from backend.cli import main; main()"]
         process = subprocess.Popen(
             [*command, "serve", "--port", str(port)],
-            env={**os.environ, **env},
+            env=process_env(env),
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
