@@ -13,6 +13,7 @@ import click
 # name -> ("module:attribute" of a click.Command, one-line help shown by `tessera --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("backend.commands.serve:serve", "Run the API server (upgrades the database first)."),
+    "migrate": ("backend.commands.migrate:migrate", "Upgrade the database schema, then exit."),
     "user": ("backend.commands.user:user", "Manage user accounts (tessera user add EMAIL)."),
     "import": (
         "backend.commands.import_images:import_images",

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         default=None,
         description="Queue for superpixel ingest jobs (CPU work); unset: the task queue.",
     )
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses to start with a default or empty secret key.",
+    )
     secret_key: str = Field(
         default=DEFAULT_SECRET_KEY,
         description="Keys the stored hashes of session and API tokens; set a long random "
@@ -129,6 +133,17 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )
+
+    def production_problems(self) -> list[str]:
+        """What keeps this configuration from being safe to run in production."""
+        if self.environment != "production":
+            return []
+        problems = []
+        if not self.secret_key.strip() or self.secret_key == DEFAULT_SECRET_KEY:
+            problems.append("TESSERA_SECRET_KEY is empty or the default; set a long random value")
+        elif len(self.secret_key) < 32:
+            problems.append("TESSERA_SECRET_KEY is shorter than 32 characters")
+        return problems
 
     @property
     def broker_dir(self) -> Path:
