@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker.engine.model import ModelConfig, build_model, resolve_device
+from worker.engine.model import ByteDropout, ModelConfig, build_model, resolve_device
 
 
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (45, 61)])
@@ -37,3 +37,15 @@ def test_device_resolution() -> None:
     assert resolve_device("auto").type in ("cpu", "cuda")
     with pytest.raises(ValueError, match="device must be"):
         resolve_device("tpu")
+
+
+def test_byte_dropout_keeps_the_expected_share_and_scales() -> None:
+    layer = ByteDropout(0.5).train()
+    torch.manual_seed(0)
+    out = layer(torch.ones(200_000))
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.5) < 0.01
+    assert torch.all(out[kept] == 2.0)
+    torch.manual_seed(0)
+    assert torch.equal(layer(torch.ones(200_000)), out)  # seeded like torch's own RNG
+    assert torch.equal(layer.eval()(torch.ones(10)), torch.ones(10))

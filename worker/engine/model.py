@@ -37,6 +37,27 @@ class ModelConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
 
 
+class ByteDropout(nn.Dropout):
+    """Element-wise dropout that draws one random byte per element.
+
+    MC dropout samples the head T times per image, and on CPU ``F.dropout``'s per-element
+    Bernoulli draws dominated scoring (about 14x slower than this on 2 cores). ``p`` is
+    rounded to a multiple of 1/256 (0.5 is exact). Draws from torch's global generator, so
+    ``torch.manual_seed`` reproduces it.
+    """
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return features
+        count = features.numel()
+        words = torch.randint(
+            -(2**63), 2**63 - 1, ((count + 7) // 8,), dtype=torch.int64, device=features.device
+        )
+        random_bytes = words.view(torch.uint8)[:count].view(features.shape)
+        keep = random_bytes >= round(self.p * 256)
+        return torch.where(keep, features / (1.0 - self.p), torch.zeros_like(features))
+
+
 class ConvBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(
@@ -65,7 +86,7 @@ class UNet(nn.Module):
             self.upsamples.append(nn.ConvTranspose2d(widths[level + 1], widths[level], 2, stride=2))
             self.decoders.append(ConvBlock(widths[level] * 2, widths[level]))
         self.decoder_dropout = nn.Dropout2d(config.decoder_dropout)
-        self.head_dropout = nn.Dropout(config.dropout)
+        self.head_dropout = ByteDropout(config.dropout)
         self.classifier = nn.Conv2d(widths[0], config.num_classes, 1)
 
     def trunk(self, images: torch.Tensor) -> torch.Tensor:
