@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/chromium.sh
 bash scripts/services.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
