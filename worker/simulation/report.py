@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,3 +125,17 @@ def plot_curves(rows: Sequence[RoundRow], path: Path, title: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     return path
+
+
+def read_rows(jsonl: Path) -> list[RoundRow]:
+    """Rows written by ``write_rows`` (or appended live by ``tessera simulate``)."""
+    return [RoundRow(**json.loads(line)) for line in jsonl.read_text().splitlines() if line]
+
+
+if __name__ == "__main__":
+    # Re-summarise a finished or interrupted run: python -m worker.simulation.report OUT_DIR
+    out = Path(sys.argv[1])
+    saved = read_rows(out / "rounds.jsonl")
+    write_rows(saved, out)
+    plot_curves(saved, out / "miou_vs_pixels.png", title=sys.argv[2] if len(sys.argv) > 2 else "")
+    print(format_summary(summarize(saved)))
