@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from backend.annotations.router import router as annotations_router
 from backend.auth.router import router as auth_router
+from backend.dashboard.router import router as dashboard_router
 from backend.db import make_engine, make_session_factory
 from backend.export.router import router as export_router
 from backend.frontend import mount_frontend
@@ -43,6 +44,7 @@ def build_api_router() -> APIRouter:
         images_router,
         annotations_router,
         rounds_router,
+        dashboard_router,
         export_router,
     ):
         api.include_router(router)

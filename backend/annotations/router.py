@@ -122,6 +122,10 @@ def save_mask(
         current = error.current
         if current is None:
             current = service.current_version(session, image.id)
+        service.record_conflict(
+            session, image, access.user, expected=error.expected, current=current
+        )
+        session.commit()
         raise HTTPException(
             status.HTTP_412_PRECONDITION_FAILED,
             f"The mask changed since version {error.expected} (now {current}); "

@@ -28,6 +28,7 @@ from backend.models import (
     QueryStatus,
     Round,
     RoundStatus,
+    SaveConflict,
     SuperpixelMap,
     User,
 )
@@ -51,6 +52,22 @@ class StaleVersion(Exception):
 def current_version(session: Session, image_id: int) -> int:
     version = session.scalar(select(Annotation.version).where(Annotation.image_id == image_id))
     return int(version or 0)
+
+
+def record_conflict(
+    session: Session, image: Image, user: User, *, expected: int, current: int
+) -> None:
+    """Counts a refused save (412) for the team table; flushes, the caller commits."""
+    session.add(
+        SaveConflict(
+            project_id=image.project_id,
+            image_id=image.id,
+            user_id=user.id,
+            expected_version=expected,
+            current_version=current,
+        )
+    )
+    session.flush()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from backend.models.annotations import Annotation, AnnotationSubmission
 from backend.models.base import Base
 from backend.models.checkpoints import ModelCheckpoint
+from backend.models.dashboard import SaveConflict, SimulationResult
 from backend.models.images import Image, ImageStatus, Split, SuperpixelMap
 from backend.models.jobs import Job, JobStatus
 from backend.models.locks import ProjectLock
@@ -39,6 +40,8 @@ __all__ = [
     "Role",
     "Round",
     "RoundStatus",
+    "SaveConflict",
+    "SimulationResult",
     "Split",
     "Strategy",
     "SuperpixelAlgorithm",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from backend.models import Base
+from backend.models import Base, SimulationResult
 from tests.backend.builders import PASSWORD, Account, World, png_bytes, rgb_image
 from tests.backend.conftest import _truncate
 
@@ -93,7 +94,22 @@ RULES: dict[tuple[str, str], Level] = {
     ("POST", f"{P}/jobs/{{job_id}}/retry"): Level.lead,
     ("GET", f"{P}/models"): Level.member,
     ("GET", f"{P}/export"): Level.lead,
+    ("GET", f"{P}/dashboard"): Level.lead,
+    ("GET", f"{P}/dashboard/budget"): Level.lead,
+    ("GET", f"{P}/dashboard/learning-curve"): Level.lead,
+    ("GET", f"{P}/dashboard/rounds"): Level.lead,
+    ("GET", f"{P}/dashboard/class-balance"): Level.lead,
+    ("GET", f"{P}/dashboard/team"): Level.lead,
+    ("GET", f"{P}/dashboard/jobs"): Level.lead,
+    ("GET", f"{P}/dashboard/simulations"): Level.lead,
+    ("POST", f"{P}/dashboard/simulations"): Level.lead,
+    ("DELETE", f"{P}/dashboard/simulations/{{simulation_id}}"): Level.lead,
 }
+
+SIMULATION_JSONL = (
+    b'{"strategy": "dynamic", "seed": 0, "round": 0, "labeled_pixel_fraction": 0.1, '
+    b'"val_miou": 0.4}\n'
+)
 
 ROLES = ("anonymous", "outsider", "annotator", "lead", "admin")
 
@@ -157,9 +173,19 @@ def build(world: World) -> Matrix:
         "query_id": query,
         "job_id": world.job(project),
         "class_id": 1,  # the first class created in a fresh (truncated) database
+        "simulation_id": _simulation(world, project),
     }
     world.model(project, round_)
     return Matrix(accounts, ids)
+
+
+def _simulation(world: World, project_id: int) -> int:
+    with world.factory() as session:
+        rows = [json.loads(line) for line in SIMULATION_JSONL.splitlines()]
+        result = SimulationResult(project_id=project_id, name="sim", rows=rows)
+        session.add(result)
+        session.commit()
+        return result.id
 
 
 def _zip_of_one_image() -> bytes:
@@ -205,6 +231,9 @@ def request_for(method: str, path: str, role: str, matrix: Matrix) -> tuple[str,
         ("PATCH", f"{P}/images/{{image_id}}"): lambda: {"json": {"split": "validation"}},
         ("PUT", f"{P}/images/{{image_id}}/ground-truth"): lambda: {
             "files": {"file": ("gt.png", png_bytes(np.ones((24, 32), np.uint8)), "image/png")}
+        },
+        ("POST", f"{P}/dashboard/simulations"): lambda: {
+            "files": {"file": ("rounds.jsonl", SIMULATION_JSONL, "application/x-ndjson")}
         },
         ("PUT", f"{P}/images/{{image_id}}/mask"): lambda: {
             "content": mask,

@@ -1,0 +1,54 @@
+"""What the lead dashboard needs beyond the labeling tables: save conflicts and uploaded
+simulation results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.models.base import Base, UTCDateTime, utc_now
+
+
+class SaveConflict(Base):
+    """One refused save (412: the mask changed since the version the annotator edited).
+
+    Insert-only, written by the save endpoint after it rolled the save back; the team table
+    counts them per annotator.
+    """
+
+    __tablename__ = "save_conflicts"
+    __table_args__ = (Index("ix_save_conflicts_project_user", "project_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL"), nullable=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    expected_version: Mapped[int] = mapped_column(Integer)
+    current_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class SimulationResult(Base):
+    """The rows of one ``tessera simulate`` run (its ``rounds.jsonl``) uploaded to a project,
+    so the learning curve can show what other strategies would have bought."""
+
+    __tablename__ = "simulation_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    uploaded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    # One dict per line of rounds.jsonl (strategy, seed, round, labeled_pixel_fraction, ...).
+    rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
