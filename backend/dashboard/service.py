@@ -555,7 +555,7 @@ def parse_simulation_rows(data: bytes) -> list[dict[str, Any]]:
     """The rows of a ``tessera simulate`` rounds.jsonl; 422 naming the first bad line."""
 
     def refuse(detail: str) -> HTTPException:
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail)
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
 
     try:
         text = data.decode("utf-8")
