@@ -186,8 +186,11 @@ def main() -> None:
         model = run.call("GET", f"/projects/{project}/models", 200)[-1]
         detail = run.call("GET", f"/projects/{project}/rounds/{round_id}", 200)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(30)
+        worker.terminate()  # the main process stops its pool processes
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
     shape = pool[0][0].shape
     print(
         f"pool {len(pool)} + validation {len(validation)} images of {shape[1]}x{shape[0]}, "
