@@ -1,7 +1,6 @@
-/**
- * Every page of the app. The lead dashboard ([E]) adds its pages here, e.g.
- * `{ pattern: "/projects/:projectId/dashboard", page: dashboardPage, title: "Dashboard" }`.
- */
+/** Every page of the app: the annotator's (login, projects, label) and the lead's (dashboard, manage). */
+import { managePage } from "./dashboard/manage";
+import { dashboardPage } from "./dashboard/page";
 import { findWorkPage, labelPage } from "./pages/label";
 import { homePage } from "./pages/home";
 import { loginPage } from "./pages/login";
@@ -12,4 +11,6 @@ export const ROUTES: readonly Route[] = [
   { pattern: "/", page: homePage, title: "Projects" },
   { pattern: "/label", page: findWorkPage, title: "Label" },
   { pattern: "/projects/:projectId/label", page: labelPage, title: "Label" },
+  { pattern: "/projects/:projectId/dashboard", page: dashboardPage, title: "Dashboard" },
+  { pattern: "/projects/:projectId/manage", page: managePage, title: "Manage" },
 ];

@@ -1,4 +1,7 @@
-/** The project list: annotators go straight to work, leads pick a project. */
+/**
+ * The project list: annotators go straight to work; a lead of exactly one project lands on
+ * its dashboard; others pick a project.
+ */
 import { api } from "../api/client";
 import type { ProjectDetail } from "../api/types";
 import { h } from "../shell/dom";
@@ -10,7 +13,12 @@ import { currentUser } from "../shell/session";
 export const homePage: Page = async (root) => {
   const user = await currentUser();
   const projects = await Promise.all((await api.projects()).map((p) => api.project(p.id)));
-  const leads = projects.some((project) => project.role === "lead");
+  const led = projects.filter((project) => project.role === "lead");
+  const leads = led.length > 0;
+  if (led.length === 1 && !user?.is_admin && led[0]) {
+    navigate(`/projects/${led[0].id}/dashboard`, { replace: true });
+    return;
+  }
   if (!leads && projects.length > 0) {
     // Annotators have one job here: the next task.
     navigate("/label", { replace: true });
@@ -23,7 +31,9 @@ export const homePage: Page = async (root) => {
       h("h2", {}, project.name),
       h("p", { class: "muted" }, `${project.image_count} images · ${project.strategy} strategy · you are ${project.role}`),
       h("a", { href: `/projects/${project.id}/label`, "data-link": true, class: "button primary" }, "Label"),
-      // [E] adds the lead dashboard link here: /projects/:id/dashboard.
+      project.role === "lead"
+        ? h("a", { href: `/projects/${project.id}/dashboard`, "data-link": true, class: "button" }, "Dashboard")
+        : null,
     );
   root.append(
     frame(

@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import { formatCount, formatEta, formatHours, formatPercent } from "./format";
+import { binCounts, median } from "./histogram";
+import { fitLog, projectedMiou, projectionSamples } from "./projection";
+
+describe("binCounts", () => {
+  it("puts every count in exactly one bin of equal width", () => {
+    const counts = [3, 4, 4, 9, 12, 20, 20, 20, 5];
+    const bins = binCounts(counts, 4);
+    expect(bins.reduce((sum, bin) => sum + bin.images, 0)).toBe(counts.length);
+    expect(bins[0]).toEqual({ low: 3, high: 7, images: 4 });
+    expect(bins.at(-1)).toEqual({ low: 18, high: 20, images: 3 });
+    for (const bin of bins) expect(bin.high - bin.low).toBeLessThanOrEqual(4);
+  });
+
+  it("gives one bin per count when the range is small, none for no images", () => {
+    expect(binCounts([2, 2, 3], 8)).toEqual([
+      { low: 2, high: 2, images: 2 },
+      { low: 3, high: 3, images: 1 },
+    ]);
+    expect(binCounts([])).toEqual([]);
+  });
+
+  it("refuses what cannot be a count", () => {
+    expect(() => binCounts([1.5])).toThrow(RangeError);
+    expect(() => binCounts([1], 0)).toThrow(RangeError);
+  });
+
+  it("finds the median", () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNull();
+  });
+});
+
+describe("projection", () => {
+  it("fits mIoU = a + b ln(pixels) exactly through points on such a curve", () => {
+    const xs = [1e4, 3e4, 1e5, 4e5];
+    const ys = xs.map((x) => 0.1 + 0.05 * Math.log(x));
+    const fit = fitLog(xs, ys);
+    expect(fit?.a).toBeCloseTo(0.1, 10);
+    expect(fit?.b).toBeCloseTo(0.05, 10);
+  });
+
+  it("matches numpy's least squares on scattered points", () => {
+    // np.polyfit(np.log([1536, 1856, 3000]), [0.40, 0.55, 0.58], 1) -> b, a
+    const fit = fitLog([1536, 1856, 3000], [0.4, 0.55, 0.58]);
+    expect(fit?.b).toBeCloseTo(0.228527, 5);
+    expect(fit?.a).toBeCloseTo(-1.232096, 5);
+  });
+
+  it("needs two distinct positive pixel counts", () => {
+    expect(fitLog([0, 100], [0.1, 0.2])).toBeNull();
+    expect(fitLog([100, 100], [0.1, 0.2])).toBeNull();
+  });
+
+  it("samples the curve log-evenly and clamps it to 0..1", () => {
+    const [xs, ys] = projectionSamples({ a: -1, b: 0.2 }, 10, 1e6, 3);
+    expect(xs[0]).toBeCloseTo(10);
+    expect(xs[1]).toBeCloseTo(Math.sqrt(10 * 1e6));
+    expect(xs[2]).toBeCloseTo(1e6);
+    expect(ys[0]).toBe(0);
+    expect(ys[1]).toBeCloseTo(-1 + 0.2 * Math.log(Math.sqrt(1e7)));
+    expect(ys[2]).toBe(1);
+    expect(projectedMiou({ a: 2, b: 0 }, 5)).toBe(1);
+  });
+});
+
+describe("format", () => {
+  it("writes counts, hours, percentages and ETAs", () => {
+    expect(formatCount(1234)).toBe("1,234");
+    expect(formatCount(1_234_567)).toBe("1.23 M");
+    expect(formatHours(0.25)).toBe("15 min");
+    expect(formatHours(2.26)).toBe("2.3 h");
+    expect(formatPercent(0.8071)).toBe("80.7 %");
+    expect(formatPercent(null)).toBe("–");
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(formatEta("2026-01-01T00:01:05Z", now)).toBe("1:05");
+    expect(formatEta("2025-12-31T00:00:00Z", now)).toBe("now");
+    expect(formatEta(null, now)).toBe("–");
+  });
+});
