@@ -14,12 +14,28 @@ from backend.settings import DEFAULT_SECRET_KEY, get_settings
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="API processes."
 )
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Also run a worker and, on first start, create a demo project with its first round "
+    "queried (generated scenes, no download) and demo logins; Ctrl-C stops both.",
+)
+def serve(host: str, port: int, workers: int, demo: bool) -> None:
     """Run the Tessera API (upgrades the database schema first)."""
     import uvicorn
 
     from backend.app import create_app
 
+    applied: dict[str, str] = {}
+    if demo:
+        if workers != 1:
+            raise click.UsageError("--demo runs one API process; leave out --workers.")
+        # Lazily: the demo module is the worker side's (the backend never loads it otherwise).
+        import os
+
+        from worker.demo import prepare_demo_environment
+
+        applied = prepare_demo_environment(os.environ)
     settings = get_settings()
     problems = settings.production_problems()
     if problems:
@@ -30,7 +46,11 @@ def serve(host: str, port: int, workers: int) -> None:
             err=True,
         )
     upgrade_database(settings)
-    if workers == 1:
+    if demo:
+        from worker.demo import run_demo
+
+        run_demo(settings, host, port, applied)
+    elif workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
     else:
         # Several processes need an import string; each builds its app from the environment.
