@@ -49,6 +49,12 @@ export function curveSeries(curve: LearningCurve): CurveSeries[] {
   return series;
 }
 
+/** The y range (mIoU %) around the data: 5 points of margin, whole tens, within 0..100. */
+export function miouRange(low: number | null, high: number | null): [number, number] {
+  if (low === null || high === null || !Number.isFinite(low) || !Number.isFinite(high)) return [0, 100];
+  return [Math.max(0, Math.floor((low - 5) / 10) * 10), Math.min(100, Math.ceil((high + 5) / 10) * 10)];
+}
+
 function aligned(series: CurveSeries[]): uPlot.AlignedData {
   const tables: uPlot.AlignedData[] = series.map((s) => {
     // uPlot wants increasing x; several points may share one x (repeat rounds at no spend).
@@ -79,7 +85,11 @@ export class LearningCurveChart {
       {
         width,
         height: 280,
-        scales: { x: { time: false }, y: { range: [0, 100] } },
+        scales: {
+          x: { time: false },
+          // Room around the points, within 0..100: a fixed 0..100 flattens a curve that moves by a few points.
+          y: { range: (_u, low, high) => miouRange(low, high) },
+        },
         axes: [
           {
             stroke: "#9097a8",

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { miouRange } from "./chart";
 import { formatCount, formatEta, formatHours, formatPercent } from "./format";
 import { binCounts, median } from "./histogram";
 import { fitLog, projectedMiou, projectionSamples } from "./projection";
@@ -78,5 +79,13 @@ describe("format", () => {
     expect(formatEta("2026-01-01T00:01:05Z", now)).toBe("1:05");
     expect(formatEta("2025-12-31T00:00:00Z", now)).toBe("now");
     expect(formatEta(null, now)).toBe("–");
+  });
+});
+
+describe("chart", () => {
+  it("ranges the mIoU axis around the points", () => {
+    expect(miouRange(38.2, 51)).toEqual([30, 60]);
+    expect(miouRange(2, 99)).toEqual([0, 100]);
+    expect(miouRange(null, null)).toEqual([0, 100]);
   });
 });

@@ -91,7 +91,7 @@ export const dashboardPage: Page = async (root, params) => {
           jobs,
         ),
         rounds,
-        h("div", { class: "two-columns" }, balance, team),
+        h("div", { class: "two-columns even" }, balance, team),
         updated,
       ),
     ),
