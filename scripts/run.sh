@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Sets up and runs Tessera's demo: for now a small simulated active-learning loop on
-# generated scenes (no download), writing a table and a plot under runs/demo.
+# Sets Tessera up (.venv with the worker's CPU torch, the built front end) and runs the demo:
+# `tessera serve --demo`, the API and a worker on the embedded SQLite database and file
+# broker under data/, with a generated demo project whose first round is queried. It prints
+# the URL and the demo logins; Ctrl-C stops everything.
+#
+#   bash scripts/run.sh                      # http://127.0.0.1:8000
+#   HOST=0.0.0.0 PORT=8080 bash scripts/run.sh
+#   bash scripts/run.sh --port 9000          # any other `tessera serve` option
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/tessera simulate --generate-demo runs/demo/data --out runs/demo \
-  --strategies dynamic,static,random_images --rounds 2 --initial-images 4 \
-  --images-per-round 4 --superpixel-size 12 --iterations 150 --finetune-iterations 80 \
-  --mc-samples 8 "$@"
+# exec: Ctrl-C and SIGTERM reach `tessera serve` itself, which stops its worker.
+exec .venv/bin/tessera serve --demo --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" "$@"

@@ -56,8 +56,8 @@ from worker.simulation.synthetic import CLASSES, generate_scene
 DEMO_WORKER_DEFAULTS: dict[str, str] = {
     "TESSERA_MODEL_WIDTH": "8",
     "TESSERA_MODEL_DEPTH": "3",
-    "TESSERA_TRAIN_ITERATIONS": "60",
-    "TESSERA_FINETUNE_ITERATIONS": "30",
+    "TESSERA_TRAIN_ITERATIONS": "40",
+    "TESSERA_FINETUNE_ITERATIONS": "20",
     "TESSERA_TRAIN_BATCH_SIZE": "4",
     "TESSERA_TRAIN_CROP_SIZE": "96",
     "TESSERA_LEARNING_RATE": "0.003",
@@ -70,10 +70,10 @@ DEMO_WORKER_DEFAULTS: dict[str, str] = {
 PROJECT_NAME = "Demo: street scenes"
 POOL_IMAGES = 40
 VALIDATION_IMAGES = 10
-SCENE_HEIGHT, SCENE_WIDTH = 240, 320
+SCENE_HEIGHT, SCENE_WIDTH = 192, 256
 SCENE_SEED = 2026
 PROJECT_SETTINGS: dict[str, Any] = {
-    "superpixel_size": 20,
+    "superpixel_size": 16,
     "strategy": "dynamic",
     "mc_samples": 8,
     "initial_images": 4,
