@@ -198,6 +198,9 @@ export const dashboardApi = {
   dashboard(projectId: number): Promise<Dashboard> {
     return json<Dashboard>(`${base(projectId)}/dashboard`);
   },
+  jobs(projectId: number): Promise<Jobs> {
+    return json<Jobs>(`${base(projectId)}/dashboard/jobs`);
+  },
   startRound(projectId: number): Promise<unknown> {
     return json(`${base(projectId)}/rounds`, { method: "POST" });
   },

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
+import type { CurrentRound, JobRead, Jobs } from "./api";
 import { miouRange } from "./chart";
 import { formatCount, formatEta, formatHours, formatPercent } from "./format";
 import { binCounts, median } from "./histogram";
+import { isBusy, jobsState } from "./jobs";
 import { fitLog, projectedMiou, projectionSamples } from "./projection";
 
 describe("binCounts", () => {
@@ -87,5 +89,44 @@ describe("chart", () => {
     expect(miouRange(38.2, 51)).toEqual([30, 60]);
     expect(miouRange(2, 99)).toEqual([0, 100]);
     expect(miouRange(null, null)).toEqual([0, 100]);
+  });
+});
+
+describe("jobs polling", () => {
+  const job = (id: number, status: JobRead["status"], progress: number): JobRead => ({
+    id,
+    project_id: 1,
+    round_id: 1,
+    kind: "round",
+    status,
+    progress,
+    message: "",
+    error: null,
+    celery_task_id: null,
+    created_at: "2026-01-01T00:00:00Z",
+    started_at: null,
+    finished_at: null,
+    eta_at: null,
+    heartbeat_at: null,
+    worker: null,
+    takeovers: 0,
+  });
+  const jobs = (status: JobRead["status"], progress: number, round: CurrentRound["status"]): Jobs => ({
+    jobs: [job(3, status, progress)],
+    current_round: { id: 1, number: 1, status: round, queries: 4, queries_done: 0 },
+    can_start_round: false,
+    oracle_available: false,
+  });
+
+  it("is busy while a job is queued or running or the round is being prepared", () => {
+    expect(isBusy(jobs("running", 0.5, "training"))).toBe(true);
+    expect(isBusy(jobs("succeeded", 1, "scoring"))).toBe(true);
+    expect(isBusy(jobs("succeeded", 1, "labeling"))).toBe(false);
+  });
+
+  it("sees a state change when a job ends, not when it progresses", () => {
+    expect(jobsState(jobs("running", 0.2, "training"))).toBe(jobsState(jobs("running", 0.7, "training")));
+    expect(jobsState(jobs("running", 0.7, "training"))).not.toBe(jobsState(jobs("succeeded", 1, "training")));
+    expect(jobsState(jobs("succeeded", 1, "training"))).not.toBe(jobsState(jobs("succeeded", 1, "labeling")));
   });
 });

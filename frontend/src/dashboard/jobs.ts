@@ -14,6 +14,15 @@ export function isBusy(jobs: Jobs): boolean {
   );
 }
 
+/** What changes when a job ends or the round moves on (progress alone does not). */
+export function jobsState(jobs: Jobs): string {
+  const round = jobs.current_round;
+  return JSON.stringify([
+    round ? [round.id, round.status, round.queries_done] : null,
+    jobs.jobs.map((job) => [job.id, job.status]),
+  ]);
+}
+
 function describeError(error: unknown): string {
   return error instanceof ApiError ? error.detail : String(error);
 }

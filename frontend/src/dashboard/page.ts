@@ -1,7 +1,9 @@
 /**
  * The lead dashboard (/projects/:projectId/dashboard): budget, learning curve, jobs with the
- * round actions, rounds table, class balance and team. Polls the API every 2 s while a job
- * runs, every 15 s otherwise. Annotators see a 403 message instead (the API refuses them too).
+ * round actions, rounds table, class balance and team. While a job runs only the cheap jobs
+ * part is polled (every 2 s); the whole dashboard (class balance decodes every mask) is
+ * fetched when a job or the round changes state, and every 30 s otherwise. Annotators see a
+ * 403 message instead (the API refuses them too).
  */
 import { ApiError, api } from "../api/client";
 import type { ProjectDetail, User } from "../api/types";
@@ -9,13 +11,13 @@ import { h } from "../shell/dom";
 import { frame } from "../shell/layout";
 import type { Page } from "../shell/router";
 import { currentUser } from "../shell/session";
-import { dashboardApi, type Dashboard } from "./api";
+import { dashboardApi, type Dashboard, type Jobs } from "./api";
 import { LearningCurveChart } from "./chart";
-import { isBusy, jobsPanel } from "./jobs";
+import { isBusy, jobsPanel, jobsState } from "./jobs";
 import { budgetPanel, classBalancePanel, curveDetails, roundsTable, teamTable } from "./sections";
 
 const FAST_POLL_MS = 2000;
-const SLOW_POLL_MS = 15000;
+const SLOW_POLL_MS = 30000;
 
 export function projectNav(project: ProjectDetail, active: "dashboard" | "manage"): HTMLElement {
   const link = (path: string, label: string, name: string): HTMLElement =>
@@ -103,27 +105,50 @@ export const dashboardPage: Page = async (root, params) => {
   let alive = true;
   let inFlight = false;
 
+  const renderJobs = (state: Jobs): void => {
+    jobs.replaceChildren(jobsPanel(state, projectId, () => void refresh(true), status));
+    updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  };
   const render = (board: Dashboard): void => {
     budget.replaceChildren(budgetPanel(board.budget));
     chart.update(board.learning_curve);
     curveText.replaceChildren(curveDetails(board.learning_curve));
-    jobs.replaceChildren(jobsPanel(board.jobs, projectId, () => void refresh(), status));
+    renderJobs(board.jobs);
     rounds.replaceChildren(roundsTable(board.rounds));
     balance.replaceChildren(classBalancePanel(board.class_balance));
     team.replaceChildren(teamTable(board.team));
-    updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
   };
 
-  async function refresh(): Promise<void> {
+  let lastState = "";
+  let lastFull = 0;
+  /** Polls the jobs; fetches everything when asked, when their state changed, or when stale. */
+  async function refresh(full = false): Promise<void> {
     if (!alive || inFlight) return;
     inFlight = true;
     window.clearTimeout(timer);
     let delay = SLOW_POLL_MS;
     try {
-      const board = await dashboardApi.dashboard(projectId);
-      if (!alive) return;
-      render(board);
-      if (isBusy(board.jobs)) delay = FAST_POLL_MS;
+      let state: Jobs;
+      if (full || Date.now() - lastFull >= SLOW_POLL_MS) {
+        const board = await dashboardApi.dashboard(projectId);
+        if (!alive) return;
+        render(board);
+        state = board.jobs;
+        lastFull = Date.now();
+      } else {
+        state = await dashboardApi.jobs(projectId);
+        if (!alive) return;
+        if (jobsState(state) !== lastState) {
+          // A job ended or the round moved on: every figure may have changed.
+          const board = await dashboardApi.dashboard(projectId);
+          if (!alive) return;
+          render(board);
+          state = board.jobs;
+          lastFull = Date.now();
+        } else renderJobs(state);
+      }
+      lastState = jobsState(state);
+      if (isBusy(state)) delay = FAST_POLL_MS;
     } catch (error) {
       status.textContent = error instanceof ApiError ? error.detail : String(error);
     } finally {
@@ -132,7 +157,7 @@ export const dashboardPage: Page = async (root, params) => {
     }
   }
 
-  await refresh();
+  await refresh(true);
   return () => {
     alive = false;
     window.clearTimeout(timer);
