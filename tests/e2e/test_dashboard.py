@@ -293,13 +293,26 @@ def test_lead_sees_api_figures_and_runs_a_round_to_done(
     expect(page.locator('[data-testid="curve-points"] tbody tr')).to_have_count(3)
     after = lead.get(f"/projects/{project.project_id}/dashboard/learning-curve").json()
     assert len(after["points"]) == 3
-    lead.close()
 
     page.wait_for_timeout(300)  # let the chart settle before the picture
     shot = artifacts / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("TESSERA_UPDATE_DOCS_SCREENSHOT"):
         shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+    # The oracle answers round 4 from ground truth; the lead closes it; the next may start.
+    page.click('[data-action="oracle-exact"]')
+    current = page.locator('[data-testid="current-round"]')
+    expect(current).to_contain_text("4 of 4 queried images labeled", timeout=120_000)
+    spent = lead.get(f"/projects/{project.project_id}/dashboard/budget").json()["lines"][0]
+    expect(page.locator('.budget-card[data-unit="pixels"]')).to_have_attribute(
+        "data-spent", str(int(spent["spent"]))
+    )
+    assert spent["spent"] > board["budget"]["lines"][0]["spent"]
+    page.click('[data-action="close-round"]')
+    expect(current).to_contain_text("Round 4 is complete")
+    expect(start).to_be_enabled()
+    lead.close()
 
 
 def test_annotator_cannot_open_the_dashboard(project: DashboardProject, page: Page) -> None:

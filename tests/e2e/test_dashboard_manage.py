@@ -1,5 +1,6 @@
-"""The lead's manage page in Debian's Chromium: settings, classes and members change what the
-API reports; images dropped on the page are uploaded with a progress bar."""
+"""The lead's pages in Debian's Chromium without a worker: settings, classes and members
+change what the API reports; images dropped on the page are uploaded with a progress bar; a
+failed round shows its error and the Retry button queues it again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import httpx
 import numpy as np
 from playwright.sync_api import Page, expect
 
+from backend.db import make_engine, make_session_factory
+from backend.models import Job, JobStatus, Round, RoundStatus
 from tests.e2e.scenario import png
 from tests.e2e.server import PASSWORD, Server, login
 from tests.e2e.workspace_page import log_in
@@ -79,4 +82,50 @@ def test_lead_edits_settings_classes_members_and_drops_images(
     assert len(client.get(f"/projects/{project}/images").json()) == 2
     zip_link = page.locator('[data-action="export-zip"]')
     assert zip_link.get_attribute("href") == f"/api/v1/projects/{project}/export?format=zip"
+    client.close()
+
+
+def test_failed_round_shows_its_error_and_retries(
+    server: Server, admin: httpx.Client, page: Page
+) -> None:
+    unique = uuid.uuid4().hex[:8]
+    lead = f"lead-{unique}@e2e.example.org"
+    admin.post("/users", json={"email": lead, "password": PASSWORD}).raise_for_status()
+    client = login(server, lead)
+    project = client.post("/projects", json={"name": f"Retry {unique}"}).json()["id"]
+    # A round whose worker failed, as the worker leaves it (no worker runs in this server).
+    engine = make_engine(server.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            round_ = Round(
+                project_id=project, number=1, strategy="dynamic", status=RoundStatus.failed
+            )
+            session.add(round_)
+            session.flush()
+            job = Job(
+                project_id=project,
+                round_id=round_.id,
+                kind="round",
+                status=JobStatus.failed,
+                error="RuntimeError: out of memory while training",
+                message="round 1: training",
+            )
+            session.add(job)
+            session.commit()
+            job_id = job.id
+    finally:
+        engine.dispose()
+
+    log_in(page, server.base_url, lead)
+    page.wait_for_url(f"**/projects/{project}/dashboard")
+    row = page.locator(f'.job[data-job="{job_id}"]')
+    expect(row).to_have_attribute("data-status", "failed")
+    row.locator("summary").click()
+    expect(row.locator(".job-error")).to_contain_text("out of memory")
+    expect(page.locator('[data-action="start-round"]')).to_be_enabled()  # a failed round is over
+    row.locator('[data-action="retry"]').click()
+    expect(row).to_have_attribute("data-status", "queued")
+    expect(page.locator('[data-action="start-round"]')).to_be_disabled()
+    assert client.get(f"/projects/{project}/jobs/{job_id}").json()["status"] == "queued"
+    assert client.get(f"/projects/{project}/rounds").json()[0]["status"] == "pending"
     client.close()
