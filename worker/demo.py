@@ -176,14 +176,17 @@ def _password_matches(user: User, password: str) -> bool:
 
 
 def _die_with(parent_pid: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGQUIT (Celery's cold shutdown) when the process
-    that started it dies, even by SIGKILL, so a killed ``serve`` leaves no worker behind."""
+    """A ``preexec_fn``: the child gets SIGKILL when the process that started it dies, even
+    by SIGKILL, so a killed ``serve`` leaves no worker behind. Celery's prefork pool
+    processes do the same towards the worker (``celery.concurrency.prefork``), so they go
+    too. (SIGQUIT, Celery's cold shutdown, is lost when it lands during the worker's start.)
+    """
 
     def arrange() -> None:
         if sys.platform.startswith("linux"):
             pr_set_pdeathsig = 1
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(pr_set_pdeathsig, int(signal.SIGQUIT), 0, 0, 0)
+            libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
 
@@ -499,6 +502,12 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
     with _stop_signals(on_signal):
         try:
             worker = start_worker(worker_log)
+            threading.Thread(
+                target=_report_worker_exit,
+                args=(worker, stop, worker_log),
+                name="demo-worker-watch",
+                daemon=True,
+            ).start()
             seeder = threading.Thread(
                 target=_seed_in_background,
                 args=(f"{url}/api/v1", state, stop, url, worker, began),
@@ -524,6 +533,15 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
                 _echo("Stopping the worker...")
                 stop_worker(worker)
     _echo("Tessera demo stopped.")
+
+
+def _report_worker_exit(
+    worker: subprocess.Popen[bytes], stop: threading.Event, log_path: Path
+) -> None:
+    """Says so when the worker ends while the demo still serves (rounds would not run)."""
+    code = worker.wait()
+    if not stop.is_set():
+        _echo(f"demo: the worker exited with {code} (see {log_path}); restart the demo")
 
 
 def _seed_in_background(

@@ -345,3 +345,31 @@ def test_second_demo_start_reuses_the_data(demo: DemoProcess, demo_dir: Path) ->
             again.kill()
     assert counts() == before
     assert len(before[0]) == 1
+
+
+def test_killed_demo_server_takes_its_worker_and_pool_with_it(
+    demo: DemoProcess, demo_dir: Path
+) -> None:
+    if demo.process.poll() is None:
+        demo.stop(signal.SIGINT)
+    again = DemoProcess.start(demo.data_dir, demo_dir / "serve-3.log")
+    children: set[int] = set()
+    try:
+        again.wait_ready(timeout=120)
+        deadline = time.monotonic() + 60
+        while len(descendants(again.process.pid)) < 2:  # the worker and its pool process
+            assert time.monotonic() < deadline, again.worker_log()
+            time.sleep(0.2)
+        children = descendants(again.process.pid)
+        again.process.kill()  # no chance to stop anything: the kernel's parent-death signal
+        again.process.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while alive(children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive(children), f"left running: {alive(children)}"
+    finally:
+        if again.process.poll() is None:
+            again.kill()
+        for pid in alive(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
