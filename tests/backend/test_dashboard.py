@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.dashboard.service import fit_log_curve, warning_level
 from backend.masks import UNLABELED, decode_stored_mask
 from backend.models import (
     Annotation,
@@ -394,3 +395,24 @@ def test_uploaded_simulation_becomes_curves_per_strategy(world: World, client: T
     simulation = created.json()["id"]
     assert client.delete(f"{url}/{simulation}", headers=lead.headers).status_code == 204
     assert _get(client, lead, f"/api/v1/projects/{project}/dashboard/simulations") == []
+
+
+@pytest.mark.parametrize(
+    ("fractions", "level"),
+    [
+        ([], "none"),
+        ([0.1, 0.74], "ok"),
+        ([0.75], "warning"),
+        ([0.2, 0.9], "critical"),
+        ([1.0, 0.1], "exhausted"),
+    ],
+)
+def test_warning_level_follows_the_most_spent_budget(fractions: list[float], level: str) -> None:
+    assert warning_level(fractions) == level
+
+
+def test_log_fit_needs_two_distinct_pixel_counts() -> None:
+    assert fit_log_curve([0.0, 100.0], [0.1, 0.2]) is None
+    assert fit_log_curve([100.0, 100.0], [0.1, 0.2]) is None
+    a, b = fit_log_curve([1e3, 1e4, 1e5], [0.2, 0.3, 0.4]) or (0.0, 0.0)
+    assert b == pytest.approx(0.1 / math.log(10)) and a == pytest.approx(0.2 - b * math.log(1e3))

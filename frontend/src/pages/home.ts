@@ -1,5 +1,5 @@
 /**
- * The project list: annotators go straight to work; a lead of exactly one project lands on
+ * The project list: annotators go straight to work; a lead whose only project it is lands on
  * its dashboard; others pick a project.
  */
 import { api } from "../api/client";
@@ -13,10 +13,11 @@ import { currentUser } from "../shell/session";
 export const homePage: Page = async (root) => {
   const user = await currentUser();
   const projects = await Promise.all((await api.projects()).map((p) => api.project(p.id)));
-  const led = projects.filter((project) => project.role === "lead");
-  const leads = led.length > 0;
-  if (led.length === 1 && !user?.is_admin && led[0]) {
-    navigate(`/projects/${led[0].id}/dashboard`, { replace: true });
+  const leads = projects.some((project) => project.role === "lead");
+  const only = projects.length === 1 ? projects[0] : undefined;
+  if (only && only.role === "lead" && !user?.is_admin) {
+    // A lead with one project has one place to be (the list stays for anyone with more).
+    navigate(`/projects/${only.id}/dashboard`, { replace: true });
     return;
   }
   if (!leads && projects.length > 0) {
