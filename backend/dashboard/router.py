@@ -6,10 +6,13 @@ its own route. Leads only: annotators get 403, non-members 404.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from backend.dashboard import service
 from backend.dashboard.schemas import (
@@ -28,11 +31,27 @@ from backend.projects.deps import ProjectLead
 
 router = APIRouter(prefix="/projects/{project_id}/dashboard", tags=["dashboard"])
 
+T = TypeVar("T")
+
+
+def _committing(session: Session, compute: Callable[[], T]) -> T:
+    """Runs a computation that fills the class-count cache, and commits it. Two requests
+    caching the same mask at once: the loser's insert fails, so it computes again from the
+    winner's rows."""
+    try:
+        result = compute()
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        result = compute()
+        session.commit()
+    return result
+
 
 @router.get("", response_model=Dashboard)
 def read_dashboard(access: ProjectLead, session: SessionDep) -> Dashboard:
     """Every figure of the dashboard in one response."""
-    return service.dashboard(session, access.project)
+    return _committing(session, lambda: service.dashboard(session, access.project))
 
 
 @router.get("/budget", response_model=Budget)
@@ -58,7 +77,7 @@ def read_rounds(access: ProjectLead, session: SessionDep) -> list[RoundRow]:
 @router.get("/class-balance", response_model=ClassBalance)
 def read_class_balance(access: ProjectLead, session: SessionDep) -> ClassBalance:
     """Labeled pixel share per class against the validation ground truth's share."""
-    return service.class_balance(session, access.project)
+    return _committing(session, lambda: service.class_balance(session, access.project))
 
 
 @router.get("/team", response_model=list[TeamMember])

@@ -38,6 +38,7 @@ from backend.dashboard.schemas import (
 from backend.masks import UNLABELED, decode_stored_mask
 from backend.models import (
     Annotation,
+    AnnotationClassCounts,
     AnnotationSubmission,
     Image,
     Job,
@@ -371,19 +372,68 @@ def _class_counts(session: Session, statement: Any) -> tuple[np.ndarray[Any, Any
     return counts, images
 
 
-def class_balance(session: Session, project: Project) -> ClassBalance:
-    """Each class's share of the labeled pixels against its share of the validation split's
-    ground truth (255 = unlabeled is left out of both)."""
-    labeled, _ = _class_counts(
-        session,
-        select(Annotation.mask_png, Image.width, Image.height)
+_DECODE_BATCH = 64
+
+
+def _labeled_class_counts(session: Session, project_id: int) -> np.ndarray[Any, Any]:
+    """Pixels per value 0..255 over the project's stored masks. Each mask version is decoded
+    once: its counts are kept in ``annotation_class_counts`` (stale or missing entries are
+    decoded and stored here; flushes, the caller commits)."""
+    counts = np.zeros(256, dtype=np.int64)
+    rows = session.execute(
+        select(
+            Annotation.id,
+            Annotation.version,
+            AnnotationClassCounts.version,
+            AnnotationClassCounts.counts,
+        )
         .join(Image, Image.id == Annotation.image_id)
+        .outerjoin(AnnotationClassCounts, AnnotationClassCounts.annotation_id == Annotation.id)
         .where(
-            Image.project_id == project.id,
+            Image.project_id == project_id,
             Annotation.mask_png.is_not(None),
             Annotation.labeled_pixels > 0,
-        ),
-    )
+        )
+    ).all()
+    stale: list[int] = []
+    for annotation_id, version, cached_version, cached in rows:
+        if cached_version == version and cached is not None:
+            for value, pixels in cached.items():
+                counts[int(value)] += int(pixels)
+        else:
+            stale.append(annotation_id)
+    for start in range(0, len(stale), _DECODE_BATCH):
+        batch = stale[start : start + _DECODE_BATCH]
+        for annotation_id, version, png, width, height in session.execute(
+            select(
+                Annotation.id, Annotation.version, Annotation.mask_png, Image.width, Image.height
+            )
+            .join(Image, Image.id == Annotation.image_id)
+            .where(Annotation.id.in_(batch))
+        ):
+            bins = np.bincount(decode_stored_mask(png, width, height).ravel(), minlength=256)
+            bins[UNLABELED] = 0
+            counts += bins
+            entry = {str(int(k)): int(bins[k]) for k in np.flatnonzero(bins)}
+            cache = session.get(AnnotationClassCounts, annotation_id)
+            if cache is None:
+                session.add(
+                    AnnotationClassCounts(
+                        annotation_id=annotation_id, version=version, counts=entry
+                    )
+                )
+            else:
+                cache.version = version
+                cache.counts = entry
+    session.flush()
+    return counts
+
+
+def class_balance(session: Session, project: Project) -> ClassBalance:
+    """Each class's share of the labeled pixels against its share of the validation split's
+    ground truth (255 = unlabeled is left out of both). Caches mask counts (see
+    ``_labeled_class_counts``): the caller commits."""
+    labeled = _labeled_class_counts(session, project.id)
     truth, validation_images = _class_counts(
         session,
         select(Image.ground_truth_png, Image.width, Image.height).where(
@@ -537,6 +587,7 @@ def jobs(session: Session, project: Project) -> Jobs:
 
 
 def dashboard(session: Session, project: Project) -> Dashboard:
+    """Every part; caches mask class counts (see ``class_balance``): the caller commits."""
     return Dashboard(
         budget=budget(session, project),
         learning_curve=learning_curve(session, project),

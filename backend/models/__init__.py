@@ -3,7 +3,7 @@
 from backend.models.annotations import Annotation, AnnotationSubmission
 from backend.models.base import Base
 from backend.models.checkpoints import ModelCheckpoint
-from backend.models.dashboard import SaveConflict, SimulationResult
+from backend.models.dashboard import AnnotationClassCounts, SaveConflict, SimulationResult
 from backend.models.images import Image, ImageStatus, Split, SuperpixelMap
 from backend.models.jobs import Job, JobStatus
 from backend.models.locks import ProjectLock
@@ -22,6 +22,7 @@ from backend.models.users import ApiToken, TokenKind, User
 
 __all__ = [
     "Annotation",
+    "AnnotationClassCounts",
     "AnnotationSubmission",
     "ApiToken",
     "Base",

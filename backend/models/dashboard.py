@@ -52,3 +52,18 @@ class SimulationResult(Base):
     # One dict per line of rounds.jsonl (strategy, seed, round, labeled_pixel_fraction, ...).
     rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class AnnotationClassCounts(Base):
+    """Pixels per class of one stored mask version, so the class balance decodes each mask
+    once per version rather than on every dashboard request. Filled lazily by the dashboard;
+    a row whose ``version`` is behind its annotation's is recomputed."""
+
+    __tablename__ = "annotation_class_counts"
+
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    # {"<class index>": pixels}, unlabeled (255) left out.
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)

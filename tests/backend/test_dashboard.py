@@ -23,6 +23,7 @@ from backend.dashboard.service import fit_log_curve, warning_level
 from backend.masks import UNLABELED, decode_stored_mask
 from backend.models import (
     Annotation,
+    AnnotationClassCounts,
     AnnotationSubmission,
     Image,
     ModelCheckpoint,
@@ -327,6 +328,29 @@ def test_dashboard_figures_equal_the_database(
     assert jobs["current_round"]["number"] == 3 and jobs["current_round"]["status"] == "training"
     assert jobs["can_start_round"] is False
     assert jobs["oracle_available"] is False
+
+
+def test_class_counts_are_cached_per_mask_version(
+    scripted: Scripted, client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    url = f"/api/v1/projects/{scripted.project}/dashboard/class-balance"
+    first = _get(client, scripted.lead, url)
+    with session_factory() as session:
+        versions = dict(
+            session.execute(
+                select(Annotation.id, Annotation.version).where(Annotation.labeled_pixels > 0)
+            ).all()
+        )
+        cached = list(session.scalars(select(AnnotationClassCounts)))
+        assert {row.annotation_id: row.version for row in cached} == versions
+        # A stale entry (its mask saved again since) is recomputed, not trusted.
+        cached[0].version -= 1
+        cached[0].counts = {"0": 10**9}
+        session.commit()
+    assert _get(client, scripted.lead, url) == first
+    with session_factory() as session:
+        row = session.get(AnnotationClassCounts, cached[0].annotation_id)
+        assert row is not None and row.version == versions[row.annotation_id]
 
 
 def test_dashboard_is_for_leads_only(scripted: Scripted, client: TestClient, world: World) -> None:
