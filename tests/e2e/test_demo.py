@@ -168,6 +168,7 @@ def demo(demo_dir: Path, frontend_dist: Path) -> Iterator[DemoProcess]:
     running = DemoProcess.start(demo_dir / "data", demo_dir / "serve-1.log")
     try:
         running.wait_ready()
+        print(f"demo ready to paint {running.ready_after:.1f} s after tessera serve --demo started")
         yield running
     finally:
         if running.process.poll() is None:
