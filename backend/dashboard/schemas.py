@@ -11,12 +11,13 @@ from backend.models import RoundStatus
 from backend.rounds.schemas import JobRead
 
 WarningLevel = Literal["none", "ok", "warning", "critical", "exhausted"]
+BudgetUnit = Literal["pixels", "superpixels", "images", "hours"]
 
 
 class BudgetLine(BaseModel):
     """One unit of the budget. ``set`` is None when the project sets no budget in it."""
 
-    unit: Literal["pixels", "superpixels", "images", "hours"]
+    unit: BudgetUnit
     set: float | None
     spent: float
     remaining: float | None

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from backend.dashboard.schemas import (
     Budget,
     BudgetLine,
+    BudgetUnit,
     ClassBalance,
     ClassShare,
     CurrentRound,
@@ -98,7 +99,10 @@ def _round_sums(session: Session, project_id: int) -> tuple[int, int, float]:
     return int(pixels), int(superpixels), float(seconds)
 
 
-def _line(unit: Any, budget: float | None, spent: float, *, equivalent: bool = False) -> BudgetLine:
+def _line(
+    unit: BudgetUnit, budget: float | None, spent: float, *, equivalent: bool = False
+) -> BudgetLine:
+    """One budget line; without a budget only ``spent`` is known."""
     if budget is None:
         return BudgetLine(
             unit=unit,

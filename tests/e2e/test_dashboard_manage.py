@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -19,7 +20,7 @@ from tests.e2e.workspace_page import log_in
 
 
 def test_lead_edits_settings_classes_members_and_drops_images(
-    server: Server, admin: httpx.Client, page: Page
+    server: Server, admin: httpx.Client, page: Page, artifacts: Path
 ) -> None:
     unique = uuid.uuid4().hex[:8]
     lead, helper = f"lead-{unique}@e2e.example.org", f"helper-{unique}@e2e.example.org"
@@ -80,6 +81,7 @@ def test_lead_edits_settings_classes_members_and_drops_images(
     expect(page.locator(".feedback >> text=2 new images")).to_be_visible()
     expect(page.locator(".panel .meter > span").first).to_have_attribute("style", "width: 100%;")
     assert len(client.get(f"/projects/{project}/images").json()) == 2
+    page.screenshot(path=str(artifacts / "dashboard-manage.png"), full_page=True)
     zip_link = page.locator('[data-action="export-zip"]')
     assert zip_link.get_attribute("href") == f"/api/v1/projects/{project}/export?format=zip"
     client.close()
