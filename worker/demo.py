@@ -5,8 +5,8 @@ embedded file broker under ``TESSERA_DATA_DIR`` (unless the user points ``TESSER
 others). On first start the demo makes two accounts (a lead and an annotator, random
 passwords kept in ``<data_dir>/demo.json``) and a project of generated street-like scenes
 with exact ground truth (``worker/simulation/synthetic.py``, no download), and starts the
-first round, so the annotator finds queried superpixels to paint as soon as it is queried.
-A later start finds all of it and creates nothing.
+first round; once the worker has queried it (seconds), the annotator can paint. A later
+start finds all of it and creates nothing.
 
 Accounts are made with the same service function as ``tessera user add`` (the API has no
 sign-up, and the first account cannot be made through it); everything else goes through
@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from backend.auth.service import create_user, hash_password, normalize_email
+from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
 from backend.db import make_engine, make_session_factory
 from backend.models import User
 from backend.settings import Settings, get_settings
@@ -68,6 +68,7 @@ DEMO_WORKER_DEFAULTS: dict[str, str] = {
 }
 
 PROJECT_NAME = "Demo: street scenes"
+PROJECT_MARK = "(made by tessera serve --demo)"
 POOL_IMAGES = 40
 VALIDATION_IMAGES = 10
 SCENE_HEIGHT, SCENE_WIDTH = 192, 256
@@ -121,8 +122,10 @@ class DemoState:
         )
         data_dir.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(".tmp")
-        staging.write_text(json.dumps(state.__dict__, indent=1))
-        staging.chmod(0o600)
+        # Owner-only from the start: the file holds passwords and the secret key.
+        descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(state.__dict__, file, indent=1)
         staging.replace(path)
         return state
 
@@ -156,19 +159,13 @@ def ensure_demo_users(settings: Settings, state: DemoState) -> None:
                 user = session.scalar(select(User).where(User.email == normalize_email(email)))
                 if user is None:
                     create_user(session, email, password, name=name)
-                elif not _password_matches(user, password):
+                elif not password_hasher().verify(password, user.password_hash):
                     # demo.json was replaced (or the data directory copied): its passwords win.
                     user.password_hash = hash_password(password)
                     user.is_active = True
             session.commit()
     finally:
         engine.dispose()
-
-
-def _password_matches(user: User, password: str) -> bool:
-    from backend.auth.service import password_hasher
-
-    return bool(password_hasher().verify(password, user.password_hash))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,10 +179,12 @@ def _die_with(parent_pid: int) -> Callable[[], None]:
     too. (SIGQUIT, Celery's cold shutdown, is lost when it lands during the worker's start.)
     """
 
+    # Loaded here, in the parent: the child only makes the call.
+    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+    pr_set_pdeathsig = 1
+
     def arrange() -> None:
-        if sys.platform.startswith("linux"):
-            pr_set_pdeathsig = 1
-            libc = ctypes.CDLL(None, use_errno=True)
+        if libc is not None:
             libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
@@ -301,9 +300,9 @@ class DemoSeeder:
                 raise RuntimeError(f"the server did not answer at {self.api_url} in {timeout} s")
             self._sleep(0.2)
 
-    def run(self) -> int:
-        """Logs in, makes what is missing, waits for a round to be labeling; returns the
-        project id."""
+    def run(self) -> tuple[int, bool]:
+        """Logs in, makes what is missing, waits for the newest round to be labeling or
+        ended; returns the project id and whether a round is labeling."""
         self.wait_for_server()
         self._call(
             "POST", "/auth/login", (200,), json={"email": LEAD_EMAIL, "password": self.password}
@@ -316,19 +315,19 @@ class DemoSeeder:
             started = self._call("POST", f"/projects/{project_id}/rounds", (202, 409))
             if started is not None and "round" in started:
                 self.echo("demo: round 1 started (the first round queries random images)")
-        self.wait_for_latest_round(project_id)
-        return project_id
+        return project_id, self.wait_for_latest_round(project_id)
 
     def ensure_project(self) -> int:
         for project in self._call("GET", "/projects", (200,)):
-            if project["name"] == PROJECT_NAME:
+            # By its name, or by its description if the lead renamed it.
+            if project["name"] == PROJECT_NAME or PROJECT_MARK in project["description"]:
                 project_id = int(project["id"])
                 break
         else:
             body = {
                 "name": PROJECT_NAME,
                 "description": "Generated street-like scenes with exact ground truth "
-                "(tessera serve --demo).",
+                f"{PROJECT_MARK}.",
                 "classes": [
                     {"name": c["name"], "colour": "#" + bytes(cast(list[int], c["color"])).hex()}
                     for c in CLASSES
@@ -407,21 +406,22 @@ class DemoSeeder:
                 shown_at = time.monotonic()
             self._sleep(0.5)
 
-    def wait_for_latest_round(self, project_id: int) -> None:
-        """Until the newest round is labeling (or ended: then says so)."""
+    def wait_for_latest_round(self, project_id: int) -> bool:
+        """Until the newest round is labeling (True) or ended (False, and says so)."""
         shown = ""
         while True:
             rounds = self._call("GET", f"/projects/{project_id}/rounds", (200,))
             latest = max(rounds, key=lambda r: r["number"])
             status = latest["status"]
             if status == "labeling":
-                return
+                return True
             if status in ("complete", "failed"):
+                action = "starts the next one" if status == "complete" else "retries it"
                 self.echo(
-                    f"demo: round {latest['number']} is {status}; the lead starts the next one "
+                    f"demo: round {latest['number']} is {status}; the lead {action} "
                     "from the dashboard"
                 )
-                return
+                return False
             if status != shown:
                 self.echo(f"demo: round {latest['number']} {status}")
                 shown = status
@@ -481,7 +481,7 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
     _echo(f"  worker log {worker_log}")
     if applied:
         small = ", ".join(f"{k.removeprefix('TESSERA_')}={v}" for k, v in applied.items())
-        _echo(f"  CPU-sized defaults (set TESSERA_* to change): {small}")
+        _echo(f"  demo defaults (set TESSERA_* to change): {small}")
     _echo("Press Ctrl-C to stop.")
 
     stop = threading.Event()
@@ -554,11 +554,15 @@ def _seed_in_background(
 ) -> None:
     seeder = DemoSeeder(api_url, state.lead_password, stop, _echo)
     try:
-        project_id = seeder.run()
-        _echo(
-            f"{READY_LINE} ({time.monotonic() - began:.0f} s): open {url}, log in as "
-            f"{ANNOTATOR_EMAIL} (password {state.annotator_password}); project {project_id}"
-        )
+        project_id, labeling = seeder.run()
+        if labeling:
+            _echo(
+                f"{READY_LINE} ({time.monotonic() - began:.0f} s): open {url}, log in as "
+                f"{ANNOTATOR_EMAIL} (password {state.annotator_password}); "
+                f"project {project_id}"
+            )
+        else:
+            _echo(f"Demo running: open {url}, log in as {LEAD_EMAIL} to start a round")
     except DemoStopped:
         pass
     except Exception as error:  # the demo's server stays up; say what went wrong
