@@ -40,10 +40,12 @@ from typing import Any, cast
 import click
 import httpx
 import numpy as np
+import uvicorn
 from numpy.typing import NDArray
 from PIL import Image as PILImage
 from sqlalchemy import select
 
+from backend.app import create_app
 from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
 from backend.db import make_engine, make_session_factory
 from backend.models import User
@@ -460,13 +462,22 @@ def _stop_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+class _DemoServer(uvicorn.Server):
+    """uvicorn's server that also tells the demo's threads, as soon as a signal arrives,
+    that the server is going (the seeding thread then ends quietly)."""
+
+    def __init__(self, config: uvicorn.Config, stop: threading.Event) -> None:
+        super().__init__(config)
+        self.stop = stop
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stop.set()
+        super().handle_exit(sig, frame)
+
+
 def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str]) -> None:
     """Serves the API with a worker subprocess and seeds the demo project; returns after a
     Ctrl-C or SIGTERM with the worker stopped."""
-    import uvicorn
-
-    from backend.app import create_app
-
     began = time.monotonic()
     state = DemoState.load_or_create(settings.data_dir)
     ensure_demo_users(settings, state)
@@ -523,7 +534,7 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
                 log_level=settings.log_level,
                 timeout_graceful_shutdown=5,
             )
-            uvicorn.Server(config).run()
+            _DemoServer(config, stop).run()
         except KeyboardInterrupt:
             pass
         finally:
