@@ -227,7 +227,7 @@ def stop_worker(process: subprocess.Popen[bytes], grace: float = WORKER_STOP_GRA
     at the next start, once its lease lapses (the worker's watchdog)."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)  # again is harmless
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -463,15 +463,15 @@ def _stop_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
 
 
 class _DemoServer(uvicorn.Server):
-    """uvicorn's server that also tells the demo's threads, as soon as a signal arrives,
-    that the server is going (the seeding thread then ends quietly)."""
+    """uvicorn's server that also calls ``on_exit`` as soon as a stop signal arrives, so the
+    worker's shutdown runs alongside the server's and the seeding thread ends quietly."""
 
-    def __init__(self, config: uvicorn.Config, stop: threading.Event) -> None:
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
         super().__init__(config)
-        self.stop = stop
+        self.on_exit = on_exit
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.stop.set()
+        self.on_exit()
         super().handle_exit(sig, frame)
 
 
@@ -534,7 +534,7 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
                 log_level=settings.log_level,
                 timeout_graceful_shutdown=5,
             )
-            _DemoServer(config, stop).run()
+            _DemoServer(config, lambda: _begin_stopping(stop, worker)).run()
         except KeyboardInterrupt:
             pass
         finally:
@@ -544,6 +544,13 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
                 _echo("Stopping the worker...")
                 stop_worker(worker)
     _echo("Tessera demo stopped.")
+
+
+def _begin_stopping(stop: threading.Event, worker: subprocess.Popen[bytes] | None) -> None:
+    stop.set()
+    if worker is not None and worker.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown
 
 
 def _report_worker_exit(
