@@ -103,7 +103,8 @@ function membersPanel(project: ProjectDetail): HTMLElement {
               .then(load)
               .catch((error: unknown) => say(out, message(error), false));
           });
-          return h("li", { "data-member": member.email }, h("span", {}, member.name || member.email, " ", h("span", { class: "muted" }, member.email)), role, remove);
+          const who = member.name ? [member.name, " ", h("span", { class: "muted" }, member.email)] : [member.email];
+          return h("li", { "data-member": member.email }, h("span", {}, ...who), role, remove);
         }),
       );
     });
