@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from backend.migrate import upgrade_database
@@ -31,8 +33,6 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         if workers != 1:
             raise click.UsageError("--demo runs one API process; leave out --workers.")
         # Lazily: the demo module is the worker side's (the backend never loads it otherwise).
-        import os
-
         from worker.demo import prepare_demo_environment
 
         applied = prepare_demo_environment(os.environ)
