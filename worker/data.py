@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from backend.images.superpixels import decode_superpixels
 from backend.masks import UNLABELED, decode_stored_mask
-from backend.models import Annotation, Image, LabelClass, Project, SuperpixelMap
+from backend.models import (
+    Annotation,
+    Image,
+    LabelClass,
+    Project,
+    Query,
+    QueryStatus,
+    SuperpixelMap,
+)
 
 
 def image_rgb(session: Session, image_id: int) -> NDArray[np.uint8]:
@@ -68,6 +76,31 @@ def class_count(session: Session, project_id: int) -> int:
 
 def labeled(mask: NDArray[np.uint8]) -> NDArray[np.bool_]:
     known: NDArray[np.bool_] = mask != UNLABELED
+    return known
+
+
+def answered(
+    session: Session,
+    image_id: int,
+    superpixel_map_id: int,
+    superpixels: NDArray[np.integer],
+    mask: NDArray[np.uint8],
+) -> NDArray[np.bool_]:
+    """Pixels not to ask about again: labeled ones, and every pixel of a superpixel that a
+    finished query already asked for. People (and the oracle, where the ground truth is void)
+    may leave pixels of an asked superpixel unlabeled; asking again would pay twice."""
+    asked_ids: set[int] = set()
+    for ids in session.scalars(
+        select(Query.superpixel_ids).where(
+            Query.image_id == image_id,
+            Query.superpixel_map_id == superpixel_map_id,
+            Query.status == QueryStatus.done,
+        )
+    ):
+        asked_ids.update(ids)
+    known = labeled(mask)
+    if asked_ids:
+        known |= np.isin(superpixels, np.fromiter(asked_ids, dtype=np.int64))
     return known
 
 

@@ -51,6 +51,7 @@ def test_upload_to_second_round_with_oracle_answers(
         [submission] = api.get(f"{base}/images/{query['image_id']}/submissions")
         assert submission["round_id"] == first["id"] and submission["changed_pixels"] > 0
     api.post(f"{base}/rounds/{first['id']}/close", expect=200)
+    asked_in_full = {q["image_id"] for q in detail["queries"]}
 
     # Round 2: train on the oracle's labels, score the pool, dynamic queries.
     clock = time.perf_counter()
@@ -62,6 +63,9 @@ def test_upload_to_second_round_with_oracle_answers(
     counts = [len(q["superpixel_ids"]) for q in detail["queries"]]
     assert len(counts) == 4 and len(set(counts)) > 1, counts
     assert not {q["image_id"] for q in detail["queries"]} & set(project.validation)
+    # Round 1 asked for every superpixel of its images; their void ground-truth pixels stay
+    # unlabeled, but nothing there may be asked (and paid for) again.
+    assert not {q["image_id"] for q in detail["queries"]} & asked_in_full
     assert any(0 < p < 1 and eta is not None for p, eta in progress_seen), progress_seen
     assert job["progress"] == 1.0 and job["finished_at"] is not None
     assert job["takeovers"] == 0 and job["worker"] is None

@@ -1,7 +1,6 @@
 """MC-dropout scores of a list of images: pixel, superpixel and image scores in one pass.
 
-Shared by the service's scoring jobs; the simulator's ``score_pool`` does the same on its
-in-memory pool.
+Shared by the service's scoring jobs and the simulator.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ def score_images(
     device: torch.device,
     batch_size: int = 8,
     bf16: bool = False,
+    cheap: bool = True,
 ) -> Iterator[ImageUncertainty]:
     """Yields one ImageUncertainty per image, in order.
 
@@ -70,7 +70,9 @@ def score_images(
             )
     for batch in equal_shape_batches([image.shape for image in images], batch_size):
         stacked = torch.from_numpy(np.stack([images[i] for i in batch])).to(device)
-        scores, _ = pixel_uncertainty(model, images_to_tensor(stacked), method, samples, bf16=bf16)
+        scores, _ = pixel_uncertainty(
+            model, images_to_tensor(stacked), method, samples, cheap=cheap, bf16=bf16
+        )
         for index, pixel_scores in zip(batch, scores.cpu().numpy(), strict=True):
             count = int(superpixels[index].max()) + 1
             yield ImageUncertainty(

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from worker.engine.metrics import confusion_matrix, iou_per_class, mean_iou
-from worker.engine.model import ModelConfig, UNet, build_model, images_to_tensor
+from worker.engine.evaluation import evaluate_confusion
+from worker.engine.metrics import iou_per_class, mean_iou
+from worker.engine.model import ModelConfig, UNet, build_model
 from worker.engine.oracle import oracle_label
-from worker.engine.reductions import image_score, superpixel_scores, unlabeled_pixel_counts
+from worker.engine.reductions import superpixel_scores, unlabeled_pixel_counts
+from worker.engine.scoring import score_images
 from worker.engine.strategies import STRATEGIES, plan_round
 from worker.engine.training import UNLABELED, TrainConfig, train_on_partial_masks
-from worker.engine.uncertainty import pixel_uncertainty
 
 # `static_matched` is static with k set, round by round, to the pixel share `dynamic` asked for.
 SIMULATION_STRATEGIES = (*STRATEGIES, "static_matched")
@@ -150,67 +151,29 @@ class Pool:
         return sum(bool(a.any()) for a in self.asked)
 
 
-def _batches(
-    indices: Sequence[int], shapes: Sequence[tuple[int, ...]], size: int
-) -> list[list[int]]:
-    """Consecutive runs of equally shaped images, at most ``size`` long."""
-    batches: list[list[int]] = []
-    for index in indices:
-        if batches and len(batches[-1]) < size and shapes[batches[-1][0]] == shapes[index]:
-            batches[-1].append(index)
-        else:
-            batches.append([index])
-    return batches
-
-
 def score_pool(
     model: UNet, pool: Pool, config: SimulationConfig, device: torch.device
 ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
     """Image scores (NaN = nothing left to ask) and per-image superpixel scores."""
-    count = len(pool.images)
-    image_scores = np.full(count, np.nan)
+    image_scores = np.full(len(pool.images), np.nan)
     sp_scores = [np.full(int(s.max()) + 1, np.nan) for s in pool.superpixels]
-    open_images = [i for i in range(count) if not pool.asked[i].all()]
-    shapes = [image.shape for image in pool.images]
-    for batch in _batches(open_images, shapes, config.scoring_batch):
-        stacked = torch.from_numpy(np.stack([pool.images[i] for i in batch])).to(device)
-        scores, _ = pixel_uncertainty(
-            model,
-            images_to_tensor(stacked),
-            config.uncertainty,
-            config.mc_samples,
-            cheap=config.cheap_uncertainty,
-            bf16=config.bf16,
-        )
-        for index, pixel_scores in zip(batch, scores.cpu().numpy(), strict=True):
-            asked = pool.asked[index]
-            sp_scores[index] = superpixel_scores(
-                pixel_scores, pool.superpixels[index], asked, len(sp_scores[index])
-            )
-            image_scores[index] = image_score(pixel_scores, asked)
+    open_images = [i for i, asked in enumerate(pool.asked) if not asked.all()]
+    scored = score_images(
+        model,
+        [pool.images[i] for i in open_images],
+        [pool.superpixels[i] for i in open_images],
+        [pool.asked[i] for i in open_images],
+        method=config.uncertainty,
+        samples=config.mc_samples,
+        device=device,
+        batch_size=config.scoring_batch,
+        bf16=config.bf16,
+        cheap=config.cheap_uncertainty,
+    )
+    for index, result in zip(open_images, scored, strict=True):
+        sp_scores[index] = result.superpixel_scores
+        image_scores[index] = result.image_score
     return image_scores, sp_scores
-
-
-@torch.no_grad()
-def evaluate(
-    model: UNet,
-    images: Sequence[NDArray[np.uint8]],
-    masks: Sequence[NDArray[np.uint8]],
-    num_classes: int,
-    ignore_index: int | None,
-    device: torch.device,
-    batch_size: int = 8,
-) -> NDArray[np.int64]:
-    """Confusion matrix of the deterministic model (dropout off) on labeled images."""
-    model.eval()
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    shapes = [image.shape for image in images]
-    for batch in _batches(range(len(images)), shapes, batch_size):
-        stacked = torch.from_numpy(np.stack([images[i] for i in batch])).to(device)
-        predictions = model(images_to_tensor(stacked)).argmax(dim=1).cpu().numpy()
-        for index, prediction in zip(batch, predictions, strict=True):
-            matrix += confusion_matrix(prediction, masks[index], num_classes, ignore_index)
-    return matrix
 
 
 @dataclass
@@ -253,13 +216,13 @@ class SeedRun:
         started: float,
         **extra: object,
     ) -> RoundRow:
-        matrix = evaluate(
+        matrix = evaluate_confusion(
             model,
             self.validation.images,
             self.validation.masks,
             self.validation.num_classes,
-            self.validation.ignore_index,
             self.device,
+            self.validation.ignore_index,
         )
         row = RoundRow(
             strategy=strategy,

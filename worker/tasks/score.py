@@ -25,9 +25,9 @@ from backend.models.base import utc_now
 from backend.tasks import SCORE_JOB, BrokerUnavailable, send_job
 from worker.checkpoints import load_model, round_checkpoint
 from worker.data import (
+    answered,
     class_count,
     image_rgb,
-    labeled,
     pack_counts,
     pack_floats,
     partial_mask,
@@ -194,8 +194,11 @@ def _score_batch(
             superpixel_map = ensure_current_map(session, image, project)
             rows.append((image, superpixel_map))
             pixels.append(image_rgb(session, image.id))
-            maps.append(superpixel_labels(session, superpixel_map, image))
-            known.append(labeled(partial_mask(session, image)))
+            labels = superpixel_labels(session, superpixel_map, image)
+            maps.append(labels)
+            known.append(
+                answered(session, image.id, superpixel_map.id, labels, partial_mask(session, image))
+            )
         session.commit()  # maps computed for a changed superpixel size
     if not rows:
         return
