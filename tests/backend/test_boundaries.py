@@ -37,10 +37,10 @@ def test_every_setting_is_documented() -> None:
 
     from backend.settings import Settings
 
-    readme = (Path(__file__).resolve().parents[2] / "backend" / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [
         f"TESSERA_{name.upper()}"
         for name in Settings.model_fields
         if f"`TESSERA_{name.upper()}`" not in readme
     ]
-    assert not missing, f"settings missing from backend/README.md: {missing}"
+    assert not missing, f"settings missing from README.md: {missing}"
