@@ -14,7 +14,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.app import create_app
@@ -22,8 +22,8 @@ from backend.migrate import upgrade_database
 from backend.models import Base
 from backend.settings import Settings
 from tests.backend.builders import World
+from tests.services import postgres_database
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 # A queue of our own on the real Redis, so round jobs sent by tests reach no real worker.
 TEST_TASK_QUEUE = f"tessera-test-{uuid.uuid4().hex[:12]}"
@@ -57,16 +57,8 @@ def task_queue() -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def postgres_database_url() -> Iterator[str]:
-    name = f"tessera_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("tessera_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+
+from tests.services import free_port, postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 BIN = Path(sys.executable).parent
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +78,16 @@ def _interpolate(value: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", replace, value).replace("$$", "$")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def native_env(compose: dict[str, Any]) -> Iterator[dict[str, str]]:
+def native_env(
+    compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """The services' environment with the hosts `postgres` and `redis` pointing here."""
-    database = f"tessera_compose_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    with postgres_database("tessera_compose") as database:
+        yield from _native_env(compose, database, tmp_path_factory.mktemp("compose-data"))
+
+
+def _native_env(compose: dict[str, Any], database: str, data_dir: Path) -> Iterator[dict[str, str]]:
     variables = {
         "POSTGRES_PASSWORD": "unused-with-trust-auth",
         "TESSERA_SECRET_KEY": secrets.token_urlsafe(48),
@@ -102,14 +98,11 @@ def native_env(compose: dict[str, Any]) -> Iterator[dict[str, str]]:
         key: _interpolate(str(value), variables)
         for key, value in compose["services"]["api"]["environment"].items()
     }
-    environment["TESSERA_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
+    environment["TESSERA_DATABASE_URL"] = database
     environment["TESSERA_BROKER_URL"] = "redis://127.0.0.1:6379/13"
     environment["TESSERA_TASK_QUEUE"] = f"tessera-compose-{uuid.uuid4().hex[:8]}"
-    environment["TESSERA_DATA_DIR"] = str(Path(f"/tmp/{database}"))
+    environment["TESSERA_DATA_DIR"] = str(data_dir)
     yield {**os.environ, **environment, "PATH": f"{BIN}:{os.environ['PATH']}", **variables}
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _command(
@@ -168,7 +161,7 @@ def test_each_service_command_starts_natively(
     )
     assert migrate.returncode == 0, migrate.stderr.decode()
 
-    api_port, flower_port = _free_port(), _free_port()
+    api_port, flower_port = free_port(), free_port()
     started: list[subprocess.Popen[bytes]] = []
     try:
         api = subprocess.Popen(
@@ -195,15 +188,7 @@ def test_each_service_command_starts_natively(
         ping = shlex.split(
             services["worker"]["healthcheck"]["test"][1].replace("celery@$$HOSTNAME", node)
         )
-        _wait_for(
-            lambda: (
-                subprocess.run(ping, env=native_env, capture_output=True, timeout=30).returncode
-                == 0
-            ),
-            worker,
-            180,
-            "worker",
-        )
+        _wait_for(lambda: _succeeds(ping, native_env), worker, 300, "worker")
         _wait_for(
             lambda: _http_ok(f"http://127.0.0.1:{flower_port}/healthcheck"), flower, 90, "flower"
         )
@@ -215,7 +200,7 @@ def test_each_service_command_starts_natively(
 def test_production_api_refuses_a_default_secret(native_env: dict[str, str]) -> None:
     for secret in ("change-me", "", "short"):
         result = subprocess.run(
-            [str(BIN / "tessera"), "serve", "--port", str(_free_port())],
+            [str(BIN / "tessera"), "serve", "--port", str(free_port())],
             env={**native_env, "TESSERA_SECRET_KEY": secret},
             capture_output=True,
             text=True,

@@ -5,21 +5,20 @@ how to launch Debian's Chromium. Used by the end-to-end tests and by ``bench/bro
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+
+from tests.services import free_port
+from tests.services import fresh_database as shared_fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN_EMAIL = "admin@e2e.example.org"
 PASSWORD = "correct horse battery"
 SECRET_KEY = "e2e-secret-key-not-for-production"
@@ -38,29 +37,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def fresh_database(kind: str, directory: Path) -> Iterator[str]:
     """A new empty database: a SQLite file in ``directory``, or a PostgreSQL database."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'tessera.db'}"
-        return
-    name = f"tessera_e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with shared_fresh_database(kind, directory, "tessera_e2e") as url:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,12 @@ from typing import Any
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from backend.app import create_app
 from backend.migrate import upgrade_database
 from backend.settings import Settings
 from tests.backend.builders import World
-from tests.backend.conftest import POSTGRES_ADMIN_URL
+from tests.services import postgres_database
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 TESSERA = Path(sys.executable).parent / "tessera"
@@ -115,25 +115,12 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def _fresh_postgres() -> tuple[str, Callable[[], None]]:
-    name = f"tessera_worker_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", drop
-
-
 @pytest.fixture
 def make_stack(tmp_path: Path) -> Iterator[Callable[[str, str], Stack]]:
     """make_stack(database, broker): database "sqlite" | "postgresql", broker "redis" |
     "embedded"; everything is removed (workers stopped) after the test."""
-    cleanups: list[Callable[[], None]] = []
+    databases = ExitStack()
+    cleanups: list[Callable[[], None]] = [databases.close]  # runs last: after the workers
     stacks: list[Stack] = []
 
     def make(database: str, broker: str) -> Stack:
@@ -141,8 +128,7 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[[str, str], Stack]]:
         if database == "sqlite":
             url = f"sqlite:///{data_dir / 'tessera.db'}"
         else:
-            url, drop = _fresh_postgres()
-            cleanups.append(drop)
+            url = databases.enter_context(postgres_database("tessera_worker"))
         queue = f"tessera-worker-test-{uuid.uuid4().hex[:10]}"
         settings = Settings(
             database_url=url,
