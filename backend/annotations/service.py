@@ -270,32 +270,41 @@ def claim_next_query(
     query: the loser's UPDATE matches no row and it moves on to the next candidate.
     """
     now = utc_now()
-    candidates = session.execute(
-        select(Query.id, Round)
-        .join(Round, Round.id == Query.round_id)
-        .where(Round.project_id == project_id, Round.status == RoundStatus.labeling)
-        .where(*_claimable(user.id, now))  # type: ignore[arg-type]
-        .where(Query.id.not_in(list(exclude)) if exclude else true())
-        .order_by(
-            # The caller's own lease first (NULL-safe: PostgreSQL sorts NULL first on DESC).
-            case((Query.assignee_id == user.id, 0), else_=1),
-            Round.number,
-            Query.image_score.desc(),
-            Query.id,
-        )
-        .limit(_CLAIM_ATTEMPTS)
-    )
     lease = now + timedelta(seconds=settings.task_lease_seconds)
-    for query_id, round_ in list(candidates):
-        result = session.execute(
-            update(Query)
-            .where(Query.id == query_id, *_claimable(user.id, now))  # type: ignore[arg-type]
-            .values(assignee_id=user.id, lease_expires_at=lease, status=QueryStatus.assigned)
-            .execution_options(synchronize_session=False)
+    passed_over = set(exclude)
+    # Many annotators asking at once read the same first candidates; one that loses every
+    # race reads again past them, so nobody hears "nothing to label" while a query is open.
+    while True:
+        candidates = list(
+            session.execute(
+                select(Query.id, Round)
+                .join(Round, Round.id == Query.round_id)
+                .where(Round.project_id == project_id, Round.status == RoundStatus.labeling)
+                .where(*_claimable(user.id, now))  # type: ignore[arg-type]
+                .where(Query.id.not_in(list(passed_over)) if passed_over else true())
+                .order_by(
+                    # The caller's own lease first (NULL-safe: PostgreSQL sorts NULL first on
+                    # DESC).
+                    case((Query.assignee_id == user.id, 0), else_=1),
+                    Round.number,
+                    Query.image_score.desc(),
+                    Query.id,
+                )
+                .limit(_CLAIM_ATTEMPTS)
+            )
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            query = session.get(Query, query_id, populate_existing=True)
-            assert query is not None
-            return query, round_
-        # Someone else claimed it first; that UPDATE changed nothing, try the next one.
-    return None
+        if not candidates:
+            return None
+        for query_id, round_ in candidates:
+            result = session.execute(
+                update(Query)
+                .where(Query.id == query_id, *_claimable(user.id, now))  # type: ignore[arg-type]
+                .values(assignee_id=user.id, lease_expires_at=lease, status=QueryStatus.assigned)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                query = session.get(Query, query_id, populate_existing=True)
+                assert query is not None
+                return query, round_
+            # Someone else claimed it first; that UPDATE changed nothing, try the next one.
+            passed_over.add(query_id)

@@ -317,6 +317,44 @@ def test_simultaneous_next_task_calls_never_share_a_query(
     assert len(set(given)) == 3
 
 
+def test_a_crowd_asking_at_once_each_gets_a_task_while_queries_are_open(
+    app: FastAPI, world: World, setup: Setup
+) -> None:
+    # More callers and open queries than one read of candidates covers (20): a caller that
+    # loses every race must read on instead of answering 204.
+    crowd = 30
+    for _ in range(crowd):
+        image = world.image(setup.project)
+        world.superpixel_grid(image, cell=CELL)
+        world.query(setup.round, image, [2])
+    annotators = [world.user(f"crowd{i}@example.org") for i in range(crowd)]
+    with world.factory() as session:
+        from backend.models import Membership, Role
+
+        for annotator in annotators:
+            session.add(
+                Membership(project_id=setup.project, user_id=annotator.id, role=Role.annotator)
+            )
+        session.commit()
+    barrier = threading.Barrier(crowd)
+    results: list[Response | None] = [None] * crowd
+
+    def ask(index: int) -> None:
+        client = TestClient(app)
+        barrier.wait()
+        results[index] = client.post(
+            f"/api/v1/projects/{setup.project}/tasks/next", headers=annotators[index].headers
+        )
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(crowd)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status_code for r in results if r is not None] == [200] * crowd
+    assert len({r.json()["query_id"] for r in results if r is not None}) == crowd
+
+
 def test_superpixel_map_round_trips_through_the_compact_encoding(
     client: TestClient, setup: Setup
 ) -> None:
