@@ -4,7 +4,6 @@ once through uvicorn's thread pool neither lose a label nor hit "database is loc
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,16 +21,10 @@ from sqlalchemy import create_engine, text
 from backend.migrate import alembic_config
 from backend.settings import DEFAULT_SECRET_KEY, Settings
 from tests.backend.builders import Account, World, grid_labels, png_bytes
+from tests.services import free_port
 
 ANNOTATORS = 12
 WIDTH, HEIGHT, CELL = 32, 24, 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _healthy(base: str) -> bool:
@@ -44,7 +37,7 @@ def _healthy(base: str) -> bool:
 @contextmanager
 def running_server(env_overrides: dict[str, str], log_path: Path) -> Iterator[str]:
     """``tessera serve`` in a subprocess on a free port; yields its base URL once healthy."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **env_overrides}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
