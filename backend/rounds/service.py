@@ -82,12 +82,9 @@ def create_round(session: Session, project: Project) -> tuple[Round, Job]:
 
 
 def mark_dispatch_failed(session: Session, round_: Round, job: Job, reason: str) -> None:
-    now = utc_now()
-    job.status = JobStatus.failed
-    job.error = f"could not reach the task broker: {reason}"
-    job.finished_at = now
+    mark_job_dispatch_failed(session, job, reason)
     round_.status = RoundStatus.failed
-    round_.finished_at = now
+    round_.finished_at = job.finished_at
 
 
 def close_round(session: Session, round_: Round) -> None:
