@@ -33,8 +33,12 @@ def jenks_two_class_threshold(values: NDArray[np.floating]) -> float:
         raise ValueError("values must be finite")
     ordered = np.sort(values.astype(np.float64))
     n = ordered.size
-    prefix = np.concatenate([[0.0], np.cumsum(ordered)])
-    prefix_sq = np.concatenate([[0.0], np.cumsum(ordered**2)])
+    # Centred before the prefix sums: sum(x^2) - sum(x)^2/n cancels catastrophically when
+    # the scores are close together around a large offset (1000 + 1e-6 steps picked
+    # sub-optimal splits). The within-group sums of squares do not change with a shift.
+    centred = ordered - ordered.mean()
+    prefix = np.concatenate([[0.0], np.cumsum(centred)])
+    prefix_sq = np.concatenate([[0.0], np.cumsum(centred**2)])
     splits = np.arange(1, n)  # low group = ordered[:k], high group = ordered[k:]
     splits = splits[ordered[splits - 1] < ordered[splits]]
     if splits.size == 0:
@@ -65,12 +69,18 @@ def dynamic_query(scores: NDArray[np.floating]) -> NDArray[np.int64]:
     """Ids of the high group of the 2-class Jenks split of this image's candidates.
 
     scores: (N,) superpixel scores, NaN = nothing left to label. Sorted by id.
+    When every candidate has the same score there is no high group: nothing is asked
+    (empty), so the image is passed over and the round takes the next one. Asking such an
+    image in full would spend the most pixels where the model says the least.
     """
     candidates = _candidates(scores)
     if candidates.size == 0:
         return candidates
-    threshold = jenks_two_class_threshold(scores[candidates])
-    return candidates[scores[candidates] >= threshold]
+    values = scores[candidates]
+    if values.min() == values.max():
+        return candidates[:0]
+    threshold = jenks_two_class_threshold(values)
+    return candidates[values >= threshold]
 
 
 def static_query(scores: NDArray[np.floating], fraction: float) -> NDArray[np.int64]:
@@ -82,6 +92,29 @@ def static_query(scores: NDArray[np.floating], fraction: float) -> NDArray[np.in
     # A stable sort on the negated scores keeps ties in id order.
     order = np.argsort(-scores[candidates], kind="stable")[:count]
     return np.sort(candidates[order])
+
+
+def pixel_matched_query(
+    scores: NDArray[np.floating], unlabeled_counts: NDArray[np.integer], target_pixels: float
+) -> NDArray[np.int64]:
+    """The highest-scoring candidates whose unlabeled pixels add up closest to
+    ``target_pixels`` (at least one when the target is positive). Sorted by id.
+
+    scores, unlabeled_counts: (N,). Candidates are taken in score order (ties by id) and
+    the prefix whose pixel sum is nearest the target wins, so the spend is within half of
+    one superpixel of the target unless the image has fewer open pixels than that.
+    """
+    if unlabeled_counts.shape != scores.shape:
+        raise ValueError(
+            f"unlabeled_counts shape {unlabeled_counts.shape} != scores shape {scores.shape}"
+        )
+    candidates = _candidates(scores)
+    if target_pixels <= 0 or candidates.size == 0:
+        return candidates[:0]
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    spent = np.concatenate([[0], np.cumsum(unlabeled_counts[order])])
+    count = max(1, int(np.argmin(np.abs(spent - target_pixels))))
+    return np.sort(order[:count])
 
 
 def random_superpixel_query(
@@ -149,18 +182,28 @@ def plan_round(
     rng: np.random.Generator,
     static_fraction: float = DEFAULT_STATIC_FRACTION,
     pixel_budget: int | None = None,
+    matched_pixels: int | None = None,
 ) -> list[ImageQuery]:
     """One round's queries: images in score order (random for ``random_images``), each
-    with its superpixels per strategy, until ``images_per_round`` images or the round's
-    ``pixel_budget`` (unlabeled pixels asked for) is reached.
+    with its superpixels per strategy, until ``images_per_round`` images are taken.
 
-    ``full`` takes every selectable image. Image i has superpixel_scores[i]: (N_i,) and
-    unlabeled_counts[i]: (N_i,) not-yet-labeled pixels per superpixel.
+    ``pixel_budget`` caps the unlabeled pixels asked in the round: an image whose query
+    does not fit in what is left is skipped and the next one is tried. ``matched_pixels``
+    (``static`` only) replaces the static share by a pixel target: the round asks for
+    about that many pixels, spread evenly over ``images_per_round`` images, each taking
+    its top-scored superpixels until its running share is reached (a shortfall carries to
+    the next image; see ``pixel_matched_query``). ``full`` takes every selectable image.
+    Image i has superpixel_scores[i]: (N_i,) and unlabeled_counts[i]: (N_i,)
+    not-yet-labeled pixels per superpixel.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; known: {STRATEGIES}")
     if not len(image_scores) == len(superpixel_scores) == len(unlabeled_counts):
         raise ValueError("image_scores, superpixel_scores and unlabeled_counts differ in length")
+    if matched_pixels is not None and strategy != "static":
+        raise ValueError(f"matched_pixels applies to static only, not {strategy!r}")
+    if pixel_budget is not None and pixel_budget < 0:
+        raise ValueError(f"pixel_budget must be >= 0, got {pixel_budget}")
     limit = len(image_scores) if strategy == "full" else images_per_round
     ranked = select_images(
         image_scores, len(image_scores), rng, at_random=strategy == "random_images"
@@ -170,12 +213,16 @@ def plan_round(
     for index in ranked:
         if len(queries) >= limit:
             break
-        ids = query_superpixels(strategy, superpixel_scores[index], rng, static_fraction)
+        if matched_pixels is not None:
+            target = matched_pixels * (len(queries) + 1) / images_per_round - spent
+            ids = pixel_matched_query(superpixel_scores[index], unlabeled_counts[index], target)
+        else:
+            ids = query_superpixels(strategy, superpixel_scores[index], rng, static_fraction)
         if ids.size == 0:
             continue
         pixels = int(unlabeled_counts[index][ids].sum())
         if pixel_budget is not None and spent + pixels > pixel_budget:
-            break
+            continue
         spent += pixels
         queries.append(
             ImageQuery(
