@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from worker.engine.reductions import image_score, superpixel_scores, unlabeled_pixel_counts
+from worker.engine.reductions import (
+    class_balance_weights,
+    foreground_mask,
+    image_score,
+    labeled_class_counts,
+    superpixel_scores,
+    unlabeled_pixel_counts,
+)
 
 
 def test_superpixel_score_ignores_labeled_pixels() -> None:
@@ -28,3 +35,23 @@ def test_image_score_over_unlabeled_and_foreground_variant() -> None:
     foreground = np.array([[False, True], [True, True]])
     # mean over unlabeled foreground (2, 3) times the foreground share 2/3
     assert image_score(pixel_scores, labeled, foreground) == pytest.approx(2.5 * 2 / 3)
+
+
+def test_class_balance_weights_lift_rare_classes_and_stay_one_when_balanced() -> None:
+    np.testing.assert_allclose(class_balance_weights(np.array([500, 500, 500])), 1.0)
+    weights = class_balance_weights(np.array([9000, 999, 0]))
+    assert weights[0] < 1.0 < weights[1] < weights[2] == 10.0  # never labeled: clipped
+    with pytest.raises(ValueError, match="negative"):
+        class_balance_weights(np.array([3, -1]))
+
+
+def test_labeled_class_counts_skip_unlabeled_and_ignored_pixels() -> None:
+    masks = [np.array([[0, 1, 255], [2, 2, 11]], np.uint8), np.array([[1, 1]], np.uint8)]
+    assert labeled_class_counts(masks, 3).tolist() == [1, 3, 2]
+
+
+def test_foreground_mask_needs_a_background_class() -> None:
+    predicted = np.array([[0, 1], [2, 0]])
+    assert foreground_mask(predicted, [0]).tolist() == [[False, True], [True, False]]
+    with pytest.raises(ValueError, match="background class"):
+        foreground_mask(predicted, [])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -66,3 +68,47 @@ def image_score(
     if not selected.any():
         return 0.0
     return float(pixel_scores[selected].mean() * selected.sum() / unlabeled.sum())
+
+
+IMAGE_SCORES = ("mean", "foreground")
+
+
+def foreground_mask(
+    predicted: NDArray[np.integer], background_classes: Sequence[int]
+) -> NDArray[np.bool_]:
+    """(H, W) True where the predicted class is not one of ``background_classes``."""
+    if not background_classes:
+        raise ValueError("the foreground image score needs at least one background class")
+    if min(background_classes) < 0:
+        raise ValueError(f"background classes must be class ids >= 0, got {background_classes}")
+    return ~np.isin(predicted, np.asarray(background_classes))
+
+
+def class_balance_weights(
+    labeled_counts: NDArray[np.integer], max_weight: float = 10.0
+) -> NDArray[np.float64]:
+    """Per-class multipliers for pixel scores: inverse labeled frequency, 1 when balanced.
+
+    labeled_counts: (C,) labeled pixels per class. Weight = 1 / (C * f_c) with add-one
+    smoothed frequencies f_c, clipped to ``max_weight`` so a class never labeled yet lifts
+    its pixels without drowning every other score. Returns (C,) float64.
+    """
+    if labeled_counts.ndim != 1 or labeled_counts.size < 2:
+        raise ValueError(f"labeled_counts must be (C,) with C >= 2, got {labeled_counts.shape}")
+    if (labeled_counts < 0).any():
+        raise ValueError("labeled_counts must not be negative")
+    if max_weight < 1.0:
+        raise ValueError(f"max_weight must be >= 1, got {max_weight}")
+    counts = labeled_counts.astype(np.float64)
+    frequency = (counts + 1.0) / (counts.sum() + counts.size)
+    weights: NDArray[np.float64] = np.minimum(1.0 / (counts.size * frequency), max_weight)
+    return weights
+
+
+def labeled_class_counts(masks: Sequence[NDArray[np.uint8]], num_classes: int) -> NDArray[np.int64]:
+    """(C,) labeled pixels per class over partial masks (values >= C are unlabeled/ignored)."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for mask in masks:
+        values = mask[mask < num_classes]
+        counts += np.bincount(values.ravel(), minlength=num_classes)[:num_classes]
+    return counts

@@ -14,18 +14,72 @@ import torch
 from numpy.typing import NDArray
 
 from worker.engine.model import UNet, images_to_tensor
-from worker.engine.reductions import image_score, superpixel_scores
+from worker.engine.reductions import (
+    IMAGE_SCORES,
+    foreground_mask,
+    image_score,
+    superpixel_scores,
+)
 from worker.engine.uncertainty import METHODS, pixel_uncertainty
 
 
 @dataclass(frozen=True)
 class ImageUncertainty:
     """pixel_scores: (H, W) float32; superpixel_scores: (n,) float64, NaN = all labeled;
-    image_score: NaN when every pixel is labeled."""
+    image_score: NaN when every pixel is labeled; predicted: (H, W) int64 class of the
+    mean softmax."""
 
     pixel_scores: NDArray[np.float32]
     superpixel_scores: NDArray[np.float64]
     image_score: float
+    predicted: NDArray[np.int64]
+
+
+def image_uncertainty(
+    pixel_scores: NDArray[np.floating],
+    predicted: NDArray[np.integer],
+    superpixels: NDArray[np.integer],
+    labeled: NDArray[np.bool_],
+    *,
+    image_score_mode: str = "mean",
+    background_classes: Sequence[int] = (),
+    class_weights: NDArray[np.floating] | None = None,
+) -> ImageUncertainty:
+    """Superpixel and image scores of one image from its pixel scores and prediction.
+
+    pixel_scores: (H, W); predicted, superpixels: (H, W) ints; labeled: (H, W) bool.
+    ``image_score_mode`` "mean" is the mean over unlabeled pixels; "foreground" is the
+    paper's agricultural variant (mean over unlabeled pixels predicted as a class outside
+    ``background_classes``, times their share). ``class_weights`` (C,) multiplies each
+    pixel's score by the weight of its predicted class before both reductions
+    (class-balance-aware selection); the returned pixel_scores stay unweighted.
+    """
+    if image_score_mode not in IMAGE_SCORES:
+        raise ValueError(f"unknown image score {image_score_mode!r}; known: {IMAGE_SCORES}")
+    if not pixel_scores.shape == predicted.shape == superpixels.shape == labeled.shape:
+        raise ValueError(
+            f"pixel scores {pixel_scores.shape}, predicted {predicted.shape}, superpixels "
+            f"{superpixels.shape} and labeled {labeled.shape} differ"
+        )
+    weighted = pixel_scores.astype(np.float64)
+    if class_weights is not None:
+        if class_weights.ndim != 1 or int(predicted.max()) >= class_weights.size:
+            raise ValueError(
+                f"class_weights {class_weights.shape} do not cover predicted classes "
+                f"0..{int(predicted.max())}"
+            )
+        weighted = weighted * class_weights[predicted]
+    foreground = (
+        foreground_mask(predicted, background_classes) if image_score_mode == "foreground" else None
+    )
+    return ImageUncertainty(
+        pixel_scores=pixel_scores.astype(np.float32),
+        superpixel_scores=superpixel_scores(
+            weighted, superpixels, labeled, int(superpixels.max()) + 1
+        ),
+        image_score=image_score(weighted, labeled, foreground),
+        predicted=predicted.astype(np.int64),
+    )
 
 
 def equal_shape_batches(shapes: Sequence[tuple[int, ...]], size: int) -> list[list[int]]:
@@ -53,12 +107,21 @@ def score_images(
     batch_size: int = 8,
     bf16: bool = False,
     cheap: bool = True,
+    image_score_mode: str = "mean",
+    background_classes: Sequence[int] = (),
+    class_weights: NDArray[np.floating] | None = None,
 ) -> Iterator[ImageUncertainty]:
     """Yields one ImageUncertainty per image, in order.
 
     images: (H, W, 3) uint8 each; superpixels: (H, W) ids 0..n-1; labeled: (H, W) bool
     (pixels already labeled do not count towards superpixel or image scores).
+    ``image_score_mode``, ``background_classes`` and ``class_weights``: see
+    ``image_uncertainty``.
     """
+    if image_score_mode not in IMAGE_SCORES:
+        raise ValueError(f"unknown image score {image_score_mode!r}; known: {IMAGE_SCORES}")
+    if image_score_mode == "foreground":
+        foreground_mask(np.zeros(1, np.int64), background_classes)  # validates the classes
     if not len(images) == len(superpixels) == len(labeled):
         raise ValueError(
             f"{len(images)} images, {len(superpixels)} superpixel maps, {len(labeled)} masks"
@@ -70,17 +133,20 @@ def score_images(
             )
     for batch in equal_shape_batches([image.shape for image in images], batch_size):
         stacked = torch.from_numpy(np.stack([images[i] for i in batch])).to(device)
-        scores, _ = pixel_uncertainty(
+        scores, predictions = pixel_uncertainty(
             model, images_to_tensor(stacked), method, samples, cheap=cheap, bf16=bf16
         )
-        for index, pixel_scores in zip(batch, scores.cpu().numpy(), strict=True):
-            count = int(superpixels[index].max()) + 1
-            yield ImageUncertainty(
-                pixel_scores=pixel_scores.astype(np.float32),
-                superpixel_scores=superpixel_scores(
-                    pixel_scores, superpixels[index], labeled[index], count
-                ),
-                image_score=image_score(pixel_scores, labeled[index]),
+        for index, pixel_scores, predicted in zip(
+            batch, scores.cpu().numpy(), predictions.cpu().numpy(), strict=True
+        ):
+            yield image_uncertainty(
+                pixel_scores,
+                predicted,
+                superpixels[index],
+                labeled[index],
+                image_score_mode=image_score_mode,
+                background_classes=background_classes,
+                class_weights=class_weights,
             )
 
 
