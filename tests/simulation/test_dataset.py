@@ -18,7 +18,7 @@ def _to_colour(root: Path, void: tuple[int, int, int] | None) -> list[np.ndarray
     """Rewrite every train mask as an RGB colour mask; returns the original id masks."""
     palette = np.zeros((256, 3), np.uint8)
     for entry in CLASSES:
-        palette[entry["id"]] = entry["color"]  # type: ignore[index]
+        palette[int(str(entry["id"]))] = np.array(entry["color"], np.uint8)
     if void is not None:
         palette[255] = void
     originals = []
