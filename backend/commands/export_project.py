@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from backend.commands.common import command_session, find_project
-from backend.export.service import coco_export, write_export_zip
+from backend.export.service import coco_export_chunks, export_zip_chunks
 
 
 @click.command("export")
@@ -27,10 +26,9 @@ def export_project(project: str, out_path: Path, export_format: str) -> None:
         target = find_project(session, project)
         # Write beside the target and rename, so a failed export never leaves half a file.
         partial = out_path.with_name(out_path.name + ".partial")
+        chunks = coco_export_chunks if export_format == "coco" else export_zip_chunks
         with partial.open("wb") as handle:
-            if export_format == "coco":
-                handle.write(json.dumps(coco_export(session, target)).encode())
-            else:
-                write_export_zip(session, target, handle)
+            for chunk in chunks(session, target):
+                handle.write(chunk)
         partial.replace(out_path)
     click.echo(f"Exported project {target.id} ({target.name}) to {out_path}.")

@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
+import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
-from backend.export.service import rle_counts, rle_decode
+from backend.export.service import class_segments, rle_counts, rle_decode
+from backend.settings import Settings
 from tests.backend.builders import World, grid_labels, png_bytes
+from tests.backend.test_server import running_server
 
 WIDTH, HEIGHT, CELL = 32, 24, 8
 
@@ -123,3 +127,116 @@ def test_rle_counts_follow_coco_column_major_zeros_first() -> None:
     # Column-major: 1, 1, 0, 1 -> zero run of 0, then 2 ones, 1 zero, 1 one.
     assert rle_counts(binary) == [0, 2, 1, 1]
     np.testing.assert_array_equal(rle_decode([0, 2, 1, 1], 2, 2), binary)
+
+
+def _reference_segment(mask: np.ndarray, class_index: int) -> dict[str, object]:
+    """One class's COCO entry the direct way: a boolean mask, its RLE, sum and extent."""
+    binary = mask == class_index
+    rows = np.flatnonzero(binary.any(axis=1))
+    cols = np.flatnonzero(binary.any(axis=0))
+    return {
+        "category_id": class_index,
+        "segmentation": {"size": list(mask.shape), "counts": rle_counts(binary)},
+        "area": int(binary.sum()),
+        "bbox": [
+            int(cols[0]),
+            int(rows[0]),
+            int(cols[-1] - cols[0] + 1),
+            int(rows[-1] - rows[0] + 1),
+        ],
+    }
+
+
+def test_class_segments_from_one_pass_equal_per_class_masks() -> None:
+    rng = np.random.default_rng(7)
+    shapes = [(1, 1), (1, 9), (9, 1), (5, 7), (24, 32), (37, 3)]
+    for height, width in shapes:
+        for _ in range(20):
+            # Blocky masks (long runs that wrap columns) and noisy ones (short runs).
+            mask = rng.choice(np.array([0, 1, 4, 255], np.uint8), size=(height, width))
+            if rng.random() < 0.5:
+                mask = np.sort(mask, axis=None).reshape(height, width)
+            expected = [
+                _reference_segment(mask, value)
+                for value in np.unique(mask).tolist()
+                if value != 255
+            ]
+            assert list(class_segments(mask)) == expected
+            for segment in expected:
+                decoded = rle_decode(segment["segmentation"]["counts"], height, width)  # type: ignore[index]
+                np.testing.assert_array_equal(decoded, mask == segment["category_id"])
+
+
+def test_exports_keep_the_former_json_layout(client: TestClient, world: World) -> None:
+    project, headers, _ = _labeled_project(client, world)
+    url = f"/api/v1/projects/{project}/export"
+    bundle = zipfile.ZipFile(io.BytesIO(client.get(url, headers=headers).content))
+    manifest = bundle.read("manifest.json").decode()
+    assert manifest == json.dumps(json.loads(manifest), indent=2)
+    coco = client.get(url, params={"format": "coco"}, headers=headers).content
+    assert (
+        coco
+        == json.dumps(
+            json.loads(coco), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+    )
+
+
+MANY = 130  # more than one database batch of the export
+
+
+def test_export_of_many_images_streams_chunked_through_a_real_server(
+    client: TestClient, world: World, settings: Settings, tmp_path: Path
+) -> None:
+    lead = world.user("lead@example.org")
+    annotator = world.user("ann@example.org")
+    project = world.project(lead, annotators=(annotator,))
+    round_ = world.round(project)
+    labels = grid_labels(WIDTH, HEIGHT, CELL)
+    stored: dict[int, np.ndarray] = {}
+    for index in range(MANY):
+        image = world.image(project, width=WIDTH, height=HEIGHT, name=f"frame {index}.png")
+        world.superpixel_grid(image, cell=CELL)
+        cells = [index % 12, (index + 5) % 12]
+        world.query(round_, image, cells)
+        mask = np.full((HEIGHT, WIDTH), 255, np.uint8)
+        mask[labels == cells[0]] = index % 3
+        mask[labels == cells[1]] = (index + 1) % 3
+        _label(client, project, image, annotator.headers, mask)
+        stored[image] = mask
+    env = {
+        "TESSERA_DATABASE_URL": settings.resolved_database_url,
+        "TESSERA_SECRET_KEY": settings.secret_key,
+    }
+    with running_server(env, tmp_path / "server.log") as base:
+        url = f"{base}/api/v1/projects/{project}/export"
+        with httpx.stream("GET", url, headers=lead.headers, timeout=60) as response:
+            assert response.status_code == 200
+            assert response.headers["transfer-encoding"] == "chunked"
+            assert "content-length" not in response.headers
+            zip_chunks = list(response.iter_raw())
+        with httpx.stream(
+            "GET", url, params={"format": "coco"}, headers=lead.headers, timeout=60
+        ) as response:
+            assert response.headers["transfer-encoding"] == "chunked"
+            coco_chunks = list(response.iter_raw())
+    # Images go out batch by batch, not as one body at the end.
+    assert len(zip_chunks) > 1
+    assert len(coco_chunks) > 1
+    bundle = zipfile.ZipFile(io.BytesIO(b"".join(zip_chunks)))
+    assert bundle.testzip() is None
+    manifest = json.loads(bundle.read("manifest.json"))
+    assert [entry["image_id"] for entry in manifest["images"]] == sorted(stored)
+    for entry in manifest["images"]:
+        exported = np.asarray(PILImage.open(io.BytesIO(bundle.read(entry["mask"]))))
+        np.testing.assert_array_equal(exported, stored[entry["image_id"]])
+        assert [s["version"] for s in entry["submissions"]] == [1]
+    coco = json.loads(b"".join(coco_chunks))
+    assert [image["id"] for image in coco["images"]] == sorted(stored)
+    assert [a["id"] for a in coco["annotations"]] == list(range(1, 2 * MANY + 1))
+    rebuilt = {image_id: np.full((HEIGHT, WIDTH), 255, np.uint8) for image_id in stored}
+    for annotation in coco["annotations"]:
+        binary = rle_decode(annotation["segmentation"]["counts"], HEIGHT, WIDTH)
+        rebuilt[annotation["image_id"]][binary] = annotation["category_id"]
+    for image_id, mask in stored.items():
+        np.testing.assert_array_equal(rebuilt[image_id], mask)
