@@ -19,12 +19,20 @@ from worker.engine.evaluation import evaluate_confusion
 from worker.engine.metrics import iou_per_class, mean_iou
 from worker.engine.model import ModelConfig, UNet, build_model
 from worker.engine.oracle import oracle_label
-from worker.engine.reductions import superpixel_scores, unlabeled_pixel_counts
+from worker.engine.reductions import (
+    IMAGE_SCORES,
+    class_balance_weights,
+    labeled_class_counts,
+    superpixel_scores,
+    unlabeled_pixel_counts,
+)
 from worker.engine.scoring import score_images
-from worker.engine.strategies import STRATEGIES, plan_round
+from worker.engine.strategies import STRATEGIES, ImageQuery, plan_round
 from worker.engine.training import UNLABELED, TrainConfig, train_on_partial_masks
 
-# `static_matched` is static with k set, round by round, to the pixel share `dynamic` asked for.
+# `static_matched` is static asking, round by round, the pixels `dynamic` asked for: the
+# same number of images, each taking its top-scored superpixels until an even share of
+# dynamic's round total is reached (within one superpixel per image; plan_round).
 SIMULATION_STRATEGIES = (*STRATEGIES, "static_matched")
 ACTIVE_STRATEGIES = ("dynamic", "static", "static_matched", "random_superpixels", "random_images")
 
@@ -55,6 +63,9 @@ class SimulationConfig:
     bf16: bool = False
     round_pixel_budget: int | None = None
     scoring_batch: int = 8
+    image_score: str = "mean"
+    background_classes: tuple[int, ...] = ()
+    class_balance: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.strategies) - set(SIMULATION_STRATEGIES)
@@ -68,6 +79,10 @@ class SimulationConfig:
             raise ValueError("static_matched needs dynamic in the same run to match its pixels")
         if self.rounds < 0 or self.initial_images < 1 or self.images_per_round < 1:
             raise ValueError("rounds must be >= 0, initial and per-round images >= 1")
+        if self.image_score not in IMAGE_SCORES:
+            raise ValueError(f"unknown image score {self.image_score!r}; known: {IMAGE_SCORES}")
+        if self.image_score == "foreground" and not self.background_classes:
+            raise ValueError("--image-score foreground needs --background-classes")
 
     def train_config(self, iterations: int) -> TrainConfig:
         return TrainConfig(
@@ -95,6 +110,27 @@ class RoundRow:
     seconds: float
     query_fraction: float | None = None  # share of the picked images' open pixels asked
     superpixels_per_image: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class QueryRow:
+    """One picked image in one round: what was asked of it and what it had open."""
+
+    strategy: str
+    seed: int
+    round: int
+    image: str
+    image_score: float | None
+    superpixels_asked: int
+    superpixels_open: int  # with unlabeled pixels before this query
+    superpixels_total: int
+    pixels_asked: int
+    pixels_open: int
+    pixels_total: int
+    pixel_share: float  # pixels_asked / pixels_open
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -152,9 +188,14 @@ class Pool:
 
 
 def score_pool(
-    model: UNet, pool: Pool, config: SimulationConfig, device: torch.device
+    model: UNet, pool: Pool, config: SimulationConfig, device: torch.device, num_classes: int
 ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
     """Image scores (NaN = nothing left to ask) and per-image superpixel scores."""
+    class_weights = (
+        class_balance_weights(labeled_class_counts(pool.masks, num_classes))
+        if config.class_balance
+        else None
+    )
     image_scores = np.full(len(pool.images), np.nan)
     sp_scores = [np.full(int(s.max()) + 1, np.nan) for s in pool.superpixels]
     open_images = [i for i, asked in enumerate(pool.asked) if not asked.all()]
@@ -169,6 +210,9 @@ def score_pool(
         batch_size=config.scoring_batch,
         bf16=config.bf16,
         cheap=config.cheap_uncertainty,
+        image_score_mode=config.image_score,
+        background_classes=config.background_classes,
+        class_weights=class_weights,
     )
     for index, result in zip(open_images, scored, strict=True):
         sp_scores[index] = result.superpixel_scores
@@ -185,6 +229,7 @@ class Validation:
 
 
 RowCallback = Callable[[RoundRow], None]
+QueryCallback = Callable[[QueryRow], None]
 
 
 class SeedRun:
@@ -200,12 +245,19 @@ class SeedRun:
         seed: int,
         device: torch.device,
         on_row: RowCallback | None = None,
+        image_names: Sequence[str] | None = None,
+        on_query: QueryCallback | None = None,
     ) -> None:
         self.pool_images, self.pool_truth, self.superpixels = pool_images, pool_truth, superpixels
         self.validation, self.config, self.seed, self.device = validation, config, seed, device
-        self.on_row = on_row
+        self.on_row, self.on_query = on_row, on_query
+        self.image_names = (
+            list(image_names) if image_names else [str(i) for i in range(len(pool_images))]
+        )
         self.rows: list[RoundRow] = []
-        self.matched_fractions: dict[int, float] = {}
+        self.queries: list[QueryRow] = []
+        # round -> (pixels, images) that dynamic asked for, for static_matched
+        self.matched_pixels: dict[int, tuple[int, int]] = {}
 
     def _row(
         self,
@@ -298,9 +350,6 @@ class SeedRun:
         for round_number in range(1, config.rounds + 1):
             started = time.perf_counter() - seconds
             engine_strategy = "static" if strategy == "static_matched" else strategy
-            fraction = config.static_fraction
-            if strategy == "static_matched":
-                fraction = self.matched_fractions.get(round_number, fraction)
             if strategy == "random_images":
                 image_scores = np.array([0.0 if not a.all() else np.nan for a in pool.asked])
                 sp_scores = [
@@ -308,27 +357,38 @@ class SeedRun:
                     for s, a in zip(pool.superpixels, pool.asked, strict=True)
                 ]
             else:
-                image_scores, sp_scores = score_pool(model, pool, config, self.device)
+                image_scores, sp_scores = score_pool(
+                    model, pool, config, self.device, self.validation.num_classes
+                )
             counts = [
                 unlabeled_pixel_counts(s, a, len(scores))
                 for s, a, scores in zip(pool.superpixels, pool.asked, sp_scores, strict=True)
             ]
-            queries = plan_round(
-                engine_strategy,
-                image_scores,
-                sp_scores,
-                counts,
-                config.images_per_round,
-                rng,
-                static_fraction=min(max(fraction, 1e-6), 1.0),
-                pixel_budget=config.round_pixel_budget,
+            images_per_round, matched = config.images_per_round, None
+            if strategy == "static_matched":
+                matched, images_per_round = self.matched_pixels.get(round_number, (0, 0))
+            queries = (
+                plan_round(
+                    engine_strategy,
+                    image_scores,
+                    sp_scores,
+                    counts,
+                    images_per_round,
+                    rng,
+                    static_fraction=config.static_fraction,
+                    pixel_budget=config.round_pixel_budget,
+                    matched_pixels=matched,
+                )
+                if images_per_round
+                else []
             )
             open_pixels = sum(int(counts[q.image_index].sum()) for q in queries)
             asked_pixels = sum(q.pixel_count for q in queries)
             query_fraction = asked_pixels / open_pixels if open_pixels else 0.0
             if strategy == "dynamic":
-                self.matched_fractions[round_number] = query_fraction
+                self.matched_pixels[round_number] = (asked_pixels, len(queries))
             for query in queries:
+                self._record_query(strategy, round_number, query, counts, image_scores)
                 pool.answer(query.image_index, query.superpixel_ids, config.oracle, ignore)
             self._train(model, pool, config.finetune_iterations, rng)
             row = self._row(
@@ -341,6 +401,35 @@ class SeedRun:
                 superpixels_per_image=[len(q.superpixel_ids) for q in queries],
             )
             seconds = row.seconds
+
+    def _record_query(
+        self,
+        strategy: str,
+        round_number: int,
+        query: ImageQuery,
+        counts: Sequence[NDArray[np.int64]],
+        image_scores: NDArray[np.float64],
+    ) -> None:
+        open_counts = counts[query.image_index]
+        score = float(image_scores[query.image_index])
+        pixels_open = int(open_counts.sum())
+        row = QueryRow(
+            strategy=strategy,
+            seed=self.seed,
+            round=round_number,
+            image=self.image_names[query.image_index],
+            image_score=None if strategy == "random_images" or np.isnan(score) else score,
+            superpixels_asked=len(query.superpixel_ids),
+            superpixels_open=int((open_counts > 0).sum()),
+            superpixels_total=len(open_counts),
+            pixels_asked=query.pixel_count,
+            pixels_open=pixels_open,
+            pixels_total=int(self.superpixels[query.image_index].size),
+            pixel_share=query.pixel_count / pixels_open if pixels_open else 0.0,
+        )
+        self.queries.append(row)
+        if self.on_query is not None:
+            self.on_query(row)
 
     def _run_full(self) -> None:
         started = time.perf_counter()
