@@ -103,11 +103,34 @@ class Settings(BaseSettings):
         default=False, description="Send the session cookie only over HTTPS."
     )
 
+    # Login throttling (backend/auth/throttle.py): every attempt counts before its password is
+    # checked, so parallel guesses cannot slip past; a client is stopped before it can lock
+    # anyone else out, and locks double in length up to a cap.
     login_max_failures: int = Field(
-        default=10, gt=0, description="Wrong passwords in a row before an account is locked."
+        default=10,
+        gt=0,
+        description="Failed logins in a row on one account from one client before that "
+        "client is locked out of that account.",
+    )
+    login_client_max_failures: int = Field(
+        default=50,
+        gt=0,
+        description="Failed logins from one client (IP address), any accounts, per window.",
+    )
+    login_account_max_failures: int = Field(
+        default=200,
+        gt=0,
+        description="Failed logins on one account from all clients together per window "
+        "(slows a distributed attack; its lock is short and does not grow).",
+    )
+    login_window_seconds: int = Field(
+        default=900, gt=0, description="The window the failed-login counts cover."
     )
     login_lockout_seconds: int = Field(
-        default=300, gt=0, description="How long such an account refuses logins."
+        default=300, gt=0, description="The first lock's length; each later one doubles."
+    )
+    login_max_lockout_seconds: int = Field(
+        default=3600, gt=0, description="The longest a lock grows to."
     )
 
     # Upload limits. Pillow's own bomb guard (89 Mpx) is a second line behind max_image_pixels.
