@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import select
 
-from backend.auth import service
+from backend.auth import service, throttle
 from backend.auth.schemas import LoginRequest, TokenCreate, TokenCreated, TokenInfo
 from backend.deps import CurrentUser, SessionDep, SettingsDep
 from backend.models import ApiToken, TokenKind
@@ -16,29 +16,43 @@ from backend.users.schemas import UserRead
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login", response_model=UserRead)
+@router.post(
+    "/login",
+    response_model=UserRead,
+    responses={
+        401: {"description": "Wrong e-mail or password (the same answer for unknown e-mails)"},
+        429: {"description": "Too many failed logins from this client or on this account"},
+    },
+)
 def login(
-    body: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> UserRead:
-    """Checks the password and sets an HttpOnly, SameSite=Lax session cookie."""
+    """Checks the password and sets an HttpOnly, SameSite=Lax session cookie.
+
+    Failed logins are throttled per client and per account (``Retry-After`` on 429).
+    """
+    email = service.normalize_email(body.email)
+    client = request.client.host if request.client else "unknown"
+    keys = throttle.throttle_keys(settings.secret_key, email, client)
     try:
-        user = service.authenticate(
-            session,
-            body.email,
-            body.password,
-            max_failures=settings.login_max_failures,
-            lockout=timedelta(seconds=settings.login_lockout_seconds),
-        )
-    except service.LoginLocked as error:
+        throttle.count_login_attempt(session, keys, settings)
+    except throttle.LoginLocked as error:
+        session.commit()
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            f"Too many wrong passwords for this account; try again in "
-            f"{error.retry_after_seconds} s.",
+            f"Too many failed logins; try again in {error.retry_after_seconds} s.",
             headers={"Retry-After": str(error.retry_after_seconds)},
         ) from error
+    # Committed before the slow password check, so parallel attempts see this one.
+    session.commit()
+    user = service.check_password(session, email, body.password)
     if user is None:
-        session.commit()  # keeps the failure count
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Wrong e-mail or password.")
+    throttle.forget_login_failures(session, keys)
     service.forget_expired_sessions(session, user)
     _, secret = service.issue_token(
         session,

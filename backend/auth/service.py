@@ -44,37 +44,18 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-class LoginLocked(Exception):
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(f"too many failed logins; retry in {retry_after_seconds} s")
-        self.retry_after_seconds = retry_after_seconds
+def check_password(session: Session, email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None.
 
-
-def authenticate(
-    session: Session, email: str, password: str, *, max_failures: int, lockout: timedelta
-) -> User | None:
-    """The active user with this e-mail and password, or None; flushes failure counts.
-
-    After ``max_failures`` wrong passwords in a row an account refuses logins for
-    ``lockout`` (raises LoginLocked), which turns online guessing into a slow crawl.
+    An unknown e-mail costs the same argon2 check as a known one (a dummy hash), so neither
+    the answer nor its time tells which accounts exist. Throttling is ``backend.auth.throttle``.
     """
     user = session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
         password_hasher().verify(password, _dummy_hash())
         return None
-    now = utc_now()
-    if user.locked_until is not None and user.locked_until > now:
-        raise LoginLocked(max(1, int((user.locked_until - now).total_seconds())))
     if not password_hasher().verify(password, user.password_hash):
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            user.failed_logins = 0
-            user.locked_until = now + lockout
-        session.flush()
         return None
-    user.failed_logins = 0
-    user.locked_until = None
-    session.flush()
     return user if user.is_active else None
 
 

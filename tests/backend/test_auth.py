@@ -116,7 +116,7 @@ def test_repeated_wrong_passwords_lock_the_account_for_a_while(
     locked = client.post(url, json={"email": "target@example.org", "password": PASSWORD})
     assert locked.status_code == 429
     assert 0 < int(locked.headers["retry-after"]) <= 120
-    assert "Too many wrong passwords" in locked.json()["detail"]
+    assert "Too many failed logins" in locked.json()["detail"]
 
 
 def test_a_good_login_resets_the_failure_count(
