@@ -47,7 +47,7 @@ FORMAT_VERSION = 1
 _BATCH = 100
 # A chunk goes to the response once this much output is ready.
 _CHUNK_BYTES = 64 * 1024
-_SPOOL_BYTES = 8 * 1024 * 1024
+_SPOOL_BYTES = 1024 * 1024
 _COPY_BYTES = 1024 * 1024
 
 
