@@ -145,10 +145,55 @@ class Settings(BaseSettings):
         gt=0,
         description="Inflated size of one archive (and of one upload's files together).",
     )
+    # The worker's share (issue 13): what one upload may queue, what one image costs it, and
+    # how long a job may run. A job over its budget fails with the reason, freeing the queue.
+    max_upload_pixels: int = Field(
+        default=1_000_000_000,
+        gt=0,
+        description="Pixels of one upload's images together (the superpixel work it queues).",
+    )
+    work_max_pixels: int = Field(
+        default=4_000_000,
+        ge=10_000,
+        description="Images with more pixels are downscaled (aspect kept) for superpixels; "
+        "the map is enlarged back to full size (nearest).",
+    )
+    ingest_time_limit_seconds: float = Field(
+        default=1800.0, gt=0, description="Time budget of one superpixel ingest job."
+    )
+    score_time_limit_seconds: float = Field(
+        default=3600.0, gt=0, description="Time budget of one scoring chunk job."
+    )
+    round_time_limit_seconds: float = Field(
+        default=12 * 3600.0,
+        gt=0,
+        description="Time budget of one run of a round job (training, querying).",
+    )
+    oracle_time_limit_seconds: float = Field(
+        default=1800.0, gt=0, description="Time budget of one oracle (simulated labeling) job."
+    )
+    worker_memory_limit_mb: int | None = Field(
+        default=None,
+        ge=64,
+        description="Heap cap (RLIMIT_DATA) of each worker pool process; a job that needs more "
+        "fails with MemoryError. Unset: no cap.",
+    )
 
     # Annotator task assignment: a handed-out task is reserved for this long.
     task_lease_seconds: int = Field(
         default=15 * 60, gt=0, description="How long a handed-out task stays reserved."
+    )
+    # Mask saves (backend/annotations): bounded memory under many annotators at once.
+    mask_work_slots: int = Field(
+        default=4,
+        ge=1,
+        description="Mask saves decoding, checking and encoding at once per API process "
+        "(the others wait their turn).",
+    )
+    superpixel_cache_mb: int = Field(
+        default=64,
+        ge=0,
+        description="Per-process cache of superpixel maps in the save path's compact form (MB).",
     )
 
     thumbnail_size: int = Field(default=256, gt=15, description="Longest side of thumbnails (px).")

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, status
 from sqlalchemy import select
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import Session, undefer
 
 from backend.annotations import service
-from backend.annotations.schemas import SaveResult, SubmissionRead, Task, TaskLinks
+from backend.annotations.edits import EditRefused, MaskEdit
+from backend.annotations.schemas import (
+    MaskEditBody,
+    SaveResult,
+    SubmissionRead,
+    Task,
+    TaskLinks,
+)
 from backend.deps import SessionDep, SettingsDep
 from backend.images.service import get_image
 from backend.images.validation import UploadRefused
 from backend.masks import empty_mask, encode_mask_png
-from backend.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round
+from backend.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
 from backend.models import Query as QueryRow
 from backend.projects.deps import ProjectMember
 
@@ -104,8 +112,13 @@ def save_mask(
     """
     expected = _parse_if_match(if_match)
     image = get_image(session, access.project.id, image_id)
-    try:
-        outcome = service.save_mask(
+    return _save(
+        session,
+        image,
+        access.user,
+        response,
+        expected,
+        lambda: service.save_mask(
             session,
             image,
             access.user,
@@ -115,16 +128,81 @@ def save_mask(
             seconds=seconds,
             done=done,
             settings=settings,
-        )
+        ),
+    )
+
+
+@router.patch(
+    "/images/{image_id}/mask",
+    response_model=SaveResult,
+    responses={
+        409: {"description": "The image is not queried in an open round, or the map is not"},
+        412: {"description": "If-Match names a stale version; nothing was changed"},
+        422: {"description": "A class, superpixel or run breaks the rules; nothing was changed"},
+        428: {"description": "If-Match missing"},
+    },
+)
+def edit_mask(
+    image_id: int,
+    body: MaskEditBody,
+    access: ProjectMember,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> SaveResult:
+    """Applies an edit to the mask version named in If-Match and saves the next version.
+
+    ``curl -X PATCH -H 'If-Match: "3"' -H 'Content-Type: application/json' -d
+    '{"superpixel_map_id": 7, "fills": [[4, 1]], "runs": [[48020, 6, 1]], "done": true}'
+    "$URL/api/v1/projects/1/images/7/mask"``
+
+    The browser's save: fills name whole queried superpixels of the task's map, runs the
+    brushed pixels. The server checks both against the queries without decoding any image;
+    a broken rule is a 422 naming it, a stale If-Match a 412, and either changes nothing.
+    """
+    expected = _parse_if_match(if_match)
+    image = get_image(session, access.project.id, image_id)
+    edit = MaskEdit.from_lists(body.fills, body.runs)
+    return _save(
+        session,
+        image,
+        access.user,
+        response,
+        expected,
+        lambda: service.save_edit(
+            session,
+            image,
+            access.user,
+            edit,
+            superpixel_map_id=body.superpixel_map_id,
+            expected_version=expected,
+            clicks=body.clicks,
+            seconds=body.seconds,
+            done=body.done,
+            settings=settings,
+        ),
+    )
+
+
+def _save(
+    session: Session,
+    image: Image,
+    user: User,
+    response: Response,
+    expected: int,
+    save: Callable[[], service.SaveOutcome],
+) -> SaveResult:
+    """Runs one save and commits it; a stale version is recorded and answered 412."""
+    try:
+        outcome = save()
         session.commit()
     except service.StaleVersion as error:
         session.rollback()
         current = error.current
         if current is None:
             current = service.current_version(session, image.id)
-        service.record_conflict(
-            session, image, access.user, expected=error.expected, current=current
-        )
+        service.record_conflict(session, image, user, expected=error.expected, current=current)
         session.commit()
         raise HTTPException(
             status.HTTP_412_PRECONDITION_FAILED,
@@ -133,7 +211,11 @@ def save_mask(
             headers={"ETag": f'"{current}"'},
         ) from error
     except UploadRefused as error:
+        session.rollback()
         raise HTTPException(error.status_code, error.message) from error
+    except EditRefused as error:
+        session.rollback()
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, error.message) from error
     response.headers["ETag"] = f'"{outcome.version}"'
     return SaveResult(
         image_id=image.id,

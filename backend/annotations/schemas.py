@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +56,50 @@ class Task(BaseModel):
     mask_version: int = Field(description="Send as If-Match when saving the mask.")
     lease_expires_at: datetime
     links: TaskLinks
+
+
+SuperpixelId = Annotated[int, Field(ge=0)]
+PixelOffset = Annotated[int, Field(ge=0)]
+RunLength = Annotated[int, Field(ge=1)]
+ClassValue = Annotated[int, Field(ge=0, le=255)]
+
+
+class MaskEditBody(BaseModel):
+    """What changed since the version named in If-Match: whole queried superpixels filled
+    with a class, and brushed pixel runs inside queried superpixels (class 255 erases)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "superpixel_map_id": 7,
+                    "fills": [[4, 1], [9, 2]],
+                    "runs": [[48020, 6, 1], [48500, 8, 1]],
+                    "clicks": 4,
+                    "seconds": 12.5,
+                    "done": False,
+                }
+            ]
+        },
+    )
+
+    superpixel_map_id: int = Field(description="The task's map; fills name its superpixels.")
+    fills: list[tuple[SuperpixelId, ClassValue]] = Field(
+        default_factory=list,
+        max_length=65_536,
+        description="[superpixel id, class]: every pixel of the superpixel takes the class.",
+    )
+    runs: list[tuple[PixelOffset, RunLength, ClassValue]] = Field(
+        default_factory=list,
+        max_length=2_000_000,
+        description="[offset, length, class]: pixels offset .. offset + length - 1 in "
+        "row-major order (offset = y * width + x) take the class. Sorted by offset, not "
+        "overlapping, each pixel inside a queried superpixel that is not also filled.",
+    )
+    clicks: int = Field(default=0, ge=0, le=10_000_000)
+    seconds: float = Field(default=0.0, ge=0, le=86_400)
+    done: bool = Field(default=False, description="Marks the image's query as labeled.")
 
 
 class SaveResult(BaseModel):

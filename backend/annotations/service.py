@@ -7,6 +7,7 @@ the other changes nothing. The history row and the new mask commit in the same t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,9 +18,10 @@ from numpy.typing import NDArray
 from sqlalchemy import case, or_, select, true, update
 from sqlalchemy.orm import Session, undefer
 
-from backend.images.superpixels import decode_superpixels
+from backend.annotations.edits import MaskEdit, apply_edit, check_edit
+from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.images.validation import UploadRefused, decode_mask
-from backend.masks import UNLABELED, decode_stored_mask, encode_mask_png
+from backend.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
 from backend.models import (
     Annotation,
     AnnotationSubmission,
@@ -90,16 +92,148 @@ def active_queries(session: Session, image_id: int) -> list[tuple[Query, Round]]
     return [(query, round_) for query, round_ in rows]
 
 
-def _superpixel_labels(session: Session, map_id: int, image: Image) -> NDArray[np.int32]:
-    superpixel_map = session.scalar(
-        select(SuperpixelMap)
-        .where(SuperpixelMap.id == map_id)
-        .options(undefer(SuperpixelMap.labels_zlib))
-    )
-    if superpixel_map is None:
+_state_lock = threading.Lock()
+_runs_cache: SuperpixelRunCache | None = None
+_mask_slots: threading.BoundedSemaphore | None = None
+
+
+def _cache(settings: Settings) -> SuperpixelRunCache:
+    global _runs_cache
+    with _state_lock:
+        if _runs_cache is None:
+            _runs_cache = SuperpixelRunCache(settings.superpixel_cache_mb * 1024 * 1024)
+        return _runs_cache
+
+
+def mask_work_slots(settings: Settings) -> threading.BoundedSemaphore:
+    """Caps the saves decoding, checking and encoding masks at once in this process: past a
+    few, more threads only add memory on these CPUs, not throughput."""
+    global _mask_slots
+    with _state_lock:
+        if _mask_slots is None:
+            _mask_slots = threading.BoundedSemaphore(settings.mask_work_slots)
+        return _mask_slots
+
+
+def superpixel_runs(
+    session: Session, map_id: int, image: Image, settings: Settings
+) -> SuperpixelRuns:
+    """The runs of a stored superpixel map, from the process's bounded cache when there."""
+    row = session.execute(
+        select(
+            SuperpixelMap.image_id,
+            SuperpixelMap.dtype,
+            SuperpixelMap.count,
+            SuperpixelMap.created_at,
+        ).where(SuperpixelMap.id == map_id)
+    ).one_or_none()
+    if row is None or row[0] != image.id:
         raise HTTPException(status.HTTP_409_CONFLICT, "The query's superpixel map is gone.")
-    return decode_superpixels(
-        superpixel_map.labels_zlib, superpixel_map.dtype, image.width, image.height
+    map_image_id, dtype_name, count, created_at = row
+    # Maps never change once stored; the database and creation time tell a reused id apart.
+    database = session.get_bind().engine.url.render_as_string()
+    key = (database, map_id, map_image_id, created_at)
+    cache = _cache(settings)
+    runs = cache.get(key)
+    if runs is None:
+        blob = session.scalar(select(SuperpixelMap.labels_zlib).where(SuperpixelMap.id == map_id))
+        assert blob is not None
+        runs = SuperpixelRuns.from_zlib(blob, dtype_name, image.width, image.height, count)
+        cache.put(key, runs)
+    return runs
+
+
+def _annotation_at(session: Session, image: Image, expected_version: int) -> Annotation:
+    annotation = session.scalar(
+        select(Annotation)
+        .where(Annotation.image_id == image.id)
+        .options(undefer(Annotation.mask_png))
+    )
+    if annotation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Image {image.id} has no annotation.")
+    if annotation.version != expected_version:
+        raise StaleVersion(expected_version, annotation.version)
+    return annotation
+
+
+def _open_queries(session: Session, image: Image) -> list[tuple[Query, Round]]:
+    queries = active_queries(session, image.id)
+    if not queries:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Image {image.id} is not queried in a round that is collecting labels.",
+        )
+    return queries
+
+
+def _queried_by_map(queries: list[tuple[Query, Round]]) -> dict[int, NDArray[np.int64]]:
+    ids: dict[int, set[int]] = {}
+    for query, _round in queries:
+        ids.setdefault(query.superpixel_map_id, set()).update(query.superpixel_ids)
+    return {m: np.array(sorted(s), dtype=np.int64) for m, s in ids.items()}
+
+
+def save_edit(
+    session: Session,
+    image: Image,
+    user: User,
+    edit: MaskEdit,
+    *,
+    superpixel_map_id: int,
+    expected_version: int,
+    clicks: int,
+    seconds: float,
+    done: bool,
+    settings: Settings,
+) -> SaveOutcome:
+    """Applies an edit (fills of queried superpixels, brushed runs inside them) to the
+    stored mask at ``expected_version`` and stores the result as the next version.
+
+    Raises StaleVersion (roll back: nothing changed), EditRefused (the edit breaks a rule),
+    or HTTPException 409 when the image has no open query or the map is not one of its
+    queries'. Flushes; the caller commits.
+    """
+    annotation = _annotation_at(session, image, expected_version)
+    queries = _open_queries(session, image)
+    queried = _queried_by_map(queries)
+    if superpixel_map_id not in queried:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Superpixel map {superpixel_map_id} is not the map of an open query of image "
+            f"{image.id} (open: {sorted(queried)}); fetch the task again.",
+        )
+    editable = {m: superpixel_runs(session, m, image, settings) for m in queried}
+    with mask_work_slots(settings):
+        checked = check_edit(
+            edit,
+            editable[superpixel_map_id],
+            editable,
+            queried,
+            superpixel_map_id,
+            class_indices(session, image.project_id),
+        )
+        rows = decode_mask_rows(annotation.mask_png, image.width, image.height)
+        applied = apply_edit(rows, checked)
+        png = rows.to_png()
+        del rows, checked
+    newest_query, newest_round = queries[0]
+    return _store_version(
+        session,
+        annotation,
+        image,
+        user,
+        png=png,
+        expected_version=expected_version,
+        labeled_pixels=annotation.labeled_pixels + applied.newly_labeled - applied.newly_unlabeled,
+        changed_pixels=applied.changed_pixels,
+        touched=applied.touched_superpixels,
+        newly_labeled=applied.newly_labeled,
+        query=newest_query,
+        round_=newest_round,
+        clicks=clicks,
+        seconds=seconds,
+        done=done,
+        settings=settings,
     )
 
 
@@ -121,60 +255,88 @@ def save_mask(
     changed outside the queried superpixels), or HTTPException 409 when the image has no
     open query. Flushes; the caller commits the mask, its history row and the cost together.
     """
-    annotation = session.scalar(
-        select(Annotation)
-        .where(Annotation.image_id == image.id)
-        .options(undefer(Annotation.mask_png))
-    )
-    if annotation is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Image {image.id} has no annotation.")
-    if annotation.version != expected_version:
-        raise StaleVersion(expected_version, annotation.version)
-    submitted = decode_mask(
-        "mask",
-        mask_png,
-        width=image.width,
-        height=image.height,
-        class_indices=class_indices(session, image.project_id),
+    annotation = _annotation_at(session, image, expected_version)
+    queries = _open_queries(session, image)
+    queried = _queried_by_map(queries)
+    runs_by_map = {m: superpixel_runs(session, m, image, settings) for m in queried}
+    indices = class_indices(session, image.project_id)
+    newest_query, newest_round = queries[0]
+    with mask_work_slots(settings):
+        submitted = decode_mask(
+            "mask",
+            mask_png,
+            width=image.width,
+            height=image.height,
+            class_indices=indices,
+            settings=settings,
+        ).reshape(-1)
+        current = decode_stored_mask(annotation.mask_png, image.width, image.height).reshape(-1)
+        changed = np.flatnonzero(submitted != current)
+        editable = np.zeros(changed.size, dtype=bool)
+        for map_id, runs in runs_by_map.items():
+            editable |= np.isin(runs.labels_at(changed), queried[map_id])
+        outside = int(np.count_nonzero(~editable))
+        if outside:
+            raise UploadRefused(
+                422,
+                f"{outside} pixels outside the queried superpixels differ from the stored "
+                "mask; only queried superpixels may be labeled.",
+            )
+        labels = runs_by_map[newest_query.superpixel_map_id].labels_at(changed)
+        touched = sorted(int(s) for s in np.unique(labels))
+        newly_labeled = int(np.count_nonzero(current[changed] == UNLABELED))
+        labeled_pixels = int(np.count_nonzero(submitted != UNLABELED))
+        png = encode_mask_png(submitted.reshape(image.height, image.width))
+        del submitted, current
+    return _store_version(
+        session,
+        annotation,
+        image,
+        user,
+        png=png,
+        expected_version=expected_version,
+        labeled_pixels=labeled_pixels,
+        changed_pixels=int(changed.size),
+        touched=touched,
+        newly_labeled=newly_labeled,
+        query=newest_query,
+        round_=newest_round,
+        clicks=clicks,
+        seconds=seconds,
+        done=done,
         settings=settings,
     )
-    queries = active_queries(session, image.id)
-    if not queries:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"Image {image.id} is not queried in a round that is collecting labels.",
-        )
-    labels_by_map: dict[int, NDArray[np.int32]] = {}
-    editable = np.zeros((image.height, image.width), dtype=bool)
-    for query, _round in queries:
-        labels = labels_by_map.get(query.superpixel_map_id)
-        if labels is None:
-            labels = _superpixel_labels(session, query.superpixel_map_id, image)
-            labels_by_map[query.superpixel_map_id] = labels
-        editable |= np.isin(labels, np.asarray(query.superpixel_ids, dtype=np.int32))
-    current = decode_stored_mask(annotation.mask_png, image.width, image.height)
-    changed = submitted != current
-    outside = int(np.count_nonzero(changed & ~editable))
-    if outside:
-        raise UploadRefused(
-            422,
-            f"{outside} pixels outside the queried superpixels differ from the stored mask; "
-            "only queried superpixels may be labeled.",
-        )
-    newest_query, newest_round = queries[0]
-    labels = labels_by_map[newest_query.superpixel_map_id]
-    touched = sorted(int(s) for s in np.unique(labels[changed]))
-    changed_pixels = int(np.count_nonzero(changed))
-    newly_labeled = int(np.count_nonzero(changed & (current == UNLABELED)))
-    labeled_pixels = int(np.count_nonzero(submitted != UNLABELED))
-    now = utc_now()
 
+
+def _store_version(
+    session: Session,
+    annotation: Annotation,
+    image: Image,
+    user: User,
+    *,
+    png: bytes,
+    expected_version: int,
+    labeled_pixels: int,
+    changed_pixels: int,
+    touched: list[int],
+    newly_labeled: int,
+    query: Query,
+    round_: Round,
+    clicks: int,
+    seconds: float,
+    done: bool,
+    settings: Settings,
+) -> SaveOutcome:
+    """The compare-and-set write of a checked mask, its history row, the query's state and
+    the round's spend."""
+    newest_query, newest_round = query, round_
+    now = utc_now()
     claimed = session.execute(
         update(Annotation)
         .where(Annotation.id == annotation.id, Annotation.version == expected_version)
         .values(
             version=Annotation.version + 1,
-            mask_png=encode_mask_png(submitted),
+            mask_png=png,
             labeled_pixels=labeled_pixels,
             updated_at=now,
             updated_by_id=user.id,

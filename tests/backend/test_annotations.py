@@ -34,6 +34,7 @@ class Setup:
     image: int
     round: int
     query: int
+    superpixel_map: int
 
     @property
     def mask_url(self) -> str:
@@ -46,10 +47,10 @@ def setup(world: World) -> Setup:
     annotators = [world.user(f"ann{i}@example.org") for i in range(2)]
     project = world.project(lead, annotators=tuple(annotators))
     image = world.image(project, width=WIDTH, height=HEIGHT)
-    world.superpixel_grid(image, cell=CELL)
+    superpixel_map = world.superpixel_grid(image, cell=CELL)
     round_ = world.round(project)
     query = world.query(round_, image, QUERIED)
-    return Setup(lead, annotators, project, image, round_, query)
+    return Setup(lead, annotators, project, image, round_, query, superpixel_map)
 
 
 def painted(base: NDArray[np.uint8], superpixel: int, class_index: int) -> NDArray[np.uint8]:
@@ -70,12 +71,13 @@ def put_mask(
     version: int,
     **params: object,
 ) -> Response:
-    return client.put(
+    response: Response = client.put(
         setup.mask_url,
         content=png_bytes(mask),
         params=params,
         headers={**account.headers, "If-Match": f'"{version}"', "Content-Type": "image/png"},
     )
+    return response
 
 
 def stored_mask(client: TestClient, setup: Setup) -> tuple[NDArray[np.uint8], str]:
@@ -407,3 +409,196 @@ def test_superpixels_are_paid_once_per_query(
         round_ = session.get(Round, setup.round)
         assert round_ is not None
         assert (round_.spent_pixels, round_.spent_superpixels) == (128, 2)
+
+
+# The superpixel-native edit (PATCH): fills of queried superpixels and brushed runs.
+
+
+def patch_mask(
+    client: TestClient,
+    setup: Setup,
+    account: Account,
+    version: int | None,
+    *,
+    fills: list[list[int]] | None = None,
+    runs: list[list[int]] | None = None,
+    map_id: int | None = None,
+    **fields: object,
+) -> Response:
+    if map_id is None:
+        map_id = setup.superpixel_map
+    headers = dict(account.headers)
+    if version is not None:
+        headers["If-Match"] = f'"{version}"'
+    body = {"superpixel_map_id": map_id, "fills": fills or [], "runs": runs or [], **fields}
+    response: Response = client.patch(setup.mask_url, json=body, headers=headers)
+    return response
+
+
+def offset(x: int, y: int) -> int:
+    return y * WIDTH + x
+
+
+def test_edit_of_fills_and_brush_runs_stores_the_expected_mask(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    annotator = setup.annotators[0]
+    # Superpixel 0 filled with class 1; in superpixel 5 (x 8..15, y 8..15) a brush stroke of
+    # class 2 over two rows, one run crossing nothing but queried pixels.
+    runs = [[offset(9, 10), 4, 2], [offset(10, 11), 3, 2]]
+    response = patch_mask(
+        client, setup, annotator, 0, fills=[[0, 1]], runs=runs, clicks=4, seconds=3.0
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == '"1"'
+    assert response.json() == {
+        "image_id": setup.image,
+        "version": 1,
+        "changed_pixels": 71,
+        "changed_superpixels": 2,
+        "labeled_pixels": 71,
+        "query_done": False,
+    }
+    expected = painted(unlabeled(), 0, 1)
+    expected[10, 9:13] = 2
+    expected[11, 10:13] = 2
+    stored, etag = stored_mask(client, setup)
+    np.testing.assert_array_equal(stored, expected)
+    assert etag == '"1"'
+    # A second edit on top: superpixel 5 filled, two pixels of superpixel 0 erased.
+    response = patch_mask(
+        client, setup, annotator, 1, fills=[[5, 0]], runs=[[offset(3, 2), 2, 255]], done=True
+    )
+    assert response.status_code == 200, response.text
+    expected = painted(expected, 5, 0)
+    expected[2, 3:5] = 255
+    assert response.json()["labeled_pixels"] == 126
+    assert response.json()["changed_pixels"] == 66
+    assert response.json()["query_done"] is True
+    np.testing.assert_array_equal(stored_mask(client, setup)[0], expected)
+    history = client.get(
+        f"/api/v1/projects/{setup.project}/images/{setup.image}/submissions",
+        headers=annotator.headers,
+    ).json()
+    assert [
+        (h["version"], h["superpixel_ids"], h["changed_pixels"], h["clicks"]) for h in history
+    ] == [
+        (1, [0, 5], 71, 4),
+        (2, [0, 5], 66, 0),
+    ]
+    with session_factory() as session:
+        round_ = session.get(Round, setup.round)
+        query = session.get(Query, setup.query)
+        assert round_ is not None and query is not None
+        # Newly labeled pixels: 71, then 64 - 7 (superpixel 5's brushed pixels were labeled).
+        assert (round_.spent_pixels, round_.spent_superpixels) == (71 + 57, 2)
+        assert query.status == QueryStatus.done
+
+
+def test_edit_updates_the_class_balance(client: TestClient, setup: Setup) -> None:
+    url = f"/api/v1/projects/{setup.project}/dashboard/class-balance"
+    assert client.get(url, headers=setup.lead.headers).json()["labeled_pixels"] == 0
+    response = patch_mask(
+        client, setup, setup.annotators[0], 0, fills=[[0, 1]], runs=[[offset(8, 8), 5, 2]]
+    )
+    assert response.status_code == 200, response.text
+    balance = client.get(url, headers=setup.lead.headers).json()
+    assert balance["labeled_pixels"] == 69
+    assert {c["index"]: c["labeled_pixels"] for c in balance["classes"]} == {0: 0, 1: 64, 2: 5}
+    # Erasing counts too: the cached counts of version 1 are not reused for version 2.
+    response = patch_mask(client, setup, setup.annotators[0], 1, runs=[[offset(8, 8), 5, 255]])
+    assert response.status_code == 200, response.text
+    balance = client.get(url, headers=setup.lead.headers).json()
+    assert {c["index"]: c["labeled_pixels"] for c in balance["classes"]} == {0: 0, 1: 64, 2: 0}
+
+
+@pytest.mark.parametrize(
+    ("fills", "runs", "message"),
+    [
+        ([[1, 1]], [], "fills name superpixels [1] that are not queried"),
+        ([[0, 1]], [[offset(16, 0), 2, 1]], "2 brushed pixels lie outside the queried"),
+        # A run that starts in superpixel 5 and runs on into superpixel 6.
+        ([], [[offset(14, 9), 4, 1]], "2 brushed pixels lie outside the queried"),
+        ([[99, 1]], [], "fills name superpixels [99] that map"),
+        ([[0, 9]], [], "classes [9] are not class indices"),
+        ([], [[offset(9, 9), 1, 7]], "classes [7] are not class indices"),
+        ([[0, 1], [0, 2]], [], "more than once"),
+        ([], [[WIDTH * HEIGHT - 1, 2, 1]], "ends past the image's last pixel"),
+        ([], [[offset(9, 9), 3, 1], [offset(10, 9), 2, 1]], "sorted by offset"),
+        ([[5, 1]], [[offset(9, 9), 2, 2]], "runs brush superpixels [5] that the edit also fills"),
+    ],
+)
+def test_edit_breaking_a_rule_is_refused_by_name_and_writes_nothing(
+    client: TestClient,
+    setup: Setup,
+    session_factory: sessionmaker[Session],
+    fills: list[list[int]],
+    runs: list[list[int]],
+    message: str,
+) -> None:
+    response = patch_mask(client, setup, setup.annotators[0], 0, fills=fills, runs=runs)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    stored, etag = stored_mask(client, setup)
+    assert etag == '"0"'
+    np.testing.assert_array_equal(stored, unlabeled())
+    assert history_count(session_factory) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"fills": [[-1, 1]]},
+        {"runs": [[0, 0, 1]]},
+        {"runs": [[0, 1, 256]]},
+        {"runs": [[0, 1]]},
+        {"fills": [[0, 1]], "pixels": []},
+    ],
+)
+def test_malformed_edit_is_refused_by_the_schema(
+    client: TestClient, setup: Setup, body: dict[str, object]
+) -> None:
+    headers = {**setup.annotators[0].headers, "If-Match": '"0"'}
+    response = client.patch(setup.mask_url, json={"superpixel_map_id": 1, **body}, headers=headers)
+    assert response.status_code == 422
+    assert stored_mask(client, setup)[1] == '"0"'
+
+
+def test_edit_with_a_stale_version_is_refused_and_changes_nothing(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session]
+) -> None:
+    first = patch_mask(client, setup, setup.annotators[0], 0, fills=[[0, 1]])
+    assert first.status_code == 200, first.text
+    response = patch_mask(client, setup, setup.annotators[1], 0, fills=[[5, 2]])
+    assert response.status_code == 412
+    assert "changed since version 0 (now 1)" in response.json()["detail"]
+    assert response.headers["etag"] == '"1"'
+    stored, etag = stored_mask(client, setup)
+    np.testing.assert_array_equal(stored, painted(unlabeled(), 0, 1))
+    assert etag == '"1"'
+    assert history_count(session_factory) == 1
+
+
+def test_edit_without_if_match_or_on_another_map_is_refused(
+    client: TestClient, setup: Setup
+) -> None:
+    missing = patch_mask(client, setup, setup.annotators[0], None, fills=[[0, 1]])
+    assert missing.status_code == 428
+    other_map = patch_mask(client, setup, setup.annotators[0], 0, fills=[[0, 1]], map_id=10**6)
+    assert other_map.status_code == 409
+    assert "is not the map of an open query" in other_map.json()["detail"]
+    assert stored_mask(client, setup)[1] == '"0"'
+
+
+def test_edit_applies_on_top_of_a_full_mask_put(client: TestClient, setup: Setup) -> None:
+    """Scripts PUT whole PNGs, the browser PATCHes edits: both work on the same versions."""
+    first = painted(unlabeled(), 0, 1)
+    assert put_mask(client, setup, setup.annotators[0], first, 0).status_code == 200
+    response = patch_mask(client, setup, setup.annotators[0], 1, runs=[[offset(8, 15), 8, 2]])
+    assert response.status_code == 200, response.text
+    expected = first.copy()
+    expected[15, 8:16] = 2
+    np.testing.assert_array_equal(stored_mask(client, setup)[0], expected)
+    second = painted(expected, 5, 0)
+    assert put_mask(client, setup, setup.annotators[0], second, 2).status_code == 200
+    np.testing.assert_array_equal(stored_mask(client, setup)[0], second)

@@ -7,10 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from backend.annotations.edits import MaskEdit, apply_edit, check_edit
+from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.export.service import rle_counts, rle_decode
 from backend.images.superpixels import decode_superpixels, encode_superpixels
 from backend.images.validation import display_name
-from backend.masks import decode_stored_mask, encode_mask_png
+from backend.masks import decode_mask_rows, decode_stored_mask, encode_mask_png, stored_rows
+from tests.backend.builders import png_bytes
 
 shapes = st.tuples(st.integers(1, 12), st.integers(1, 12))
 
@@ -38,6 +41,103 @@ def test_superpixel_encoding_round_trips(labels: np.ndarray) -> None:
 def test_mask_png_round_trips(mask: np.ndarray) -> None:
     height, width = mask.shape
     np.testing.assert_array_equal(decode_stored_mask(encode_mask_png(mask), width, height), mask)
+
+
+@settings(max_examples=30)
+@given(arrays(np.uint8, shapes))
+def test_masks_written_by_pillow_are_read_and_rewritten_in_the_stored_layout(
+    mask: np.ndarray,
+) -> None:
+    height, width = mask.shape
+    legacy = png_bytes(mask, "L")  # how masks were stored before migration 0009
+    np.testing.assert_array_equal(decode_stored_mask(legacy, width, height), mask)
+    rows = decode_mask_rows(legacy, width, height)
+    stored = rows.to_png()
+    assert stored_rows(stored, width, height) is not None
+    np.testing.assert_array_equal(decode_stored_mask(stored, width, height), mask)
+    # Another size is not mistaken for the stored layout.
+    assert stored_rows(stored, width + 1, height) is None
+
+
+@st.composite
+def superpixel_maps(draw: st.DrawFn) -> np.ndarray:
+    labels = draw(arrays(np.int32, shapes, elements=st.integers(0, 5)))
+    # Labels 0..n-1 with every label present, as stored maps have.
+    return np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.int32)
+
+
+@settings(max_examples=60)
+@given(superpixel_maps(), st.data())
+def test_superpixel_runs_give_the_pixels_and_labels_of_the_dense_map(
+    labels: np.ndarray, data: st.DataObject
+) -> None:
+    count = int(labels.max()) + 1
+    runs = SuperpixelRuns.from_labels(labels, count)
+    flat = labels.ravel()
+    ids = np.asarray(
+        data.draw(st.lists(st.integers(0, count - 1), unique=True, max_size=count)), np.int64
+    )
+    pixels, per_id = runs.pixels_of(ids)
+    expected = [np.flatnonzero(flat == i) for i in ids]
+    assert per_id.tolist() == [e.size for e in expected]
+    np.testing.assert_array_equal(pixels, np.concatenate([np.zeros(0, np.int64), *expected]))
+    probe = np.asarray(data.draw(st.lists(st.integers(0, flat.size - 1))), np.int64)
+    np.testing.assert_array_equal(runs.labels_at(probe), flat[probe])
+
+
+@settings(max_examples=60)
+@given(superpixel_maps(), st.data())
+def test_an_edit_applied_to_stored_rows_equals_the_dense_edit(
+    labels: np.ndarray, data: st.DataObject
+) -> None:
+    height, width = labels.shape
+    count = int(labels.max()) + 1
+    runs = SuperpixelRuns.from_labels(labels, count)
+    queried = np.asarray(data.draw(st.lists(st.integers(0, count - 1), unique=True)), np.int64)
+    queried.sort()
+    before = data.draw(arrays(np.uint8, labels.shape, elements=st.sampled_from([0, 1, 255])))
+    filled = data.draw(
+        st.lists(st.sampled_from(queried.tolist()), unique=True) if queried.size else st.just([])
+    )
+    fills = [[int(i), data.draw(st.sampled_from([0, 1, 255]))] for i in filled]
+    # Brushed runs: row-major stretches of queried, unfilled pixels.
+    brushable = np.isin(labels.ravel(), queried) & ~np.isin(labels.ravel(), filled)
+    brush = np.zeros(labels.size, bool)
+    brush[data.draw(st.lists(st.integers(0, labels.size - 1)))] = True
+    brush &= brushable
+    classes = data.draw(arrays(np.uint8, labels.size, elements=st.sampled_from([0, 1, 255])))
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], brush.astype(np.int8), [0]))))
+    run_list = []
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        for position in range(int(start), int(end)):  # one-pixel runs: classes may differ
+            run_list.append([position, 1, int(classes[position])])
+    edit = MaskEdit.from_lists(fills, run_list)
+    checked = check_edit(edit, runs, {1: runs}, {1: queried}, 1, {0, 1})
+    rows = decode_mask_rows(encode_mask_png(before), width, height)
+    applied = apply_edit(rows, checked)
+    flat = before.ravel().copy()
+    for superpixel, value in fills:
+        flat[labels.ravel() == superpixel] = value
+    flat[brush] = classes[brush]
+    expected = flat.reshape(labels.shape)
+    np.testing.assert_array_equal(decode_stored_mask(rows.to_png(), width, height), expected)
+    changed = expected != before
+    assert applied.changed_pixels == int(changed.sum())
+    assert applied.touched_superpixels == sorted(set(labels[changed].tolist()))
+    assert applied.newly_labeled - applied.newly_unlabeled == int(
+        (expected != 255).sum() - (before != 255).sum()
+    )
+
+
+def test_superpixel_run_cache_keeps_the_most_recent_within_its_bytes() -> None:
+    runs = SuperpixelRuns.from_labels(np.arange(12, dtype=np.int32).reshape(3, 4), 12)
+    cache = SuperpixelRunCache(max_bytes=2 * runs.nbytes)
+    for key in ("a", "b"):
+        cache.put(key, runs)
+    assert cache.get("a") is runs  # now "b" is the least recently used
+    cache.put("c", runs)
+    assert cache.get("b") is None and cache.get("a") is runs and cache.get("c") is runs
+    assert cache.size_bytes == 2 * runs.nbytes and len(cache) == 2
 
 
 @given(st.text(max_size=300))

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from PIL import Image as PILImage
+from sqlalchemy import Engine, create_engine, inspect, select, text, update
 
+from backend.db import make_engine, make_session_factory
+from backend.masks import decode_stored_mask, stored_rows
 from backend.migrate import downgrade_database, upgrade_database
-from backend.models import Base
+from backend.models import Annotation, Base
 from backend.settings import Settings
+from tests.backend.builders import World, png_bytes
 from tests.services import postgres_database
 
 
@@ -46,5 +52,68 @@ def test_upgrade_downgrade_upgrade(empty_database: str, tmp_path: Path) -> None:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def _attstorage(engine: Engine) -> str | None:
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        return str(
+            connection.scalar(
+                text(
+                    "SELECT attstorage FROM pg_attribute WHERE attname = 'mask_png' "
+                    "AND attrelid = 'annotations'::regclass"
+                )
+            )
+        )
+
+
+def test_stored_masks_move_to_the_rows_layout_and_back(empty_database: str, tmp_path: Path) -> None:
+    """0009 re-encodes every stored mask (pixels unchanged) in the layout saves update in
+    place; its downgrade writes Pillow's PNGs back."""
+    settings = Settings(database_url=empty_database, data_dir=tmp_path, secret_key="test")
+    upgrade_database(settings)
+    engine = make_engine(settings.resolved_database_url)
+    world = World(make_session_factory(engine), settings)
+    project = world.project(world.user("lead@example.org"))
+    images = [world.image(project, width=40, height=30) for _ in range(3)]
+    masks = {}
+    for index, image_id in enumerate(images[:2]):
+        mask = np.full((30, 40), 255, np.uint8)
+        mask[index : 10 + index, 5:25] = index
+        masks[image_id] = mask
+    try:
+        downgrade_database(settings, "0008")
+        with engine.begin() as connection:
+            for image_id, mask in masks.items():
+                connection.execute(
+                    update(Annotation)
+                    .where(Annotation.image_id == image_id)
+                    .values(mask_png=png_bytes(mask, "L"), version=1)
+                )
+        upgrade_database(settings)
+        assert _attstorage(engine) in (None, "e")
+        with engine.connect() as connection:
+            stored = dict(
+                connection.execute(select(Annotation.image_id, Annotation.mask_png)).all()
+            )
+        assert stored[images[2]] is None  # never saved: stays NULL
+        for image_id, mask in masks.items():
+            png = stored[image_id]
+            assert png is not None and stored_rows(png, 40, 30) is not None
+            np.testing.assert_array_equal(decode_stored_mask(png, 40, 30), mask)
+        downgrade_database(settings, "0008")
+        assert _attstorage(engine) in (None, "x")
+        with engine.connect() as connection:
+            stored = dict(
+                connection.execute(select(Annotation.image_id, Annotation.mask_png)).all()
+            )
+        for image_id, mask in masks.items():
+            png = stored[image_id]
+            assert png is not None and stored_rows(png, 40, 30) is None  # Pillow's filters
+            with PILImage.open(io.BytesIO(png)) as decoded:
+                np.testing.assert_array_equal(np.asarray(decoded), mask)
     finally:
         engine.dispose()
