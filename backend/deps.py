@@ -54,6 +54,8 @@ def get_current_user(
     user = None
     if found is not None:
         token, user = found
+        # Which credential made this request (a password change keeps only this session).
+        request.state.credential_id = token.id
         now = utc_now()
         if needs_last_used_update(token, now):
             token.last_used_at = now

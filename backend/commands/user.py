@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
+from backend.auth.password_policy import password_problem
 from backend.auth.service import create_user, normalize_email
 from backend.commands.common import command_session
 from backend.models import User
@@ -29,8 +30,9 @@ def user() -> None:
 )
 def add(email: str, name: str, admin: bool, password: str) -> None:
     """Create a user who logs in with EMAIL."""
-    if len(password) < 8:
-        raise click.BadParameter("use at least 8 characters", param_hint="--password")
+    problem = password_problem(password, (email, name))
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--password")
     with command_session() as session:
         if session.scalar(select(User.id).where(User.email == normalize_email(email))):
             raise click.ClickException(f"A user {email} already exists.")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import delete, select
+from fastapi import APIRouter, HTTPException, Request, status
+from sqlalchemy import and_, delete, select
 
 from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
 from backend.deps import Admin, CurrentUser, SessionDep
 from backend.models import ApiToken, TokenKind, User
 from backend.users.schemas import OwnAccountUpdate, UserCreate, UserRead, UserUpdate
+from backend.validation_types import Id
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -19,10 +20,13 @@ def read_me(user: CurrentUser) -> User:
 
 
 @router.patch("/me", response_model=UserRead)
-def update_me(body: OwnAccountUpdate, user: CurrentUser, session: SessionDep) -> User:
+def update_me(
+    body: OwnAccountUpdate, user: CurrentUser, session: SessionDep, request: Request
+) -> User:
     """Renames the caller, or changes their password (the current one is required).
 
-    A new password ends the caller's browser sessions; API tokens stay until revoked.
+    A new password revokes every API token of the caller and ends their other browser
+    sessions; the session that made the change stays signed in.
     """
     if body.name is not None:
         user.name = body.name
@@ -32,8 +36,13 @@ def update_me(body: OwnAccountUpdate, user: CurrentUser, session: SessionDep) ->
         ):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "The current password is wrong.")
         user.password_hash = hash_password(body.new_password)
+        # Whoever knew the old password may have made tokens or sessions with it.
+        current = getattr(request.state, "credential_id", None)
         session.execute(
-            delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == TokenKind.session)
+            delete(ApiToken).where(
+                ApiToken.user_id == user.id,
+                ~and_(ApiToken.kind == TokenKind.session, ApiToken.id == current),
+            )
         )
     session.commit()
     return user
@@ -54,7 +63,7 @@ def add_user(body: UserCreate, _admin: Admin, session: SessionDep) -> User:
 
 
 @router.patch("/{user_id}", response_model=UserRead)
-def update_user(user_id: int, body: UserUpdate, admin: Admin, session: SessionDep) -> User:
+def update_user(user_id: Id, body: UserUpdate, admin: Admin, session: SessionDep) -> User:
     """Renames, resets the password, grants/revokes admin, or (de)activates a user."""
     user = session.get(User, user_id)
     if user is None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import ApiToken
+from backend.auth.password_policy import password_problem
+from backend.models import ApiToken, User
 from tests.backend.builders import PASSWORD, World
 
 
@@ -135,7 +137,7 @@ def test_a_good_login_resets_the_failure_count(
 
 
 def test_changing_your_password_needs_the_current_one_and_ends_sessions(
-    client: TestClient, world: World
+    app: FastAPI, client: TestClient, world: World
 ) -> None:
     user = world.user("me@example.org")
     login = {"email": "me@example.org", "password": PASSWORD}
@@ -146,6 +148,8 @@ def test_changing_your_password_needs_the_current_one_and_ends_sessions(
         headers=user.headers,
     )
     assert wrong.status_code == 403
+    other_browser = TestClient(app)
+    assert other_browser.post("/api/v1/auth/login", json=login).status_code == 200
     changed = client.patch(
         "/api/v1/users/me",
         json={"current_password": PASSWORD, "new_password": "a new passphrase"},
@@ -153,7 +157,88 @@ def test_changing_your_password_needs_the_current_one_and_ends_sessions(
     )
     assert changed.status_code == 200
     assert client.get("/api/v1/users/me").status_code == 401  # cookie session ended
-    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200  # token kept
+    assert other_browser.get("/api/v1/users/me").status_code == 401
+    # API tokens made with the old password are revoked too.
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 401
     assert client.post("/api/v1/auth/login", json=login).status_code == 401
     new_login = {"email": "me@example.org", "password": "a new passphrase"}
     assert client.post("/api/v1/auth/login", json=new_login).status_code == 200
+
+
+def test_a_password_change_keeps_only_the_session_that_made_it(app: FastAPI, world: World) -> None:
+    user = world.user("me@example.org")
+    login = {"email": "me@example.org", "password": PASSWORD}
+    this_browser, other_browser = TestClient(app), TestClient(app)
+    for browser in (this_browser, other_browser):
+        assert browser.post("/api/v1/auth/login", json=login).status_code == 200
+    token = this_browser.post("/api/v1/auth/tokens", json={"name": "script"}).json()["token"]
+    changed = this_browser.patch(
+        "/api/v1/users/me", json={"current_password": PASSWORD, "new_password": "Otter-Kettle-91"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert this_browser.get("/api/v1/users/me").status_code == 200
+    assert other_browser.get("/api/v1/users/me").status_code == 401
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert this_browser.get("/api/v1/users/me", headers=bearer).status_code == 401
+    assert TestClient(app).get("/api/v1/users/me", headers=user.headers).status_code == 401
+
+
+WEAK_PASSWORDS = [
+    "password",
+    " " * 8,
+    " " * 12,
+    "\t\n  \t\n  \t\n",
+    "short1!",
+    "password123!",
+    "qwertyuiop",
+    "1234567890",
+    "iloveyou12",
+]
+
+
+@pytest.mark.parametrize("weak", WEAK_PASSWORDS)
+def test_weak_passwords_are_refused_everywhere_a_password_is_set(
+    client: TestClient, world: World, session_factory: sessionmaker[Session], weak: str
+) -> None:
+    admin = world.user("admin@example.org", admin=True)
+    other = world.user("other@example.org")
+    created = client.post(
+        "/api/v1/users",
+        json={"email": "new@example.org", "password": weak},
+        headers=admin.headers,
+    )
+    assert created.status_code == 422, created.text
+    assert "password" in created.text
+    own = client.patch(
+        "/api/v1/users/me",
+        json={"current_password": PASSWORD, "new_password": weak},
+        headers=admin.headers,
+    )
+    assert own.status_code == 422
+    reset = client.patch(
+        f"/api/v1/users/{other.id}", json={"password": weak}, headers=admin.headers
+    )
+    assert reset.status_code == 422
+    with session_factory() as session:
+        assert session.scalar(select(User).where(User.email == "new@example.org")) is None
+    login = {"email": "admin@example.org", "password": PASSWORD}
+    assert client.post("/api/v1/auth/login", json=login).status_code == 200
+
+
+def test_a_password_made_of_the_account_itself_is_refused(client: TestClient, world: World) -> None:
+    admin = world.user("admin@example.org", admin=True)
+    for password in ("bartholomew@example.org", "bartholomew1"):
+        response = client.post(
+            "/api/v1/users",
+            json={"email": "bartholomew@example.org", "password": password},
+            headers=admin.headers,
+        )
+        assert response.status_code == 422, (password, response.text)
+        assert "too easy to guess" in response.text
+
+
+def test_policy_messages_name_the_problem() -> None:
+    assert "blank" in (password_problem(" " * 12) or "")
+    assert "at least 10" in (password_problem("abc") or "")
+    assert "too easy to guess" in (password_problem("password123") or "")
+    assert password_problem("correct horse battery") is None

@@ -52,6 +52,17 @@ def test_user_add_creates_a_user_who_can_log_in(
     assert "already exists" in again.output
 
 
+def test_user_add_refuses_a_weak_password(
+    env: dict[str, str], session_factory: sessionmaker[Session], client: object
+) -> None:
+    for weak in ("password", " " * 12, "root@example.org"):
+        result = CliRunner().invoke(main, ["user", "add", "root@example.org", "--password", weak])
+        assert result.exit_code != 0
+        assert "password" in result.output.lower()
+    with session_factory() as session:
+        assert session.scalar(select(User).where(User.email == "root@example.org")) is None
+
+
 def test_import_then_export(
     env: dict[str, str],
     world: World,

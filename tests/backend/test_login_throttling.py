@@ -49,7 +49,7 @@ def _guess_in_parallel(base: str, email: str, local_address: str = "127.0.0.1") 
         def guess(n: int) -> httpx.Response:
             return client.post(LOGIN, json={"email": email, "password": f"guess-{n}"})
 
-        statuses = []
+        statuses: list[int] = []
         with ThreadPoolExecutor(BATCH) as pool:
             for start in range(0, GUESSES, BATCH):
                 responses = list(pool.map(guess, range(start, start + BATCH)))
@@ -82,7 +82,7 @@ def test_unknown_email_is_answered_like_a_known_one(server: str, world: World) -
     known = _guess_in_parallel(server, "known@example.org", "127.0.0.3")
     unknown = _guess_in_parallel(server, "nobody@example.org", "127.0.0.4")
     assert Counter(known) == Counter(unknown) == {401: 10, 429: GUESSES - 10}
-    bodies = {}
+    bodies: dict[str, tuple[int, str]] = {}
     for email, address in (("known@example.org", "127.0.0.3"), ("nobody@example.org", "127.0.0.4")):
         transport = httpx.HTTPTransport(local_address=address)
         with httpx.Client(base_url=server, transport=transport) as client:
@@ -100,7 +100,8 @@ def _timed_failure(client: httpx.Client, email: str) -> float:
 
 def test_unknown_email_costs_the_same_password_check(server: str, world: World) -> None:
     world.user("known@example.org")
-    known_times, unknown_times = [], []
+    known_times: list[float] = []
+    unknown_times: list[float] = []
     # Interleaved, from fresh addresses, so both see the same load and no lock.
     for n in range(6):
         transport = httpx.HTTPTransport(local_address=f"127.0.1.{n + 1}")
@@ -135,7 +136,7 @@ def test_one_client_spraying_many_accounts_is_stopped(app: FastAPI, world: World
 def test_many_clients_on_one_account_meet_a_short_account_lock(app: FastAPI, world: World) -> None:
     _with(app, login_account_max_failures=6, login_max_failures=3, login_lockout_seconds=60)
     world.user("popular@example.org")
-    statuses = []
+    statuses: list[int] = []
     for n in range(4):
         client = TestClient(app, client=(f"198.51.100.{n}", 4000))
         for _ in range(2):
