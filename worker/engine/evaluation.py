@@ -8,14 +8,15 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from worker.engine.features import EncodedImage, frozen_encoder_model, stack_encoded
 from worker.engine.metrics import confusion_matrix
-from worker.engine.model import UNet, images_to_tensor
+from worker.engine.model import SegmentationModel, images_to_tensor
 from worker.engine.scoring import equal_shape_batches
 
 
 @torch.no_grad()
 def evaluate_confusion(
-    model: UNet,
+    model: SegmentationModel,
     images: Sequence[NDArray[np.uint8]],
     masks: Sequence[NDArray[np.uint8]],
     num_classes: int,
@@ -36,4 +37,30 @@ def evaluate_confusion(
         for index, prediction in zip(batch, predictions, strict=True):
             matrix += confusion_matrix(prediction, masks[index], num_classes, ignore_index)
     model.train(was_training)
+    return matrix
+
+
+@torch.no_grad()
+def evaluate_confusion_encoded(
+    model: SegmentationModel,
+    encoded: Sequence[EncodedImage],
+    masks: Sequence[NDArray[np.uint8]],
+    num_classes: int,
+    device: torch.device,
+    ignore_index: int | None = 255,
+    batch_size: int = 8,
+) -> NDArray[np.int64]:
+    """``evaluate_confusion`` from cached encoder features of a frozen pretrained model."""
+    frozen = frozen_encoder_model(model)
+    if len(encoded) != len(masks):
+        raise ValueError(f"{len(encoded)} encoded images but {len(masks)} masks")
+    was_training = frozen.training
+    frozen.eval()
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    for batch in equal_shape_batches([e.image_size for e in encoded], batch_size):
+        trunk = frozen.decode(stack_encoded([encoded[i] for i in batch], device))
+        logits = frozen.head(trunk, encoded[batch[0]].image_size)
+        for index, prediction in zip(batch, logits.argmax(dim=1).cpu().numpy(), strict=True):
+            matrix += confusion_matrix(prediction, masks[index], num_classes, ignore_index)
+    frozen.train(was_training)
     return matrix

@@ -1,18 +1,29 @@
-"""A U-Net in plain torch with dropout before the classifier, so MC dropout works.
+"""Segmentation models in plain torch with dropout before the classifier, so MC dropout works.
 
-The network is split into a deterministic ``trunk`` (encoder + decoder) and a stochastic
-``head`` (dropout + 1x1 classifier). Uncertainty's cheap path runs the trunk once and the
-head T times (DESIGN.md §1.3).
+Two kinds behind one factory (``build_model``): ``unet``, a U-Net trained from scratch, and
+a pretrained encoder (any name registered in ``worker.engine.encoders``, e.g.
+``efficientnet_lite0``) under a small FPN decoder. Every model is split into a
+deterministic ``trunk`` (encoder + decoder) and a stochastic ``head`` (dropout + 1x1
+classifier, then logits resized to the input). Uncertainty's cheap path runs the trunk
+once and the head T times (DESIGN.md §1.3). A pretrained model with a frozen encoder can
+also run from cached encoder features (``encode`` once, ``decode`` + ``head`` after).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from worker.engine.encoders import encoder_names, encoder_spec, load_matching_state, read_state_dict
+
+# Encoder features are kept (cached, and rounded in the full forward too) in this dtype, so
+# a model run from cached features computes exactly what the whole model computes.
+FEATURE_DTYPE = torch.float16
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,14 @@ class ModelConfig:
     # Dropout inside the decoder too (the trunk then becomes stochastic and the cheap
     # uncertainty path is only an approximation of T full passes).
     decoder_dropout: float = 0.0
+    # "unet" (from scratch; width and depth apply) or a registered encoder name.
+    kind: str = "unet"
+    # A local weights file for the encoder; None takes the weights its package ships.
+    encoder_weights: str | None = None
+    decoder_channels: int = 64
+    # A frozen encoder keeps its ImageNet weights and batch-norm statistics; only the
+    # decoder and classifier train, and they can train from cached features.
+    freeze_encoder: bool = True
 
     def __post_init__(self) -> None:
         if self.num_classes < 2:
@@ -35,6 +54,20 @@ class ModelConfig:
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
+        if self.kind not in model_kinds():
+            raise ValueError(f"unknown model kind {self.kind!r}; known: {model_kinds()}")
+        if self.kind != "unet" and self.in_channels != 3:
+            raise ValueError(f"a pretrained encoder takes 3 channels, got {self.in_channels}")
+        if self.decoder_channels < 1:
+            raise ValueError(f"decoder_channels must be positive, got {self.decoder_channels}")
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind != "unet"
+
+
+def model_kinds() -> list[str]:
+    return ["unet", *encoder_names()]
 
 
 class ByteDropout(nn.Dropout):
@@ -70,7 +103,26 @@ class ConvBlock(nn.Sequential):
         )
 
 
-class UNet(nn.Module):
+class SegmentationModel(nn.Module):
+    """The contract every model kind keeps: ``forward(x) == head(trunk(x), x.shape[-2:])``,
+    the trunk deterministic in eval mode, all stochasticity in the head's dropout."""
+
+    config: ModelConfig
+
+    def trunk(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, C_in, H, W) normalised (``images_to_tensor``). Returns features."""
+        raise NotImplementedError
+
+    def head(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Trunk features -> logits (B, num_classes, H, W); ``size`` is the input's (H, W)."""
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        return self.head(self.trunk(images), (int(height), int(width)))
+
+
+class UNet(SegmentationModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -109,21 +161,131 @@ class UNet(nn.Module):
                 x = self.decoder_dropout(x)
         return x[..., :height, :width]
 
-    def head(self, features: torch.Tensor) -> torch.Tensor:
-        """features: (B, width, H, W). Returns logits (B, num_classes, H, W)."""
+    def head(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """features: (B, width, H, W) at the input's size. Returns logits (B, num_classes, H, W)."""
         logits: torch.Tensor = self.classifier(self.head_dropout(features))
         return logits
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(images))
+
+class FPNDecoder(nn.Module):
+    """Lateral 1x1 convs on each scale, summed top-down with bilinear upsampling (Lin et al.
+    2017, FPN), then one 3x3 conv to fuse, at the finest scale given."""
+
+    def __init__(self, in_channels: Sequence[int], channels: int) -> None:
+        super().__init__()
+        self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+        self.fuse = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """features: finest first, (B, C_i, h_i, w_i). Returns (B, channels, h_0, w_0)."""
+        if len(features) != len(self.laterals):
+            raise ValueError(f"expected {len(self.laterals)} feature maps, got {len(features)}")
+        x: torch.Tensor = self.laterals[-1](features[-1])
+        for lateral, feature in zip(
+            reversed(self.laterals[:-1]), reversed(features[:-1]), strict=True
+        ):
+            x = lateral(feature) + F.interpolate(
+                x, size=feature.shape[-2:], mode="bilinear", align_corners=False
+            )
+        fused: torch.Tensor = self.fuse(x)
+        return fused
 
 
-def build_model(config: ModelConfig, weights_path: Path | None = None) -> UNet:
-    """A fresh U-Net, optionally loaded from a local state-dict file (nothing is downloaded)."""
-    model = UNet(config)
+class PretrainedSegmenter(SegmentationModel):
+    """A registered pretrained encoder, an FPN decoder, dropout and a 1x1 classifier; the
+    logits are resized bilinearly to the input size.
+
+    Takes the same input as the U-Net (``images_to_tensor``) and re-normalises it to the
+    encoder's statistics (ImageNet mean/std), so callers need not know the kind.
+    """
+
+    def __init__(self, config: ModelConfig, encoder: nn.Module) -> None:
+        super().__init__()
+        spec = encoder_spec(config.kind)
+        self.config = config
+        self.encoder = encoder
+        channels: tuple[int, ...] = tuple(encoder.channels)  # type: ignore[arg-type]
+        self.decoder = FPNDecoder(channels, config.decoder_channels)
+        self.head_dropout = ByteDropout(config.dropout)
+        self.classifier = nn.Conv2d(config.decoder_channels, config.num_classes, 1)
+        mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+        std = torch.tensor(spec.std).view(1, 3, 1, 1)
+        # images_to_tensor gives (x - IMAGE_MEAN) / IMAGE_STD; this maps it to (x - mean) / std.
+        self.register_buffer("input_scale", IMAGE_STD / std, persistent=False)
+        self.register_buffer("input_shift", (IMAGE_MEAN - mean) / std, persistent=False)
+        if config.freeze_encoder:
+            self.encoder.requires_grad_(False)
+            self.encoder.eval()
+
+    @property
+    def frozen(self) -> bool:
+        return self.config.freeze_encoder
+
+    def train(self, mode: bool = True) -> PretrainedSegmenter:
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # a frozen encoder keeps its batch-norm statistics
+        return self
+
+    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images: (B, 3, H, W) normalised. Returns the encoder's maps, finest first, float32;
+        when frozen, without gradient and rounded through FEATURE_DTYPE like a cache."""
+        x = images * self.input_scale + self.input_shift  # type: ignore[operator]
+        if not self.frozen:
+            return list(self.encoder(x))
+        with torch.no_grad():
+            return [f.to(FEATURE_DTYPE).float() for f in self.encoder(x)]
+
+    def decode(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Encoder maps (float32, finest first) -> decoder features (B, D, ~H/2, ~W/2)."""
+        decoded: torch.Tensor = self.decoder(features)
+        return decoded
+
+    def trunk(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images))
+
+    def head(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """features: (B, D, h, w). Returns logits (B, num_classes, *size) (2x when no size)."""
+        logits: torch.Tensor = self.classifier(self.head_dropout(features))
+        if size is None:
+            size = (2 * logits.shape[-2], 2 * logits.shape[-1])
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def encoder_weights_path(config: ModelConfig) -> Path:
+    """The encoder weights file ``build_model`` reads for a pretrained config."""
+    if not config.pretrained:
+        raise ValueError(f"model kind {config.kind!r} has no pretrained encoder")
+    if config.encoder_weights is not None:
+        return Path(config.encoder_weights)
+    default = encoder_spec(config.kind).default_weights
+    if default is None:
+        raise ValueError(f"encoder {config.kind!r} ships no weights: give encoder_weights")
+    return default()
+
+
+def build_model(config: ModelConfig, weights_path: Path | None = None) -> SegmentationModel:
+    """A model of ``config.kind``; nothing is downloaded.
+
+    A pretrained kind loads its encoder from ``config.encoder_weights`` or the package's
+    file. ``weights_path`` optionally loads a whole-model state dict over that. Weights are
+    read with ``weights_only=True`` and strict key and shape matching; a missing, corrupt or
+    mismatched file raises ValueError naming the path and the fault.
+    """
+    model: SegmentationModel
+    if config.pretrained:
+        spec = encoder_spec(config.kind)
+        encoder = spec.build()
+        spec.load_weights(encoder, encoder_weights_path(config))
+        model = PretrainedSegmenter(config, encoder)
+    else:
+        model = UNet(config)
     if weights_path is not None:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        load_matching_state(model, read_state_dict(weights_path), weights_path)
     return model
 
 

@@ -1,4 +1,9 @@
-"""Training on partial masks: cross-entropy that ignores unlabeled pixels (255)."""
+"""Training on partial masks: cross-entropy that ignores unlabeled pixels (255).
+
+Two inputs: images (the whole model trains, or all but a frozen encoder) and cached encoder
+features of a frozen pretrained model (only decoder and head run). Both share one loop with
+early stopping on a held-out labeled split.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from worker.engine.features import EncodedImage, frozen_encoder_model, stack_encoded
 from worker.engine.model import images_to_tensor
 
 UNLABELED = 255
@@ -28,8 +34,9 @@ class TrainConfig:
     # Random square crops make CPU training affordable; None trains on whole images.
     crop_size: int | None = None
     class_weights: bool = False
-    # Early stop on validation loss: evaluated every `validate_every` iterations, stop after
-    # `patience` evaluations without improvement, keep the best weights.
+    # Early stop on a held-out labeled split's loss: evaluated every `validate_every`
+    # iterations, stop after `patience` evaluations without improvement, keep the best
+    # weights; `iterations` is then the maximum.
     validate_every: int = 0
     patience: int = 5
     bf16: bool = False
@@ -44,13 +51,19 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.crop_size is not None and self.crop_size < 8:
             raise ValueError(f"crop_size must be at least 8, got {self.crop_size}")
+        if self.validate_every < 0 or self.patience < 1:
+            raise ValueError(
+                f"validate_every must be >= 0 and patience >= 1, got {self.validate_every}, "
+                f"{self.patience}"
+            )
 
 
 @dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)
-    iterations_run: int = 0
+    iterations_run: int = 0  # the iterations actually trained (early stopping ends sooner)
     best_validation_loss: float | None = None
+    best_iteration: int | None = None  # whose weights were kept, when validated
     stopped_early: bool = False
 
 
@@ -158,6 +171,67 @@ def validation_loss(
     return total / max(len(images), 1)
 
 
+def _fit(
+    model: nn.Module,
+    batch_loss: Callable[[torch.Tensor | None], torch.Tensor],
+    held_out_loss: Callable[[torch.Tensor | None], float] | None,
+    config: TrainConfig,
+    weights: torch.Tensor | None,
+    on_iteration: Callable[[int, float], None] | None,
+) -> TrainResult:
+    """The training loop: a fresh Adam on the trainable parameters, early stopping on
+    ``held_out_loss`` when given and ``config.validate_every`` is set."""
+    result = TrainResult()
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+    best_loss, best_state, evaluations_without_gain = math.inf, None, 0
+    model.train()
+    for iteration in range(config.iterations):
+        loss = batch_loss(weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        result.losses.append(float(loss.detach()))
+        result.iterations_run = iteration + 1
+        if on_iteration is not None:
+            on_iteration(iteration + 1, result.losses[-1])
+        if held_out_loss is not None and (iteration + 1) % config.validate_every == 0:
+            current = held_out_loss(weights)
+            model.train()
+            if current < best_loss:
+                best_loss, evaluations_without_gain = current, 0
+                best_state = copy.deepcopy(model.state_dict())
+                result.best_iteration = iteration + 1
+            else:
+                evaluations_without_gain += 1
+                if evaluations_without_gain >= config.patience:
+                    result.stopped_early = True
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        result.best_validation_loss = best_loss
+    return result
+
+
+def _class_weights(
+    model: nn.Module,
+    masks: Sequence[NDArray[np.uint8]],
+    config: TrainConfig,
+    device: torch.device,
+) -> torch.Tensor | None:
+    num_classes = int(getattr(getattr(model, "config", None), "num_classes", 0)) or None
+    if not config.class_weights or not num_classes:
+        return None
+    return torch.from_numpy(median_frequency_weights(masks, num_classes)).to(device)
+
+
+def _labeled_indices(masks: Sequence[NDArray[np.uint8]]) -> NDArray[np.int64]:
+    return np.array([i for i, mask in enumerate(masks) if (mask != UNLABELED).any()], np.int64)
+
+
 def train_on_partial_masks(
     model: nn.Module,
     images: Sequence[NDArray[np.uint8]],
@@ -172,6 +246,7 @@ def train_on_partial_masks(
 
     A fresh Adam optimizer every call (DESIGN.md §1.4: each round restarts the optimizer
     from the previous round's weights). Images without a labeled pixel are skipped.
+    ``validation``: held-out (images, masks) for early stopping (``config.validate_every``).
     """
     if len(images) != len(masks):
         raise ValueError(f"{len(images)} images but {len(masks)} masks")
@@ -179,50 +254,122 @@ def train_on_partial_masks(
         if image.shape[:2] != mask.shape:
             raise ValueError(f"image shape {image.shape} does not match mask shape {mask.shape}")
     device = device or next(model.parameters()).device
-    result = TrainResult()
-    candidates = np.array(
-        [i for i, mask in enumerate(masks) if (mask != UNLABELED).any()], dtype=np.int64
-    )
+    candidates = _labeled_indices(masks)
     if len(candidates) == 0 or config.iterations == 0:
-        return result
-    num_classes = int(getattr(getattr(model, "config", None), "num_classes", 0)) or None
-    weights = None
-    if config.class_weights and num_classes:
-        weights = torch.from_numpy(median_frequency_weights(masks, num_classes)).to(device)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    best_loss, best_state, evaluations_without_gain = math.inf, None, 0
-    model.train()
-    for iteration in range(config.iterations):
+        return TrainResult()
+
+    def batch_loss(weights: torch.Tensor | None) -> torch.Tensor:
         batch_images, batch_masks = sample_batch(images, masks, candidates, config, rng)
         x, y = _to_device(batch_images, batch_masks, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             logits = model(x)
-        loss = partial_mask_loss(logits.float(), y, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        result.losses.append(float(loss.detach()))
-        result.iterations_run = iteration + 1
-        if on_iteration is not None:
-            on_iteration(iteration + 1, result.losses[-1])
-        if (
-            validation is not None
-            and config.validate_every
-            and ((iteration + 1) % config.validate_every == 0)
-        ):
-            current = validation_loss(model, validation[0], validation[1], device, weights)
-            model.train()
-            if current < best_loss:
-                best_loss, evaluations_without_gain = current, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                evaluations_without_gain += 1
-                if evaluations_without_gain >= config.patience:
-                    result.stopped_early = True
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        result.best_validation_loss = best_loss
-    return result
+        return partial_mask_loss(logits.float(), y, weights)
+
+    held_out = None
+    if validation is not None and config.validate_every:
+        val_images, val_masks = validation
+
+        def held_out(weights: torch.Tensor | None) -> float:
+            return validation_loss(model, val_images, val_masks, device, weights)
+
+    weights = _class_weights(model, masks, config, device)
+    return _fit(model, batch_loss, held_out, config, weights, on_iteration)
+
+
+def sample_encoded_batch(
+    encoded: Sequence[EncodedImage],
+    masks: Sequence[NDArray[np.uint8]],
+    candidates: NDArray[np.int64],
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> tuple[list[EncodedImage], NDArray[np.uint8], list[bool]]:
+    """A batch of whole encoded images, their (B, H, W) masks and which to mirror.
+
+    Draws from ``rng`` what ``sample_batch`` draws for whole equal-size images, so both paths
+    see the same batches. No crops: a flip of features and mask is the cheap exact
+    augmentation here; a crop would need the encoder again.
+    """
+    chosen = rng.choice(candidates, size=config.batch_size, replace=True)
+    flips = [bool(config.flips and rng.random() < 0.5) for _ in chosen]
+    batch_masks = np.stack(
+        [masks[i][:, ::-1] if flip else masks[i] for i, flip in zip(chosen, flips, strict=True)]
+    )
+    return [encoded[i] for i in chosen], batch_masks, flips
+
+
+def encoded_validation_loss(
+    model: nn.Module,
+    encoded: Sequence[EncodedImage],
+    masks: Sequence[NDArray[np.uint8]],
+    device: torch.device,
+    class_weights: torch.Tensor | None = None,
+) -> float:
+    """``validation_loss`` from cached features: the same per-image mean, in eval mode."""
+    frozen = frozen_encoder_model(model)  # type: ignore[arg-type]
+    was_training = frozen.training
+    frozen.eval()
+    total = 0.0
+    with torch.no_grad():
+        for item, mask in zip(encoded, masks, strict=True):
+            logits = frozen.head(frozen.decode(stack_encoded([item], device)), item.image_size)
+            target = torch.from_numpy(np.ascontiguousarray(mask[None])).to(device).long()
+            total += float(partial_mask_loss(logits, target, class_weights))
+    frozen.train(was_training)
+    return total / max(len(encoded), 1)
+
+
+def train_on_features(
+    model: nn.Module,
+    encoded: Sequence[EncodedImage],
+    masks: Sequence[NDArray[np.uint8]],
+    config: TrainConfig,
+    rng: np.random.Generator,
+    device: torch.device | None = None,
+    validation: tuple[Sequence[EncodedImage], Sequence[NDArray[np.uint8]]] | None = None,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """``train_on_partial_masks`` for a frozen pretrained model from cached encoder features
+    (``features.encode_images``): only decoder and classifier train. (H, W) masks match each
+    feature set's image_size; augmentation is horizontal flips (``config.crop_size`` must be
+    None). Same result as training the whole model on the images without flips.
+    """
+    frozen = frozen_encoder_model(model)  # type: ignore[arg-type]
+    if config.crop_size is not None:
+        raise ValueError("training from cached features takes whole images: crop_size must be None")
+    if len(encoded) != len(masks):
+        raise ValueError(f"{len(encoded)} encoded images but {len(masks)} masks")
+    for item, mask in zip(encoded, masks, strict=True):
+        if item.image_size != mask.shape:
+            raise ValueError(
+                f"features of a {item.image_size} image do not match mask {mask.shape}"
+            )
+    device = device or next(frozen.parameters()).device
+    candidates = _labeled_indices(masks)
+    if len(candidates) == 0 or config.iterations == 0:
+        return TrainResult()
+    by_size: dict[tuple[int, int], NDArray[np.int64]] = {}
+    for index in candidates:
+        by_size.setdefault(encoded[index].image_size, np.empty(0, np.int64))
+        by_size[encoded[index].image_size] = np.append(by_size[encoded[index].image_size], index)
+    sizes = sorted(by_size)
+
+    def batch_loss(weights: torch.Tensor | None) -> torch.Tensor:
+        # Images of different sizes cannot share a batch: pick a size, then a batch of it.
+        group = by_size[sizes[int(rng.integers(len(sizes)))]] if len(sizes) > 1 else candidates
+        items, batch_masks, flips = sample_encoded_batch(encoded, masks, group, config, rng)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            logits = frozen.head(
+                frozen.decode(stack_encoded(items, device, flips)), items[0].image_size
+            )
+        target = torch.from_numpy(np.ascontiguousarray(batch_masks)).to(device).long()
+        return partial_mask_loss(logits.float(), target, weights)
+
+    held_out = None
+    if validation is not None and config.validate_every:
+        val_encoded, val_masks = validation
+
+        def held_out(weights: torch.Tensor | None) -> float:
+            return encoded_validation_loss(frozen, val_encoded, val_masks, device, weights)
+
+    weights = _class_weights(frozen, masks, config, device)
+    return _fit(frozen, batch_loss, held_out, config, weights, on_iteration)

@@ -7,11 +7,12 @@ so memory does not grow with T.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from worker.engine.model import UNet, enable_mc_dropout
+from worker.engine.model import SegmentationModel, enable_mc_dropout
 
 METHODS = ("entropy", "bald", "margin", "paper")
 _EPS = 1e-12
@@ -30,9 +31,25 @@ def _entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(_EPS))).sum(dim=1)
 
 
+def _accumulate(
+    logits_of_pass: Callable[[], torch.Tensor], samples: int, with_entropy: bool
+) -> SoftmaxMoments:
+    sum_probs: torch.Tensor | None = None
+    sum_entropy: torch.Tensor | None = None
+    for _ in range(samples):
+        probs = torch.softmax(logits_of_pass().float(), dim=1)
+        sum_probs = probs if sum_probs is None else sum_probs + probs
+        if with_entropy:
+            entropy = _entropy(probs)
+            sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
+    assert sum_probs is not None
+    mean_entropy = None if sum_entropy is None else sum_entropy / samples
+    return SoftmaxMoments(sum_probs / samples, mean_entropy)
+
+
 @torch.no_grad()
 def mc_softmax_moments(
-    model: UNet,
+    model: SegmentationModel,
     images: torch.Tensor,
     samples: int,
     cheap: bool = True,
@@ -49,23 +66,42 @@ def mc_softmax_moments(
         raise ValueError(f"samples must be >= 1, got {samples}")
     if images.ndim != 4:
         raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
+    if cheap:
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+            was_training = model.training
+            enable_mc_dropout(model)
+            features = model.trunk(images)
+            model.train(was_training)
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        return mc_moments_from_trunk(model, features, size, samples, bf16, with_entropy)
     was_training = model.training
     enable_mc_dropout(model)
-    sum_probs: torch.Tensor | None = None
-    sum_entropy: torch.Tensor | None = None
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
-        features = model.trunk(images) if cheap else None
-        for _ in range(samples):
-            logits = model.head(features) if features is not None else model(images)
-            probs = torch.softmax(logits.float(), dim=1)
-            sum_probs = probs if sum_probs is None else sum_probs + probs
-            if with_entropy:
-                entropy = _entropy(probs)
-                sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
+        moments = _accumulate(lambda: model(images), samples, with_entropy)
     model.train(was_training)
-    assert sum_probs is not None
-    mean_entropy = None if sum_entropy is None else sum_entropy / samples
-    return SoftmaxMoments(sum_probs / samples, mean_entropy)
+    return moments
+
+
+@torch.no_grad()
+def mc_moments_from_trunk(
+    model: SegmentationModel,
+    features: torch.Tensor,
+    size: tuple[int, int],
+    samples: int,
+    bf16: bool = False,
+    with_entropy: bool = True,
+) -> SoftmaxMoments:
+    """The cheap path's sampling: ``samples`` head passes (dropout + classifier) over trunk
+    features computed once, e.g. decoded from cached encoder features. size: the (H, W) of
+    the logits (the input images')."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    was_training = model.training
+    enable_mc_dropout(model)
+    with torch.autocast(features.device.type, dtype=torch.bfloat16, enabled=bf16):
+        moments = _accumulate(lambda: model.head(features, size), samples, with_entropy)
+    model.train(was_training)
+    return moments
 
 
 def pixel_scores_from_moments(moments: SoftmaxMoments, method: str) -> torch.Tensor:
@@ -93,7 +129,7 @@ def pixel_scores_from_moments(moments: SoftmaxMoments, method: str) -> torch.Ten
 
 
 def pixel_uncertainty(
-    model: UNet,
+    model: SegmentationModel,
     images: torch.Tensor,
     method: str = "entropy",
     samples: int = 20,
@@ -105,5 +141,22 @@ def pixel_uncertainty(
         raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
     moments = mc_softmax_moments(
         model, images, samples, cheap=cheap, bf16=bf16, with_entropy=method in ("bald", "paper")
+    )
+    return pixel_scores_from_moments(moments, method).float(), moments.mean_probs.argmax(dim=1)
+
+
+def pixel_uncertainty_from_trunk(
+    model: SegmentationModel,
+    features: torch.Tensor,
+    size: tuple[int, int],
+    method: str = "entropy",
+    samples: int = 20,
+    bf16: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pixel_uncertainty`` from trunk features computed once (the cheap path)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown uncertainty method {method!r}; known: {METHODS}")
+    moments = mc_moments_from_trunk(
+        model, features, size, samples, bf16=bf16, with_entropy=method in ("bald", "paper")
     )
     return pixel_scores_from_moments(moments, method).float(), moments.mean_probs.argmax(dim=1)

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from worker.engine.evaluation import evaluate_confusion
 from worker.engine.metrics import iou_per_class, mean_iou
-from worker.engine.model import ModelConfig, UNet, build_model
+from worker.engine.model import ModelConfig, SegmentationModel, build_model
 from worker.engine.oracle import oracle_label
 from worker.engine.reductions import (
     IMAGE_SCORES,
@@ -188,7 +188,11 @@ class Pool:
 
 
 def score_pool(
-    model: UNet, pool: Pool, config: SimulationConfig, device: torch.device, num_classes: int
+    model: SegmentationModel,
+    pool: Pool,
+    config: SimulationConfig,
+    device: torch.device,
+    num_classes: int,
 ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
     """Image scores (NaN = nothing left to ask) and per-image superpixel scores."""
     class_weights = (
@@ -263,7 +267,7 @@ class SeedRun:
         self,
         strategy: str,
         round_number: int,
-        model: UNet,
+        model: SegmentationModel,
         pool: Pool,
         started: float,
         **extra: object,
@@ -293,7 +297,7 @@ class SeedRun:
             self.on_row(row)
         return row
 
-    def _new_model(self) -> UNet:
+    def _new_model(self) -> SegmentationModel:
         torch.manual_seed(self.seed)
         config = ModelConfig(
             num_classes=self.validation.num_classes,
@@ -303,7 +307,9 @@ class SeedRun:
         )
         return build_model(config).to(self.device)
 
-    def _train(self, model: UNet, pool: Pool, iterations: int, rng: np.random.Generator) -> None:
+    def _train(
+        self, model: SegmentationModel, pool: Pool, iterations: int, rng: np.random.Generator
+    ) -> None:
         train_on_partial_masks(
             model, pool.images, pool.masks, self.config.train_config(iterations), rng, self.device
         )
@@ -343,7 +349,12 @@ class SeedRun:
         return self.rows
 
     def _run_strategy(
-        self, strategy: str, model: UNet, pool: Pool, rng: np.random.Generator, seconds: float
+        self,
+        strategy: str,
+        model: SegmentationModel,
+        pool: Pool,
+        rng: np.random.Generator,
+        seconds: float,
     ) -> None:
         config = self.config
         ignore = self.validation.ignore_index
