@@ -6,6 +6,10 @@
 - A queued job whose message is older than five leases is sent again (a broker restarted
   without persistence, a message lost with a killed worker); duplicates are harmless, a
   job runs once (see ``worker.jobs.claim_job``).
+- A queued job that was committed but never sent (the API or a round driver died between
+  its commit and the send, or the broker refused the send) is sent once it is a lease old:
+  the sender normally records ``dispatched_at`` within milliseconds, so a lease leaves it
+  time, and a duplicate would be harmless anyway.
 - Images still processing with no ingest job to process them (``tessera import``) get one.
 
 Each takeover is a conditional UPDATE, so two watchdogs never both take the same job.
@@ -16,7 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.models import Image, ImageStatus, Job, JobStatus
@@ -29,6 +33,7 @@ from worker.runtime import WorkerRuntime
 log = logging.getLogger(__name__)
 
 RESEND_AFTER_LEASES = 5
+SEND_UNSENT_AFTER_LEASES = 1
 
 
 def _send(session: Session, settings: Settings, job_id: int) -> bool:
@@ -93,20 +98,33 @@ def take_over_lapsed_jobs(runtime: WorkerRuntime) -> list[int]:
 
 
 def resend_stale_queued_jobs(runtime: WorkerRuntime) -> list[int]:
+    """Sends queued jobs again whose message may be lost (sent more than five leases ago)
+    or that were never sent (committed more than a lease ago); returns their ids."""
     settings = runtime.settings
-    cutoff = utc_now() - timedelta(seconds=settings.job_lease_seconds * RESEND_AFTER_LEASES)
+    now = utc_now()
+    lost_cutoff = now - timedelta(seconds=settings.job_lease_seconds * RESEND_AFTER_LEASES)
+    unsent_cutoff = now - timedelta(seconds=settings.job_lease_seconds * SEND_UNSENT_AFTER_LEASES)
+    stale = (
+        Job.status == JobStatus.queued,
+        or_(
+            Job.dispatched_at < lost_cutoff,
+            and_(Job.dispatched_at.is_(None), Job.created_at < unsent_cutoff),
+        ),
+    )
     sent: list[int] = []
     with runtime.session_factory() as session:
-        stale = list(
-            session.scalars(
-                select(Job.id).where(
-                    Job.status == JobStatus.queued,
-                    Job.dispatched_at.is_not(None),
-                    Job.dispatched_at < cutoff,
-                )
+        for job_id in list(session.scalars(select(Job.id).where(*stale).order_by(Job.id))):
+            # Claimed by the UPDATE (its row lock is held until the commit after the send),
+            # so the watchdogs of several workers send a stale job once, not once each.
+            claimed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, *stale)
+                .values(dispatched_at=now)
+                .execution_options(synchronize_session=False)
             )
-        )
-        for job_id in stale:
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                continue
             if _send(session, settings, job_id):
                 sent.append(job_id)
     return sent

@@ -6,6 +6,7 @@ the round through training, scoring and labeling and reports progress on the job
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -27,6 +28,7 @@ from backend.rounds.schemas import (
     RoundStarted,
 )
 from backend.tasks import BrokerUnavailable, send_job
+from backend.validation_types import Id
 
 router = APIRouter(prefix="/projects/{project_id}")
 
@@ -85,7 +87,7 @@ def _get_round(session: SessionDep, project_id: int, round_id: int) -> Round:
 
 
 @router.post("/rounds/{round_id}/close", response_model=RoundRead, tags=["rounds"])
-def close_round(round_id: int, access: ProjectLead, session: SessionDep) -> Round:
+def close_round(round_id: Id, access: ProjectLead, session: SessionDep) -> Round:
     """Ends a round's labeling (also with queries left undone) so the next can start."""
     round_ = _get_round(session, access.project.id, round_id)
     service.close_round(session, round_)
@@ -94,7 +96,7 @@ def close_round(round_id: int, access: ProjectLead, session: SessionDep) -> Roun
 
 
 @router.get("/rounds/{round_id}", response_model=RoundDetail, tags=["rounds"])
-def round_detail(round_id: int, access: ProjectMember, session: SessionDep) -> RoundDetail:
+def round_detail(round_id: Id, access: ProjectMember, session: SessionDep) -> RoundDetail:
     """A round with its queries (which images, which superpixels) and its models."""
     round_ = _get_round(session, access.project.id, round_id)
     queries = session.scalars(
@@ -132,7 +134,7 @@ def _get_job(session: SessionDep, project_id: int, job_id: int) -> Job:
 
 
 @router.get("/jobs/{job_id}", response_model=JobRead, tags=["jobs"])
-def job_detail(job_id: int, access: ProjectMember, session: SessionDep) -> Job:
+def job_detail(job_id: Id, access: ProjectMember, session: SessionDep) -> Job:
     """A job's status, progress (0..1), ETA, message and, when it failed, its error."""
     return _get_job(session, access.project.id, job_id)
 
@@ -158,14 +160,19 @@ def _dispatch(session: SessionDep, settings: SettingsDep, job: Job) -> None:
     status_code=status.HTTP_202_ACCEPTED,
     tags=["jobs"],
     responses={
-        409: {"description": "The job did not fail, or another round has started since"},
+        409: {
+            "description": "The job is running, ended other than failed, or was queued less "
+            "than a lease ago; or another round has started since"
+        },
         503: {"description": "The task broker is unreachable"},
     },
 )
-def retry_job(job_id: int, access: ProjectLead, session: SessionDep, settings: SettingsDep) -> Job:
-    """Runs a failed job again; a round resumes after its last finished step."""
+def retry_job(job_id: Id, access: ProjectLead, session: SessionDep, settings: SettingsDep) -> Job:
+    """Runs a failed job again (a round resumes after its last finished step), or sends a
+    job again that has waited in the queue for longer than a lease (``TESSERA_JOB_LEASE_SECONDS``),
+    e.g. a round left ``pending`` because the API stopped before handing it to the broker."""
     job = _get_job(session, access.project.id, job_id)
-    service.retry_job(session, job)
+    service.retry_job(session, job, stale_after=timedelta(seconds=settings.job_lease_seconds))
     session.commit()
     _dispatch(session, settings, job)
     return job
@@ -186,7 +193,7 @@ class OracleRequest(BaseModel):
     },
 )
 def answer_with_oracle(
-    round_id: int,
+    round_id: Id,
     access: ProjectLead,
     session: SessionDep,
     settings: SettingsDep,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import HTTPException, status
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -104,14 +106,32 @@ def close_round(session: Session, round_: Round) -> None:
     round_.finished_at = utc_now()
 
 
-def retry_job(session: Session, job: Job) -> None:
+def retry_job(session: Session, job: Job, *, stale_after: timedelta) -> None:
     """Puts a failed job back in the queue; a failed round goes back to ``pending`` and its
-    worker resumes after the last step it finished (steps are idempotent). 409 unless the job
-    failed, or when another round has started since."""
+    worker resumes after the last step it finished (steps are idempotent).
+
+    A job still queued ``stale_after`` after it was last sent (or committed, if it never was:
+    the API died between the commit and the send) is only marked for sending again; a
+    duplicate message is harmless, the job runs once. 409 for a job that is running, ended
+    other than failed, or queued more recently, and when another round has started since.
+    """
+    if job.status == JobStatus.queued:
+        waited = utc_now() - (job.dispatched_at or job.created_at)
+        if waited < stale_after:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"Job {job.id} was queued {waited.total_seconds():.0f} s ago and may still "
+                f"reach a worker; it can be sent again once it has waited "
+                f"{stale_after.total_seconds():.0f} s.",
+            )
+        job.message = "retry: sent again while queued"
+        session.flush()
+        return
     if job.status != JobStatus.failed:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"Job {job.id} is {job.status.value}; only a failed job can be retried.",
+            f"Job {job.id} is {job.status.value}; only a failed job, or one left queued, "
+            "can be retried.",
         )
     if job.round_id is not None and job.kind == ROUND_JOB_KIND:
         assert job.project_id is not None

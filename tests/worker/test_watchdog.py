@@ -13,7 +13,7 @@ from backend.models import Job, JobStatus, Round, RoundStatus
 from backend.models.base import utc_now
 from tests.worker.conftest import Api, Stack
 from worker.runtime import runtime_for
-from worker.watchdog import take_over_lapsed_jobs
+from worker.watchdog import resend_stale_queued_jobs, take_over_lapsed_jobs
 
 
 def lapsed_round_job(api: Api, project: int, number: int, takeovers: int) -> tuple[int, int]:
@@ -66,4 +66,25 @@ def test_lapsed_job_is_resent_then_failed_at_the_attempt_limit(
     retried = api.post(f"/projects/{project}/jobs/{job_id}/retry")
     assert (retried["status"], retried["takeovers"]) == ("queued", 0)
     assert api.get(f"/projects/{project}/rounds/{round_id}")["status"] == "pending"
+    runtime.engine.dispose()
+
+
+def test_job_never_sent_is_sent_once_after_a_lease(make_stack: Any, make_api: Any) -> None:
+    stack: Stack = make_stack("postgresql", "embedded")
+    api: Api = make_api(stack)
+    project = api.post("/projects", expect=201, json={"name": "unsent"})["id"]
+    runtime = runtime_for(stack.settings)
+    messages = stack.settings.broker_dir / "messages"
+    job_id = api.world.job(project, kind="ingest")  # committed, never sent
+
+    assert resend_stale_queued_jobs(runtime) == []  # its sender may still be sending it
+    with api.world.factory() as session:
+        lease = timedelta(seconds=stack.settings.job_lease_seconds)
+        session.execute(update(Job).where(Job.id == job_id).values(created_at=utc_now() - lease))
+        session.commit()
+    assert resend_stale_queued_jobs(runtime) == [job_id]
+    assert resend_stale_queued_jobs(runtime) == []  # sent just now: not again
+    assert len(list(messages.iterdir())) == 1
+    job = api.get(f"/projects/{project}/jobs/{job_id}")
+    assert (job["status"], job["celery_task_id"] is not None) == ("queued", True)
     runtime.engine.dispose()
