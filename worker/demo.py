@@ -21,7 +21,6 @@ Importing this module loads no torch (``backend/commands/serve.py`` imports it l
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import json
 import os
@@ -50,6 +49,7 @@ from backend.auth.service import create_user, hash_password, normalize_email, pa
 from backend.db import make_engine, make_session_factory
 from backend.models import User
 from backend.settings import Settings, get_settings
+from worker.parent_death import die_with
 from worker.simulation.synthetic import CLASSES, generate_scene
 
 # Worker settings small enough for a CPU (a round well under a minute on two busy cores),
@@ -174,26 +174,6 @@ def ensure_demo_users(settings: Settings, state: DemoState) -> None:
 # The worker subprocess
 
 
-def _die_with(parent_pid: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGKILL when the process that started it dies, even
-    by SIGKILL, so a killed ``serve`` leaves no worker behind. Celery's prefork pool
-    processes do the same towards the worker (``celery.concurrency.prefork``), so they go
-    too. (SIGQUIT, Celery's cold shutdown, is lost when it lands during the worker's start.)
-    """
-
-    # Loaded here, in the parent: the child only makes the call.
-    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-    pr_set_pdeathsig = 1
-
-    def arrange() -> None:
-        if libc is not None:
-            libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return arrange
-
-
 def tessera_command() -> list[str]:
     """How to run the ``tessera`` CLI with this interpreter."""
     script = Path(sys.executable).with_name("tessera")
@@ -217,7 +197,9 @@ def start_worker(log_path: Path) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with(os.getpid()),
+            # SIGKILL when serve dies, even by SIGKILL, and its pool processes follow it.
+            # (SIGQUIT, Celery's cold shutdown, is lost when it lands during the worker's start.)
+            preexec_fn=die_with(os.getpid()),
         )
 
 

@@ -68,11 +68,18 @@ def worker(
     )
     _log_startup(settings, concurrency, pool)
 
+    from celery.signals import worker_process_init
+
     from backend.migrate import upgrade_database
     from worker.celery_app import create_celery_app
+    from worker.parent_death import die_with
 
     upgrade_database(settings)
     app = create_celery_app(settings)
+    # A pool process dies with this one, even when this one is killed by SIGKILL: none is
+    # left behind holding a model (on a GPU, its memory) or a job's lease.
+    pool_process_arrange = die_with(os.getpid())
+    worker_process_init.connect(lambda **_: pool_process_arrange(), weak=False)
     names = queues or ",".join(dict.fromkeys([settings.task_queue, settings.resolved_ingest_queue]))
     argv = ["worker", f"--queues={names}", f"--concurrency={concurrency}", f"--pool={pool}"]
     argv.append(f"--loglevel={level}")

@@ -1,0 +1,91 @@
+"""Killing ``tessera worker``'s main process (SIGKILL) takes its prefork pool processes
+with it, idle or in the middle of a job, so none is left holding a model (or GPU memory).
+
+Celery's prefork pool asks for a parent-death signal itself (Linux, errors ignored); the
+worker here runs with that call switched off, so the test checks Tessera's own
+(``worker/parent_death.py``) and keeps holding whatever Celery version is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.worker.conftest import Api, Stack, wait_for
+from tests.worker.flows import first_round_answered_by_oracle, wait_for_ingest
+from tests.worker.scenes import create_scene_project
+
+
+def living_children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid``, zombies left out (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            continue
+        if int(parent) == pid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+WITHOUT_CELERY_PDEATHSIG = """
+import celery.platforms
+
+celery.platforms.set_pdeathsig = lambda name: None
+"""
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "training"])
+def test_pool_processes_die_with_a_killed_worker(
+    make_stack: Any, make_api: Any, tmp_path: Path, busy: bool
+) -> None:
+    stack: Stack = make_stack("postgresql", "redis")
+    api: Api = make_api(stack)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WITHOUT_CELERY_PDEATHSIG)
+    worker = stack.start_worker(
+        TESSERA_TRAIN_ITERATIONS="100000",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+    )
+    main = worker.process.pid
+    pool = wait_for(lambda: living_children(main), 60, "the pool processes", stack.workers)
+    if busy:
+        project = create_scene_project(api)
+        wait_for_ingest(api, stack, project.id)
+        first_round_answered_by_oracle(api, stack, project)
+        job_id = api.post(f"/projects/{project.id}/rounds")["job"]["id"]
+        wait_for(
+            lambda: (
+                "training: iteration" in api.get(f"/projects/{project.id}/jobs/{job_id}")["message"]
+            ),
+            60,
+            "training to start",
+            stack.workers,
+        )
+        pool = living_children(main)
+    os.kill(main, signal.SIGKILL)
+    worker.process.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while any(is_alive(pid) for pid in pool) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in pool if is_alive(pid)]
+    for pid in left:  # never leave them running for the next test
+        os.kill(pid, signal.SIGKILL)
+    assert pool and not left, f"pool processes {left} of {pool} outlived the worker"
