@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from backend.annotations.router import router as annotations_router
+from backend.api_errors import document_errors, install_bad_input_handlers, refuse_nul_text
 from backend.auth.router import router as auth_router
 from backend.dashboard.router import router as dashboard_router
 from backend.db import make_engine, make_session_factory
@@ -60,6 +61,7 @@ def build_api_router() -> APIRouter:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.resolved_database_url)
+    refuse_nul_text(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,5 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await call_next(request)
 
     app.include_router(build_api_router())
+    install_bad_input_handlers(app)
+    document_errors(app)
     mount_frontend(app, settings)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -26,10 +25,10 @@ from backend.masks import empty_mask, encode_mask_png
 from backend.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
 from backend.models import Query as QueryRow
 from backend.projects.deps import ProjectMember
+from backend.validation_types import Id, IdValue, parse_version_etag
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["annotations"])
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 PNG = {"content": {"image/png": {}}, "description": "PNG bytes"}
 
 
@@ -40,12 +39,12 @@ def _parse_if_match(if_match: str | None) -> int:
             "Send the mask version you edited as 'If-Match: \"<version>\"' (from GET .../mask "
             "or the task).",
         )
-    match = _ETAG.match(if_match)
-    if match is None:
+    version = parse_version_etag(if_match)
+    if version is None:
         raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"If-Match {if_match!r} is not a mask version."
+            status.HTTP_400_BAD_REQUEST, f"If-Match {if_match[:40]!r} is not a mask version."
         )
-    return int(match.group(1))
+    return version
 
 
 @router.get(
@@ -53,7 +52,7 @@ def _parse_if_match(if_match: str | None) -> int:
     response_class=Response,
     responses={200: {**PNG, "headers": {"ETag": {"description": 'The version, e.g. "3"'}}}},
 )
-def read_mask(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
+def read_mask(image_id: Id, access: ProjectMember, session: SessionDep) -> Response:
     """The current partial mask (PNG, pixel = class index, 255 = unlabeled); ETag = version."""
     image = get_image(session, access.project.id, image_id)
     annotation = session.scalar(
@@ -79,11 +78,12 @@ def read_mask(image_id: int, access: ProjectMember, session: SessionDep) -> Resp
         409: {"description": "The image is not queried in an open round"},
         412: {"description": "If-Match names a stale version; nothing was changed"},
         422: {"description": "Bad mask, or pixels changed outside the queried superpixels"},
+        400: {"description": "If-Match is not a mask version"},
         428: {"description": "If-Match missing"},
     },
 )
 def save_mask(
-    image_id: int,
+    image_id: Id,
     mask: Annotated[
         bytes,
         Body(
@@ -139,11 +139,12 @@ def save_mask(
         409: {"description": "The image is not queried in an open round, or the map is not"},
         412: {"description": "If-Match names a stale version; nothing was changed"},
         422: {"description": "A class, superpixel or run breaks the rules; nothing was changed"},
+        400: {"description": "If-Match is not a mask version"},
         428: {"description": "If-Match missing"},
     },
 )
 def edit_mask(
-    image_id: int,
+    image_id: Id,
     body: MaskEditBody,
     access: ProjectMember,
     session: SessionDep,
@@ -229,7 +230,7 @@ def _save(
 
 @router.get("/images/{image_id}/submissions", response_model=list[SubmissionRead])
 def list_submissions(
-    image_id: int, access: ProjectMember, session: SessionDep
+    image_id: Id, access: ProjectMember, session: SessionDep
 ) -> list[AnnotationSubmission]:
     """Every accepted save of this image's mask, oldest first."""
     image = get_image(session, access.project.id, image_id)
@@ -278,7 +279,7 @@ def next_task(
     session: SessionDep,
     settings: SettingsDep,
     exclude: Annotated[
-        list[int],
+        list[IdValue],
         Query(max_length=500, description="Query ids to pass over (tasks the caller skipped)."),
     ] = [],  # noqa: B006 (FastAPI copies defaults per request)
 ) -> Task | Response:
@@ -311,7 +312,7 @@ def _get_query(session: SessionDep, project_id: int, query_id: int) -> QueryRow:
 
 
 @router.post("/tasks/{query_id}/release", status_code=status.HTTP_204_NO_CONTENT, tags=["tasks"])
-def release_task(query_id: int, access: ProjectMember, session: SessionDep) -> None:
+def release_task(query_id: Id, access: ProjectMember, session: SessionDep) -> None:
     """Gives a task back before its lease ends (the assignee, or a lead)."""
     query = _get_query(session, access.project.id, query_id)
     if query.assignee_id not in (None, access.user.id) and not access.is_lead:
@@ -329,7 +330,7 @@ def release_task(query_id: int, access: ProjectMember, session: SessionDep) -> N
     tags=["tasks"],
     responses={200: {**PNG, "description": "Uncertainty quantized to 0..255 (greyscale PNG)"}},
 )
-def read_uncertainty(query_id: int, access: ProjectMember, session: SessionDep) -> Response:
+def read_uncertainty(query_id: Id, access: ProjectMember, session: SessionDep) -> Response:
     query = _get_query(session, access.project.id, query_id)
     png = session.scalar(select(QueryRow.uncertainty_png).where(QueryRow.id == query.id))
     if png is None:

@@ -12,6 +12,7 @@ from backend.auth.schemas import LoginRequest, TokenCreate, TokenCreated, TokenI
 from backend.deps import CurrentUser, SessionDep, SettingsDep
 from backend.models import ApiToken, TokenKind
 from backend.users.schemas import UserRead
+from backend.validation_types import Id
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -112,7 +113,7 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, user: CurrentUser, session: SessionDep) -> None:
+def revoke_token(token_id: Id, user: CurrentUser, session: SessionDep) -> None:
     token = session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id or token.kind != TokenKind.api:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"You have no API token {token_id}.")

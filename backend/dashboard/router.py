@@ -28,6 +28,7 @@ from backend.dashboard.schemas import (
 from backend.deps import SessionDep, SettingsDep
 from backend.models import SimulationResult
 from backend.projects.deps import ProjectLead
+from backend.validation_types import Id
 
 router = APIRouter(prefix="/projects/{project_id}/dashboard", tags=["dashboard"])
 
@@ -150,7 +151,7 @@ def upload_simulation(
 
 
 @router.delete("/simulations/{simulation_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_simulation(simulation_id: int, access: ProjectLead, session: SessionDep) -> None:
+def delete_simulation(simulation_id: Id, access: ProjectLead, session: SessionDep) -> None:
     result = session.get(SimulationResult, simulation_id)
     if result is None or result.project_id != access.project.id:
         raise HTTPException(

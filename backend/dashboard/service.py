@@ -8,7 +8,6 @@ worker's remaining pixel budget is computed from the same sums.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from typing import Any
@@ -58,6 +57,7 @@ from backend.models import (
 )
 from backend.projects.service import project_classes
 from backend.rounds.schemas import JobRead
+from backend.validation_types import JsonRefused, load_json_limited
 
 WARN_AT = 0.75
 CRITICAL_AT = 0.9
@@ -621,9 +621,9 @@ def parse_simulation_rows(data: bytes) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise refuse(f"line {number}: not JSON ({error.msg}).") from error
+            row = load_json_limited(line, what="the row")
+        except JsonRefused as error:
+            raise refuse(f"line {number}: {error}.") from error
         if not isinstance(row, dict):
             raise refuse(f"line {number}: expected a JSON object.")
         for name, kind in _REQUIRED.items():

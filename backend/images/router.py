@@ -27,6 +27,7 @@ from backend.images.validation import UploadRefused, UploadSource, display_name
 from backend.models import Annotation, Image, ImageStatus, Split, SuperpixelMap
 from backend.projects.deps import ProjectLead, ProjectMember
 from backend.settings import Settings
+from backend.validation_types import Id, IdValue
 
 router = APIRouter(prefix="/projects/{project_id}/images", tags=["images"])
 
@@ -159,13 +160,13 @@ def list_images(
 
 
 @router.get("/{image_id}", response_model=ImageRead)
-def image_detail(image_id: int, access: ProjectMember, session: SessionDep) -> ImageRead:
+def image_detail(image_id: Id, access: ProjectMember, session: SessionDep) -> ImageRead:
     return read_image(session, access.project.id, image_id)
 
 
 @router.patch("/{image_id}", response_model=ImageRead)
 def update_image(
-    image_id: int, body: ImageUpdate, access: ProjectLead, session: SessionDep
+    image_id: Id, body: ImageUpdate, access: ProjectLead, session: SessionDep
 ) -> ImageRead:
     """Moves an image between pool, validation and test."""
     image = service.get_image(session, access.project.id, image_id)
@@ -175,7 +176,7 @@ def update_image(
 
 
 @router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_image(image_id: int, access: ProjectLead, session: SessionDep) -> None:
+def delete_image(image_id: Id, access: ProjectLead, session: SessionDep) -> None:
     """Deletes an image with its mask, history, superpixels and queries."""
     session.delete(service.get_image(session, access.project.id, image_id))
     session.commit()
@@ -187,7 +188,7 @@ def delete_image(image_id: int, access: ProjectLead, session: SessionDep) -> Non
     responses={200: {"content": {"image/*": {}}, "description": "The uploaded bytes"}},
 )
 def download_image(
-    image_id: int,
+    image_id: Id,
     access: ProjectMember,
     session: SessionDep,
     if_none_match: Annotated[str | None, Header()] = None,
@@ -208,7 +209,7 @@ def download_image(
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}},
 )
-def download_thumbnail(image_id: int, access: ProjectMember, session: SessionDep) -> Response:
+def download_thumbnail(image_id: Id, access: ProjectMember, session: SessionDep) -> Response:
     image = service.get_image(session, access.project.id, image_id, undefer(Image.thumbnail_jpeg))
     return Response(
         image.thumbnail_jpeg,
@@ -229,11 +230,11 @@ def download_thumbnail(image_id: int, access: ProjectMember, session: SessionDep
     },
 )
 def download_superpixels(
-    image_id: int,
+    image_id: Id,
     access: ProjectMember,
     session: SessionDep,
     map_id: Annotated[
-        int | None,
+        IdValue | None,
         Query(
             description="A specific map (a task's superpixel_map_id); default: the map "
             "for the project's current size and algorithm."
@@ -271,7 +272,7 @@ def download_superpixels(
 
 @router.put("/{image_id}/ground-truth", response_model=ImageRead)
 def upload_ground_truth(
-    image_id: int,
+    image_id: Id,
     file: Annotated[UploadFile, File(description="Lossless single-channel mask, 255 = unlabeled")],
     access: ProjectLead,
     session: SessionDep,
@@ -290,7 +291,7 @@ def upload_ground_truth(
 
 
 @router.get("/{image_id}/ground-truth", response_class=Response, responses={200: PNG})
-def download_ground_truth(image_id: int, access: ProjectLead, session: SessionDep) -> Response:
+def download_ground_truth(image_id: Id, access: ProjectLead, session: SessionDep) -> Response:
     image = service.get_image(session, access.project.id, image_id, undefer(Image.ground_truth_png))
     if image.ground_truth_png is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Image {image_id} has no ground truth.")
@@ -298,7 +299,7 @@ def download_ground_truth(image_id: int, access: ProjectLead, session: SessionDe
 
 
 @router.delete("/{image_id}/ground-truth", status_code=status.HTTP_204_NO_CONTENT)
-def delete_ground_truth(image_id: int, access: ProjectLead, session: SessionDep) -> None:
+def delete_ground_truth(image_id: Id, access: ProjectLead, session: SessionDep) -> None:
     image = service.get_image(session, access.project.id, image_id)
     image.ground_truth_png = None
     session.commit()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from backend.deps import CurrentUser, SessionDep
 from backend.models import Membership, Project, Role, User
+from backend.validation_types import MAX_ID
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def not_found(project_id: int) -> HTTPException:
 
 
 def project_member(
-    project_id: Annotated[int, Path(description="Project id")],
+    project_id: Annotated[int, Path(ge=1, le=MAX_ID, description="Project id")],
     user: CurrentUser,
     session: SessionDep,
 ) -> ProjectAccess:

@@ -21,6 +21,7 @@ from backend.projects.schemas import (
     ProjectRead,
     ProjectSettingsUpdate,
 )
+from backend.validation_types import Id
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -104,7 +105,7 @@ def _get_class(session: SessionDep, project_id: int, class_id: int) -> LabelClas
 
 @router.patch("/{project_id}/classes/{class_id}", response_model=ClassRead, tags=["classes"])
 def update_class(
-    class_id: int, body: ClassUpdate, access: ProjectLead, session: SessionDep
+    class_id: Id, body: ClassUpdate, access: ProjectLead, session: SessionDep
 ) -> LabelClass:
     """Renames or recolours a class (its index, the pixel value in masks, never changes)."""
     label_class = _get_class(session, access.project.id, class_id)
@@ -128,7 +129,7 @@ def update_class(
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["classes"],
 )
-def delete_class(class_id: int, access: ProjectLead, session: SessionDep) -> None:
+def delete_class(class_id: Id, access: ProjectLead, session: SessionDep) -> None:
     """Deletes a class, only while no mask or ground truth exists that could use its index."""
     label_class = _get_class(session, access.project.id, class_id)
     if service.project_has_labels(session, access.project.id):
@@ -196,7 +197,7 @@ def _refuse_last_lead(session: SessionDep, membership: Membership) -> None:
 
 @router.patch("/{project_id}/members/{user_id}", response_model=MemberRead, tags=["members"])
 def change_member_role(
-    user_id: int, body: MemberUpdate, access: ProjectLead, session: SessionDep
+    user_id: Id, body: MemberUpdate, access: ProjectLead, session: SessionDep
 ) -> MemberRead:
     membership = _get_membership(session, access.project.id, user_id)
     if body.role != Role.lead:
@@ -211,7 +212,7 @@ def change_member_role(
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["members"],
 )
-def remove_member(user_id: int, access: ProjectLead, session: SessionDep) -> None:
+def remove_member(user_id: Id, access: ProjectLead, session: SessionDep) -> None:
     membership = _get_membership(session, access.project.id, user_id)
     _refuse_last_lead(session, membership)
     session.delete(membership)

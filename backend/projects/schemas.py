@@ -15,6 +15,7 @@ from backend.models import (
     SuperpixelAlgorithm,
     Uncertainty,
 )
+from backend.validation_types import MAX_BIGINT
 
 BackgroundClasses = Annotated[
     list[Annotated[int, Field(ge=0, lt=255)]],
@@ -39,8 +40,8 @@ class ProjectSettings(BaseModel):
     mc_samples: int = Field(default=20, ge=1, le=200, description="MC-dropout passes (T).")
     initial_images: int = Field(default=50, ge=1, le=100_000)
     images_per_round: int = Field(default=50, ge=1, le=100_000)
-    budget_pixels: int | None = Field(default=None, gt=0)
-    budget_hours: float | None = Field(default=None, gt=0)
+    budget_pixels: int | None = Field(default=None, gt=0, le=MAX_BIGINT)
+    budget_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     model_architecture: ModelArchitecture = Field(
         default=ModelArchitecture.efficientnet_lite0,
         description="`efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features "
@@ -107,8 +108,8 @@ class ProjectSettingsUpdate(BaseModel):
     mc_samples: int | None = Field(default=None, ge=1, le=200)
     initial_images: int | None = Field(default=None, ge=1, le=100_000)
     images_per_round: int | None = Field(default=None, ge=1, le=100_000)
-    budget_pixels: int | None = Field(default=None, gt=0)
-    budget_hours: float | None = Field(default=None, gt=0)
+    budget_pixels: int | None = Field(default=None, gt=0, le=MAX_BIGINT)
+    budget_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     model_architecture: ModelArchitecture | None = None
     encoder_weights_path: str | None = Field(default=None, max_length=1000)
     max_iterations: int | None = Field(default=None, ge=1, le=1_000_000)
