@@ -7,11 +7,13 @@ a history row with the clicks and seconds spent.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 from sqlalchemy import select
 
 from backend.db import make_engine, make_session_factory
@@ -116,11 +118,16 @@ def test_annotator_fills_brushes_undoes_and_submits_exact_pixels(
 
     # Submit (two of the queried superpixels: the app asks first), then nothing is left.
     page.wait_for_timeout(300)  # time on task must be measurable
+    saves = mask_saves(page)
     workspace.press("Enter")
     expect(page.locator('[data-modal="confirm-submit"]')).to_be_visible()
     workspace.press("Enter")
     expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
     assert drafts(page) == [], "a submitted image must leave no local draft"
+    # The save is the edit, not the mask: two one-click fills and no runs.
+    assert [(method, body["fills"], body["runs"]) for method, body in saves] == [
+        ("PATCH", sorted([[first, 2], [second, 3]]), [])
+    ]
 
     mask, version, history, status = stored_state(server, queried.image_id)
     expected = np.full((project.height, project.width), UNLABELED, dtype=np.uint8)
@@ -135,6 +142,67 @@ def test_annotator_fills_brushes_undoes_and_submits_exact_pixels(
     assert 0.3 <= row.seconds < 120
     assert row.changed_pixels == int((expected != UNLABELED).sum())
     assert row.superpixel_ids == sorted([first, second])
+
+
+def mask_saves(page: Page) -> list[tuple[str, dict[str, Any]]]:
+    """Every mask save the page sends from now on: (method, JSON body)."""
+    saves: list[tuple[str, dict[str, Any]]] = []
+
+    def record(request: Request) -> None:
+        if request.url.split("?")[0].endswith("/mask") and request.method in ("PUT", "PATCH"):
+            body = json.loads(request.post_data or "{}") if request.method == "PATCH" else {}
+            body["fills"] = sorted(body.get("fills", []))
+            saves.append((request.method, body))
+
+    page.on("request", record)
+    return saves
+
+
+def test_a_brushed_edge_is_saved_as_runs_and_stored_exactly(
+    server: Server, admin: httpx.Client, page: Page
+) -> None:
+    project = labeling_project(server, admin)
+    queried = project.images[0]
+    log_in(page, server.base_url, project.annotator)
+    assert wait_paintable(page) == queried.query_id
+    workspace = WorkspacePage(page, project.width, project.height)
+    first, second = deepest(project, 0, queried.queried)[:2]
+    ax, ay, _ = interior_point(queried.pixels_of(first))
+    bx, by, b_depth = interior_point(queried.pixels_of(second))
+    assert b_depth >= BRUSH // 2 + 4, "the seeded superpixel is too thin for the brush"
+    workspace.press("3")
+    workspace.click(ax, ay)  # superpixel `first` filled with class 2
+    workspace.press("b")
+    workspace.press("4")
+    workspace.stroke([(bx - 2, by), (bx + 2, by)])  # class 3 brushed inside `second`
+    saves = mask_saves(page)
+    page.wait_for_timeout(300)
+    workspace.press("Enter")
+    expect(page.locator('[data-modal="confirm-submit"]')).to_be_visible()
+    workspace.press("Enter")
+    expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+
+    ((method, body),) = saves
+    assert method == "PATCH"
+    assert body["fills"] == [[first, 2]]
+    assert body["runs"] and {value for _, _, value in body["runs"]} == {3}
+    mask, version, history, _ = stored_state(server, queried.image_id)
+    runs = np.zeros(project.height * project.width, dtype=bool)
+    for offset, length, _ in body["runs"]:
+        runs[offset : offset + length] = True
+    brushed = runs.reshape(project.height, project.width)
+    # Every run lies inside the brushed superpixel, around the stroke.
+    assert not (brushed & ~queried.pixels_of(second)).any()
+    assert brushed[by, bx - 2 : bx + 3].all()
+    rows, columns = np.nonzero(brushed)
+    assert abs(rows - by).max() <= BRUSH and (columns >= bx - 2 - BRUSH).all()
+    expected = np.full((project.height, project.width), UNLABELED, dtype=np.uint8)
+    expected[queried.pixels_of(first)] = 2
+    expected[brushed] = 3
+    assert np.array_equal(mask, expected)
+    assert version == 1
+    assert history[0].superpixel_ids == sorted([first, second])
+    assert history[0].changed_pixels == int((expected != UNLABELED).sum())
 
 
 def test_draft_survives_reload_and_a_conflict_reapplies_edits(

@@ -13,7 +13,8 @@ import { classLut, heatLut } from "./colours";
 import { type Changes, DraftStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
 import { History } from "./history";
 import { type Diff, MaskEditor, UNLABELED } from "./mask";
-import { decodeGreyPng, encodeGreyPng } from "./png";
+import { encodeEdit } from "./edit";
+import { decodeGreyPng } from "./png";
 import { LayerStack } from "./render";
 import { type GestureTarget, type Point, bindStageInput } from "./input";
 import type { Action } from "./shortcuts";
@@ -635,10 +636,15 @@ export class Workspace {
     performance.mark(`tessera:submit:${id}`);
     this.host.submitting?.();
     try {
-      const png = await encodeGreyPng(this.editor.mask, task.width, task.height);
-      performance.mark(`tessera:encoded:${id}`, { detail: { bytes: png.byteLength } });
-      const result = await api.saveMask(task.links.mask, png, {
+      // Only what changed since the loaded version: fills of whole superpixels, brushed runs.
+      const edit = encodeEdit(this.editor.mask, this.base, this.editor.regions);
+      const bytes = JSON.stringify(edit).length;
+      performance.mark(`tessera:encoded:${id}`, {
+        detail: { bytes, fills: edit.fills.length, runs: edit.runs.length },
+      });
+      const result = await api.editMask(task.links.mask, edit, {
         version: this.bundle.version,
+        superpixelMapId: task.superpixel_map_id,
         clicks: this.clicks,
         seconds: this.timer.seconds,
         done: true,

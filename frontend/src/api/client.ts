@@ -2,6 +2,7 @@
  * A small typed client over fetch. The session is the HttpOnly cookie set at login, sent
  * automatically to the same origin. Errors become ApiError with the server's `detail`.
  */
+import type { MaskEdit } from "../annotator/edit";
 import { type Labels, type SuperpixelMap } from "../annotator/superpixels";
 import { zlibDecompress } from "../annotator/png";
 import type { Project, ProjectDetail, SaveResult, Task, User } from "./types";
@@ -155,6 +156,27 @@ export const api = {
     return { png: new Uint8Array(await response.arrayBuffer()), version: versionOf(response) };
   },
 
+  /** Saves an edit of the mask version `save.version` (PATCH, see annotator/edit.ts). */
+  async editMask(
+    link: string,
+    edit: MaskEdit,
+    save: { version: number; superpixelMapId: number; clicks: number; seconds: number; done: boolean },
+  ): Promise<SaveResult> {
+    return json<SaveResult>(link, {
+      method: "PATCH",
+      json: {
+        superpixel_map_id: save.superpixelMapId,
+        fills: edit.fills,
+        runs: edit.runs,
+        clicks: save.clicks,
+        seconds: Math.round(save.seconds * 10) / 10,
+        done: save.done,
+      },
+      headers: { "If-Match": `"${save.version}"` },
+    });
+  },
+
+  /** Saves the whole mask PNG (PUT), as scripts do. */
   async saveMask(
     link: string,
     png: Uint8Array,
