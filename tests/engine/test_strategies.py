@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from worker.engine.strategies import (
     dynamic_query,
+    even_pixel_shares,
     jenks_two_class_threshold,
     pixel_matched_query,
     plan_round,
@@ -238,3 +239,19 @@ def test_static_matched_spends_dynamic_pixels_within_one_superpixel_per_image() 
         assert abs(pixels - dynamic_pixels / len(dynamic)) <= 2 * counts[query.image_index].max()
     with pytest.raises(ValueError, match="static only"):
         plan_round("dynamic", image_scores, sp_scores, counts, 5, rng, matched_pixels=100)
+
+
+def test_even_pixel_shares_fill_small_images_first() -> None:
+    assert even_pixel_shares(300, [1000, 1000, 1000]) == [100, 100, 100]
+    assert even_pixel_shares(300, [1000, 40, 1000]) == [130, 40, 130]
+    assert even_pixel_shares(300, [50, 40, 60]) == [50, 40, 60]  # not enough anywhere
+
+
+def test_static_matched_makes_up_an_image_with_few_open_pixels() -> None:
+    image_scores = np.array([0.9, 0.8, 0.7])
+    sp_scores = [np.linspace(1, 0, 10), np.array([0.5, np.nan, np.nan]), np.linspace(1, 0, 10)]
+    counts = [np.full(10, 20), np.array([30, 0, 0]), np.full(10, 20)]
+    plan = plan_round(
+        "static", image_scores, sp_scores, counts, 3, np.random.default_rng(0), matched_pixels=210
+    )
+    assert [q.pixel_count for q in plan] == [80, 30, 100]  # 90 + 90 wanted, 80/100 in 20s

@@ -117,6 +117,18 @@ def pixel_matched_query(
     return np.sort(order[:count])
 
 
+def even_pixel_shares(total: float, capacities: Sequence[int]) -> list[float]:
+    """``total`` split as evenly as the capacities allow (water filling): an image that
+    holds less than its even share gives all it has, the rest share what is left."""
+    shares = [0.0] * len(capacities)
+    remaining = float(total)
+    order = sorted(range(len(capacities)), key=lambda i: capacities[i])
+    for done, index in enumerate(order):
+        shares[index] = min(float(capacities[index]), remaining / (len(capacities) - done))
+        remaining -= shares[index]
+    return shares
+
+
 def random_superpixel_query(
     scores: NDArray[np.floating], fraction: float, rng: np.random.Generator
 ) -> NDArray[np.int64]:
@@ -189,10 +201,12 @@ def plan_round(
 
     ``pixel_budget`` caps the unlabeled pixels asked in the round: an image whose query
     does not fit in what is left is skipped and the next one is tried. ``matched_pixels``
-    (``static`` only) replaces the static share by a pixel target: the round asks for
-    about that many pixels, spread evenly over ``images_per_round`` images, each taking
-    its top-scored superpixels until its running share is reached (a shortfall carries to
-    the next image; see ``pixel_matched_query``). ``full`` takes every selectable image.
+    (``static`` only) replaces the static share by a pixel target: the round's top
+    ``images_per_round`` images share it evenly (an image with fewer open pixels than its
+    share gives all it has and the others make up the rest, ``even_pixel_shares``), and
+    each takes its top-scored superpixels until its running share is reached
+    (``pixel_matched_query``), so the round spends the target within about one superpixel.
+    ``full`` takes every selectable image.
     Image i has superpixel_scores[i]: (N_i,) and unlabeled_counts[i]: (N_i,)
     not-yet-labeled pixels per superpixel.
     """
@@ -208,14 +222,28 @@ def plan_round(
     ranked = select_images(
         image_scores, len(image_scores), rng, at_random=strategy == "random_images"
     )
+    shares: dict[int, float] = {}
+    if matched_pixels is not None:
+        openable = [int(i) for i in ranked if not np.isnan(superpixel_scores[i]).all()][
+            :images_per_round
+        ]
+        capacities = [
+            int(unlabeled_counts[i][~np.isnan(superpixel_scores[i])].sum()) for i in openable
+        ]
+        shares = dict(zip(openable, even_pixel_shares(matched_pixels, capacities), strict=True))
     queries: list[ImageQuery] = []
     spent = 0
+    planned = 0.0
     for index in ranked:
         if len(queries) >= limit:
             break
         if matched_pixels is not None:
-            target = matched_pixels * (len(queries) + 1) / images_per_round - spent
-            ids = pixel_matched_query(superpixel_scores[index], unlabeled_counts[index], target)
+            if int(index) not in shares:
+                continue
+            planned += shares[int(index)]
+            ids = pixel_matched_query(
+                superpixel_scores[index], unlabeled_counts[index], planned - spent
+            )
         else:
             ids = query_superpixels(strategy, superpixel_scores[index], rng, static_fraction)
         if ids.size == 0:

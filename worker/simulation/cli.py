@@ -12,18 +12,20 @@ import torch
 from tqdm import tqdm
 
 from worker.engine.model import resolve_device
+from worker.engine.reductions import IMAGE_SCORES
 from worker.engine.superpixels import ALGORITHMS, compute_superpixels
 from worker.engine.uncertainty import METHODS
-from worker.simulation.dataset import read_classes, read_split
+from worker.simulation.dataset import ClassList, DatasetError, hold_out, read_classes, read_split
 from worker.simulation.loop import (
     ACTIVE_STRATEGIES,
     SIMULATION_STRATEGIES,
+    QueryRow,
     RoundRow,
     SeedRun,
     SimulationConfig,
     Validation,
 )
-from worker.simulation.report import format_summary, plot_curves, summarize, write_rows
+from worker.simulation.report import report, write_queries
 from worker.simulation.synthetic import write_dataset
 
 
@@ -32,6 +34,25 @@ def _int_list(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError as error:
         raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from error
+
+
+def _class_ids(text: str, classes: ClassList) -> tuple[int, ...]:
+    """Comma-separated class names or ids -> ids; an unknown one is a DatasetError."""
+    by_name = {label.name: label.index for label in classes.classes}
+    ids = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part in by_name:
+            ids.append(by_name[part])
+        elif part.isdigit() and int(part) < len(classes.classes):
+            ids.append(int(part))
+        else:
+            raise DatasetError(
+                f"--background-classes: {part!r} is neither a class name nor an id "
+                f"0..{len(classes.classes) - 1} (classes: {', '.join(classes.names)})"
+            )
+    return tuple(sorted(set(ids)))
 
 
 def _fail(message: str) -> None:
@@ -61,7 +82,31 @@ def _fail(message: str) -> None:
 @click.option("--uncertainty", type=click.Choice(METHODS), default="entropy", show_default=True)
 @click.option("--mc-samples", default=20, show_default=True, help="T dropout passes.")
 @click.option("--naive-uncertainty", is_flag=True, help="T full passes instead of the cheap path.")
-@click.option("--static-fraction", default=0.275, show_default=True)
+@click.option(
+    "--static-fraction",
+    default=0.275,
+    show_default=True,
+    help="static: share of each picked image's open SUPERPIXELS asked (the paper's 27.5%); "
+    "its pixel share is reported per round.",
+)
+@click.option(
+    "--image-score",
+    type=click.Choice(IMAGE_SCORES),
+    default="mean",
+    show_default=True,
+    help="Image ranking: mean pixel uncertainty, or the paper's foreground-weighted score "
+    "(mean over pixels predicted foreground x foreground share).",
+)
+@click.option(
+    "--background-classes",
+    default="",
+    help="Comma-separated class names or ids that --image-score foreground treats as background.",
+)
+@click.option(
+    "--class-balance",
+    is_flag=True,
+    help="Weight pixel uncertainty by the inverse labeled frequency of the predicted class.",
+)
 @click.option("--oracle", type=click.Choice(["exact", "dominant"]), default="exact")
 @click.option("--scale", default=1.0, show_default=True, help="Resize factor for images.")
 @click.option("--width", default=16, show_default=True, help="U-Net base width.")
@@ -78,7 +123,14 @@ def _fail(message: str) -> None:
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--pool-split", default="train", show_default=True)
-@click.option("--val-split", default="val", show_default=True)
+@click.option("--val-split", default=None, help="Validation split folder [default: val].")
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=None,
+    help="Hold out this share of the pool split as validation (a dataset without val).",
+)
+@click.option("--split-seed", default=0, show_default=True, help="Seed of --val-fraction.")
 @click.option("--max-pool-images", type=int, default=None, help="Use only the first N.")
 @click.option("--max-val-images", type=int, default=None, help="Use only the first N.")
 def simulate(
@@ -90,7 +142,10 @@ def simulate(
     device: str,
     scale: float,
     pool_split: str,
-    val_split: str,
+    val_split: str | None,
+    val_fraction: float | None,
+    split_seed: int,
+    background_classes: str,
     max_pool_images: int | None,
     max_val_images: int | None,
     naive_uncertainty: bool,
@@ -99,8 +154,10 @@ def simulate(
 ) -> None:
     """Replay the active-learning loop on a labeled dataset with an oracle annotator.
 
-    Writes OUT/rounds.jsonl, OUT/rounds.csv (a row per seed x strategy x round) and
-    OUT/miou_vs_pixels.png, and prints a mean ± sd summary over seeds.
+    Writes OUT/rounds.jsonl, OUT/rounds.csv (a row per seed x strategy x round),
+    OUT/queries.jsonl, OUT/queries.csv (a row per picked image and round),
+    OUT/equal_pixels.csv, OUT/auc.csv and OUT/miou_vs_pixels.png, and prints mean ± sd
+    summaries over seeds.
     """
     if (data_dir is None) == (generate_demo is None):
         _fail("give exactly one of --data DIR or --generate-demo DIR")
@@ -109,18 +166,29 @@ def simulate(
             write_dataset(generate_demo, {"train": 40, "val": 12}, height=96, width=128)
         data_dir = generate_demo
     assert data_dir is not None
+    if val_split is not None and val_fraction is not None:
+        _fail("give --val-split NAME or --val-fraction F, not both")
     try:
+        classes = read_classes(data_dir)
         config = SimulationConfig(
             strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
             cheap_uncertainty=not naive_uncertainty,
             initial_iterations=iterations,
+            background_classes=_class_ids(background_classes, classes),
             **options,  # type: ignore[arg-type]
         )
         torch_device = resolve_device(device)
         seed_list = _int_list(seeds)
-        classes = read_classes(data_dir)
+        if val_fraction is None and not (data_dir / (val_split or "val")).is_dir():
+            raise DatasetError(
+                f"{data_dir} has no {val_split or 'val'!r} split: name one with --val-split "
+                f"(e.g. test) or hold out part of {pool_split!r} with --val-fraction 0.2"
+            )
         pool = read_split(data_dir, pool_split, classes, scale)
-        validation = read_split(data_dir, val_split, classes, scale)
+        if val_fraction is not None:
+            pool, validation = hold_out(pool, val_fraction, split_seed)
+        else:
+            validation = read_split(data_dir, val_split or "val", classes, scale)
     except (ValueError, click.BadParameter) as error:  # DatasetError is a ValueError
         _fail(str(error))
     if not seed_list:
@@ -150,12 +218,18 @@ def simulate(
     active = sum(s in ACTIVE_STRATEGIES for s in config.strategies)
     rows_per_seed = active * (config.rounds + 1) + ("full" in config.strategies)
     rows: list[RoundRow] = []
+    queries: list[QueryRow] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     # Rows are appended as they come, so an interrupted run keeps what it measured.
     with (
         tqdm(total=rows_per_seed * len(seed_list), desc="simulate", unit="round") as bar,
         (out_dir / "rounds.jsonl").open("w") as live_rows,
+        (out_dir / "queries.jsonl").open("w") as live_queries,
     ):
+
+        def on_query(query: QueryRow) -> None:
+            live_queries.write(json.dumps(query.as_dict()) + "\n")
+            live_queries.flush()
 
         def on_row(row: RoundRow) -> None:
             live_rows.write(json.dumps(row.as_dict()) + "\n")
@@ -168,17 +242,38 @@ def simulate(
 
         for seed in seed_list:
             run = SeedRun(
-                pool_images, pool_truth, superpixels, val, config, seed, torch_device, on_row
+                pool_images,
+                pool_truth,
+                superpixels,
+                val,
+                config,
+                seed,
+                torch_device,
+                on_row,
+                image_names=pool.names[:max_pool_images],
+                on_query=on_query,
             )
             rows.extend(run.run())
-    jsonl, table = write_rows(rows, out_dir)
-    plot = plot_curves(rows, out_dir / "miou_vs_pixels.png", title=f"{data_dir.name}")
+            queries.extend(run.queries)
+    write_queries(queries, out_dir)
+    text = report(rows, out_dir, title=data_dir.name)
     (out_dir / "config.json").write_text(
         json.dumps(
-            {"data": str(data_dir), "seeds": seed_list, "scale": scale, **vars(config)},
+            {
+                "data": str(data_dir),
+                "seeds": seed_list,
+                "scale": scale,
+                "val_split": val_split,
+                "val_fraction": val_fraction,
+                "split_seed": split_seed,
+                **vars(config),
+            },
             indent=1,
             default=str,
         )
     )
-    click.echo(format_summary(summarize(rows)))
-    click.echo(f"wrote {jsonl}, {table}, {plot} in {time.perf_counter() - started:.0f} s")
+    click.echo(text)
+    click.echo(
+        f"wrote rounds, queries, equal_pixels and auc (.csv/.jsonl) and miou_vs_pixels.png "
+        f"to {out_dir} in {time.perf_counter() - started:.0f} s"
+    )
