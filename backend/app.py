@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 
 from backend.annotations.router import router as annotations_router
 from backend.api_errors import document_errors, install_bad_input_handlers, refuse_nul_text
@@ -15,6 +15,7 @@ from backend.dashboard.router import router as dashboard_router
 from backend.db import make_engine, make_session_factory
 from backend.export.router import router as export_router
 from backend.frontend import mount_frontend
+from backend.http_guards import BodyLimit, CookieOrigin, SecurityHeaders
 from backend.images.router import router as images_router
 from backend.projects.router import router as projects_router
 from backend.rounds.router import router as rounds_router
@@ -58,6 +59,13 @@ def build_api_router() -> APIRouter:
     return api
 
 
+class TesseraApp(FastAPI):
+    """FastAPI with the security headers outside its error handler, so 500s get them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.resolved_database_url)
@@ -68,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    app = TesseraApp(
         title="Tessera",
         version="0.1.0",
         description=DESCRIPTION,
@@ -81,22 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
 
-    @app.middleware("http")
-    async def limit_request_size(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Refuse oversized bodies before anything parses them.
-        limit = request.app.state.settings.max_request_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return JSONResponse(
-                {
-                    "detail": f"The request body of {length} bytes exceeds the limit of "
-                    f"{limit} (TESSERA_MAX_REQUEST_BYTES)."
-                },
-                status_code=413,
-            )
-        return await call_next(request)
+    # Starlette runs the last added outermost: headers on every answer, then the origin
+    # check, then the body limit (which may answer 401/413 before the body is read).
+    app.add_middleware(BodyLimit)
+    app.add_middleware(CookieOrigin)
 
     app.include_router(build_api_router())
     install_bad_input_handlers(app)

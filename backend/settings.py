@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=1024 * 1024 * 1024, gt=0, description="Per upload request (all files together)."
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Per request that is not a multipart upload (JSON, a mask PNG): such "
+        "bodies are held in memory. Counted as read; Content-Length is not trusted.",
+    )
     max_image_pixels: int = Field(default=50_000_000, gt=0, description="Width x height cap.")
     max_zip_entries: int = Field(default=10_000, gt=0, description="Files per zip archive.")
     max_zip_uncompressed_bytes: int = Field(

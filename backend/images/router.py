@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
 from backend.deps import SessionDep, SettingsDep
+from backend.http_guards import content_disposition
 from backend.images import service
 from backend.images.ingest_jobs import create_ingest_jobs, send_ingest_jobs
 from backend.images.schemas import DuplicateRead, ImageRead, ImageUpdate, UploadReport
@@ -201,6 +202,10 @@ def download_image(
     if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     data = session.scalar(select(Image.data).where(Image.id == image.id))
+    # The type validation found, never the uploader's claim; the name follows that type.
+    headers["Content-Disposition"] = content_disposition(
+        "inline", image.filename, image.content_type
+    )
     return Response(data, media_type=image.content_type, headers=headers)
 
 
