@@ -10,20 +10,40 @@ import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from backend.models import ModelCheckpoint
+from backend.models import ModelArchitecture, ModelCheckpoint, Project
 from backend.settings import Settings
-from worker.engine.model import ModelConfig, UNet, build_model
+from worker.engine.encoders import encoder_spec
+from worker.engine.model import ModelConfig, SegmentationModel, build_model, encoder_weights_path
 
 ARCHITECTURE = "unet"
 
 
-def model_config(settings: Settings, num_classes: int) -> ModelConfig:
+def model_config(
+    settings: Settings, num_classes: int, project: Project | None = None
+) -> ModelConfig:
+    """The network a project trains: its ``model_architecture`` (a U-Net sized by
+    ``TESSERA_MODEL_WIDTH``/``_DEPTH``, or a frozen pretrained encoder with its weights)."""
+    if project is None or project.model_architecture == ModelArchitecture.unet:
+        return ModelConfig(
+            num_classes=num_classes, width=settings.model_width, depth=settings.model_depth
+        )
     return ModelConfig(
-        num_classes=num_classes, width=settings.model_width, depth=settings.model_depth
+        num_classes=num_classes,
+        kind=project.model_architecture.value,
+        encoder_weights=project.encoder_weights_path or None,
     )
 
 
-def state_bytes(model: UNet) -> bytes:
+def check_encoder_weights(config: ModelConfig) -> None:
+    """Loads the config's encoder weights with ``weights_only=True``; ValueError naming the
+    file and the fault when torch refuses them. A U-Net has none."""
+    if not config.pretrained:
+        return
+    spec = encoder_spec(config.kind)
+    spec.load_weights(spec.build(), encoder_weights_path(config))
+
+
+def state_bytes(model: SegmentationModel) -> bytes:
     buffer = io.BytesIO()
     torch.save({name: tensor.cpu() for name, tensor in model.state_dict().items()}, buffer)
     return buffer.getvalue()
@@ -38,7 +58,7 @@ def config_metrics(config: ModelConfig) -> dict[str, Any]:
     return {"model_config": asdict(config)}
 
 
-def load_model(checkpoint: ModelCheckpoint, device: torch.device) -> UNet:
+def load_model(checkpoint: ModelCheckpoint, device: torch.device) -> SegmentationModel:
     """The checkpoint's network on ``device`` (its bytes are loaded here)."""
     config = config_of(checkpoint)
     if config is None:

@@ -105,6 +105,16 @@ class RoundRow(BaseModel):
     model_id: int | None
     miou: float | None
     per_class_iou: list[float | None] | None
+    model_kind: str | None = Field(
+        default=None, description="The round model's network: unet or a pretrained encoder."
+    )
+    iterations: int | None = Field(
+        default=None, description="Training iterations the round's model actually ran."
+    )
+    max_iterations: int | None = Field(
+        default=None, description="The cap; fewer iterations mean early stopping ended it."
+    )
+    stopped_early: bool | None = None
 
 
 class ClassShare(BaseModel):

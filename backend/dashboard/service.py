@@ -360,6 +360,12 @@ def rounds(session: Session, project: Project) -> list[RoundRow]:
                 model_id=model[0] if model else None,
                 miou=metrics.get("miou"),
                 per_class_iou=metrics.get("per_class_iou"),
+                model_kind=(metrics.get("model_config") or {}).get("kind", "unet")
+                if model
+                else None,
+                iterations=metrics.get("iterations"),
+                max_iterations=metrics.get("max_iterations"),
+                stopped_early=metrics.get("stopped_early"),
             )
         )
     return out

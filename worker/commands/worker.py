@@ -75,6 +75,7 @@ def worker(
     from worker.parent_death import die_with
 
     upgrade_database(settings)
+    _refuse_unloadable_encoders(settings)
     app = create_celery_app(settings)
     # A pool process dies with this one, even when this one is killed by SIGKILL: none is
     # left behind holding a model (on a GPU, its memory) or a job's lease.
@@ -111,3 +112,17 @@ def _log_startup(settings: Settings, concurrency: int, pool: str) -> None:
         pool,
         broker,
     )
+
+
+def _refuse_unloadable_encoders(settings: Settings) -> None:
+    """Exits with every project whose pretrained encoder weights torch refuses, before the
+    worker takes any job (a round would otherwise fail half-way)."""
+    from worker.encoder_check import encoder_problems
+
+    problems = encoder_problems(settings)
+    if problems:
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        raise click.ClickException(
+            f"encoder weights that cannot be loaded:\n{lines}\nFix the file, or change the "
+            "project's encoder_weights_path or model_architecture, then start the worker again."
+        )

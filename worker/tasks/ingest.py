@@ -1,15 +1,24 @@
-"""Ingest: superpixels for newly uploaded images, stored compressed; images become ready."""
+"""Ingest: superpixels for newly uploaded images, stored compressed; images become ready.
+For a project with a frozen pretrained encoder, each image's encoder features are then
+computed and cached too (``worker.feature_cache``)."""
 
 from __future__ import annotations
+
+import logging
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.images.service import store_superpixel_map
-from backend.models import Image, ImageStatus, Job, Project, SuperpixelMap
-from worker.data import current_map, image_rgb
+from backend.models import Image, ImageStatus, Job, ModelArchitecture, Project, SuperpixelMap
+from worker.checkpoints import model_config
+from worker.data import class_count, current_map, image_rgb
+from worker.engine.model import build_model
 from worker.engine.superpixels import compute_superpixels
+from worker.feature_cache import FeatureCache
 from worker.jobs import JobLease
+
+log = logging.getLogger(__name__)
 
 
 def ensure_current_map(session: Session, image: Image, project: Project) -> SuperpixelMap:
@@ -52,6 +61,7 @@ def ingest_images(lease: JobLease) -> None:
     """Computes and stores the superpixel map of each image of the job, one commit per image
     (a lost worker loses one image's work), skipping images already done."""
     project_id, image_ids = _image_ids(lease)
+    cache, skipped = _feature_cache(lease, project_id)
     done = 0
     for position, image_id in enumerate(image_ids):
         lease.check()
@@ -70,7 +80,37 @@ def ingest_images(lease: JobLease) -> None:
             lease.report(progress, message)
             lease.fence(session, progress=progress, message=message)
             session.commit()
+        if cache is not None:
+            # After the image is ready: features are a cache that first use can fill too.
+            with lease.runtime.session_factory() as session:
+                image = session.get(Image, image_id)
+                if image is not None:
+                    cache.features(session, [image])
     lease.stop()
+    summary = f"superpixels of {len(image_ids)} images ({done} computed)"
+    if cache is not None:
+        summary += f"; encoder features of {cache.misses} images computed, {cache.hits} cached"
+    elif skipped:
+        summary += f"; encoder features left for first use: {skipped}"
     with lease.runtime.session_factory() as session:
-        lease.finish(session, f"superpixels of {len(image_ids)} images ({done} computed)")
+        lease.finish(session, summary[:1000])
         session.commit()
+
+
+def _feature_cache(lease: JobLease, project_id: int) -> tuple[FeatureCache | None, str]:
+    """A cache filler for the project's frozen pretrained encoder (None for a U-Net), and
+    why there is none when its weights cannot be loaded here (training reports that)."""
+    runtime = lease.runtime
+    with runtime.session_factory() as session:
+        project = session.get(Project, project_id)
+        if project is None or project.model_architecture == ModelArchitecture.unet:
+            return None, ""
+        config = model_config(runtime.settings, class_count(session, project_id), project)
+    if not config.freeze_encoder:
+        return None, ""
+    try:
+        model = build_model(config).to(runtime.device)
+    except ValueError as error:
+        log.warning("project %s: no encoder features at ingest: %s", project_id, error)
+        return None, str(error)
+    return FeatureCache(model, runtime.device, runtime.settings.scoring_batch_size), ""

@@ -4,8 +4,12 @@ PNG) in ``image_scores``; the last chunk to end hands the round back to its driv
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,6 +18,7 @@ from backend.models import (
     Annotation,
     Image,
     ImageScore,
+    ImageScoring,
     ImageStatus,
     Job,
     JobStatus,
@@ -34,14 +39,40 @@ from worker.data import (
     png_bytes,
     superpixel_labels,
 )
-from worker.engine.reductions import unlabeled_pixel_counts
-from worker.engine.scoring import max_pixel_score, quantize_scores, score_images
+from worker.engine.model import SegmentationModel
+from worker.engine.reductions import class_balance_weights, unlabeled_pixel_counts
+from worker.engine.scoring import max_pixel_score, quantize_scores, score_encoded, score_images
+from worker.feature_cache import FeatureCache
 from worker.jobs import JobLease, eta
 from worker.runtime import WorkerRuntime
 from worker.tasks.ingest import ensure_current_map
 
 # The round job's progress while its pool is scored: from the end of training to here.
 SCORING_SPAN = (0.6, 0.95)
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """The project's image score and class-balance settings, as the engine takes them."""
+
+    image_score_mode: str = "mean"
+    background_classes: tuple[int, ...] = ()
+    class_weights: NDArray[np.float64] | None = None
+
+    @classmethod
+    def of(cls, project: Project, model_metrics: dict[str, Any]) -> ScoringOptions:
+        """``model_metrics``: the round model's metrics, whose ``labeled_class_counts`` (what
+        it was trained on) weight the classes when the project balances them."""
+        weights = None
+        counts = model_metrics.get("labeled_class_counts")
+        if project.class_balance and isinstance(counts, list) and len(counts) >= 2:
+            weights = class_balance_weights(np.asarray(counts, dtype=np.int64))
+        foreground = project.image_score == ImageScoring.foreground_weighted
+        return cls(
+            image_score_mode="foreground" if foreground else "mean",
+            background_classes=tuple(project.background_classes or ()) if foreground else (),
+            class_weights=weights,
+        )
 
 
 def pool_images_to_score(session: Session, project_id: int) -> list[int]:
@@ -139,9 +170,15 @@ def score_chunk(lease: JobLease) -> None:
         if checkpoint is None:
             raise LookupError(f"round {round_.number} has no model to score with")
         model = load_model(checkpoint, runtime.device)
+        options = ScoringOptions.of(project, checkpoint.metrics or {})
         method, samples = project.uncertainty.value, project.mc_samples
         maximum = max_pixel_score(method, class_count(session, project.id))
         round_id, project_id = round_.id, project.id
+    cache = (
+        FeatureCache(model, runtime.device, runtime.settings.scoring_batch_size)
+        if model.config.pretrained and model.config.freeze_encoder
+        else None
+    )
     if parent is not None:
         _renew_parent(lease, parent.id, round_id, total)
     batch = runtime.settings.scoring_batch_size
@@ -156,6 +193,8 @@ def score_chunk(lease: JobLease) -> None:
             method,
             samples,
             maximum,
+            options,
+            cache,
         )
         done = min(start + batch, len(image_ids))
         lease.report(done / max(len(image_ids), 1), f"scored {done}/{len(image_ids)} images")
@@ -170,10 +209,12 @@ def _score_batch(
     round_id: int,
     project_id: int,
     image_ids: list[int],
-    model: object,
+    model: SegmentationModel,
     method: str,
     samples: int,
     maximum: float,
+    options: ScoringOptions,
+    cache: FeatureCache | None,
 ) -> None:
     runtime = lease.runtime
     with runtime.session_factory() as session:
@@ -193,25 +234,32 @@ def _score_batch(
                 continue
             superpixel_map = ensure_current_map(session, image, project)
             rows.append((image, superpixel_map))
-            pixels.append(image_rgb(session, image.id))
+            if cache is None:
+                pixels.append(image_rgb(session, image.id))
             labels = superpixel_labels(session, superpixel_map, image)
             maps.append(labels)
             known.append(
                 answered(session, image.id, superpixel_map.id, labels, partial_mask(session, image))
             )
         session.commit()  # maps computed for a changed superpixel size
+        # A frozen pretrained encoder runs once per image ever: its features are cached.
+        encoded = cache.features(session, [image for image, _ in rows]) if cache else None
     if not rows:
         return
-    results = score_images(
-        model,  # type: ignore[arg-type]
-        pixels,
-        maps,
-        known,
-        method=method,
-        samples=samples,
-        device=runtime.device,
-        batch_size=len(rows),
-        bf16=runtime.device.type == "cuda",
+    common: dict[str, Any] = {
+        "method": method,
+        "samples": samples,
+        "device": runtime.device,
+        "batch_size": len(rows),
+        "bf16": runtime.device.type == "cuda",
+        "image_score_mode": options.image_score_mode,
+        "background_classes": options.background_classes,
+        "class_weights": options.class_weights,
+    }
+    results = (
+        score_encoded(model, encoded, maps, known, **common)
+        if encoded is not None
+        else score_images(model, pixels, maps, known, **common)
     )
     for (image, superpixel_map), labels, is_known, result in zip(
         rows, maps, known, results, strict=True

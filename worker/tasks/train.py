@@ -1,12 +1,22 @@
-"""Train: fine-tune the project's latest model on every labeled pixel, evaluate it on the
-validation split's ground truth, store checkpoint and metrics. One training per project at a
-time (the ``training`` project lock)."""
+"""Train: fine-tune the project's latest model on every labeled pixel, evaluate it on ground
+truth, store checkpoint and metrics. One training per project at a time (the ``training``
+project lock).
+
+A project's model is a U-Net from scratch or a frozen pretrained encoder under a small
+decoder (``projects.model_architecture``); the latter trains only decoder and head, from the
+encoder features cached per image (``worker.feature_cache``). Training runs up to the
+project's maximum iterations and, with ``early_stopping_patience`` set, stops when the loss
+on the validation split's ground truth has not improved for that many evaluations (the best
+weights are kept). The reported mIoU is then measured on the test split's ground truth when
+there is one, never on the split that chose when to stop.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -14,10 +24,9 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import Annotation, Image, ModelCheckpoint, Round, Split
+from backend.models import Annotation, Image, ModelCheckpoint, Project, Round, Split
 from worker import locks
 from worker.checkpoints import (
-    ARCHITECTURE,
     config_metrics,
     latest_checkpoint,
     load_model,
@@ -26,48 +35,71 @@ from worker.checkpoints import (
     state_bytes,
 )
 from worker.data import class_count, ground_truth, image_rgb, partial_mask
-from worker.engine.evaluation import evaluate_confusion
+from worker.engine.evaluation import evaluate_confusion, evaluate_confusion_encoded
+from worker.engine.features import EncodedImage
 from worker.engine.metrics import iou_per_class, mean_iou
-from worker.engine.model import UNet, build_model
-from worker.engine.training import TrainConfig, train_on_partial_masks
+from worker.engine.model import ModelConfig, SegmentationModel, build_model
+from worker.engine.reductions import labeled_class_counts
+from worker.engine.training import (
+    TrainConfig,
+    TrainResult,
+    train_on_features,
+    train_on_partial_masks,
+)
+from worker.feature_cache import FeatureCache
 from worker.jobs import JobLease, LeaseLost
 
 log = logging.getLogger(__name__)
 
 Arrays = tuple[list[NDArray[np.uint8]], list[NDArray[np.uint8]]]
+Masks = list[NDArray[np.uint8]]
+# Model inputs: images (H, W, 3) uint8, or their cached encoder features.
+Inputs = list[NDArray[np.uint8]] | list[EncodedImage]
+
+
+def labeled_pool_images(session: Session, project_id: int) -> tuple[list[Image], Masks]:
+    """Pool images with at least one labeled pixel and their partial masks (255 ignored)."""
+    images = list(
+        session.scalars(
+            select(Image)
+            .join(Annotation, Annotation.image_id == Image.id)
+            .where(Image.project_id == project_id, Image.split == Split.pool)
+            .where(Annotation.labeled_pixels > 0)
+            .order_by(Image.id)
+        )
+    )
+    return images, [partial_mask(session, image) for image in images]
+
+
+def ground_truth_images(
+    session: Session, project_id: int, split: Split
+) -> tuple[list[Image], Masks]:
+    """Images of ``split`` that have ground truth, and their masks."""
+    rows = session.scalars(
+        select(Image)
+        .where(Image.project_id == project_id, Image.split == split)
+        .where(Image.ground_truth_png.is_not(None))
+        .order_by(Image.id)
+    )
+    images, masks = [], []
+    for image in rows:
+        truth = ground_truth(session, image)
+        if truth is not None:
+            images.append(image)
+            masks.append(truth)
+    return images, masks
 
 
 def labeled_training_set(session: Session, project_id: int) -> Arrays:
     """Pool images with at least one labeled pixel and their partial masks (255 ignored)."""
-    images = session.scalars(
-        select(Image)
-        .join(Annotation, Annotation.image_id == Image.id)
-        .where(Image.project_id == project_id, Image.split == Split.pool)
-        .where(Annotation.labeled_pixels > 0)
-        .order_by(Image.id)
-    )
-    pixels, masks = [], []
-    for image in images:
-        pixels.append(image_rgb(session, image.id))
-        masks.append(partial_mask(session, image))
-    return pixels, masks
+    images, masks = labeled_pool_images(session, project_id)
+    return [image_rgb(session, image.id) for image in images], masks
 
 
 def validation_set(session: Session, project_id: int) -> Arrays:
     """Validation-split images that have ground truth."""
-    images = session.scalars(
-        select(Image)
-        .where(Image.project_id == project_id, Image.split == Split.validation)
-        .where(Image.ground_truth_png.is_not(None))
-        .order_by(Image.id)
-    )
-    pixels, masks = [], []
-    for image in images:
-        truth = ground_truth(session, image)
-        if truth is not None:
-            pixels.append(image_rgb(session, image.id))
-            masks.append(truth)
-    return pixels, masks
+    images, masks = ground_truth_images(session, project_id, Split.validation)
+    return [image_rgb(session, image.id) for image in images], masks
 
 
 def _wait_for_training_lock(lease: JobLease, project_id: int) -> None:
@@ -131,66 +163,113 @@ def _train_with_lock(
     runtime, settings = lease.runtime, lease.runtime.settings
     device = runtime.device
     started = time.perf_counter()
+    low, high = progress_span
     with runtime.session_factory() as session:
         if round_checkpoint(session, round_id) is not None:
             return  # a worker we took over from stored it just before it stalled
-        config = model_config(settings, class_count(session, project_id))
+        project = session.get(Project, project_id)
+        if project is None:
+            raise LookupError(f"project {project_id} is gone")
+        config = model_config(settings, class_count(session, project_id), project)
+        patience, validate_every = project.early_stopping_patience, project.validate_every
         previous = latest_checkpoint(session, project_id, config)
-        images, masks = labeled_training_set(session, project_id)
-        validation = validation_set(session, project_id)
         torch.manual_seed(project_id * 100_003 + round_number)
-        model: UNet
+        model: SegmentationModel
         if previous is not None:
             model = load_model(previous, device)
-            iterations = settings.finetune_iterations
+            iterations = project.finetune_max_iterations or settings.finetune_iterations
         else:
-            model = build_model(config, settings.model_initial_weights).to(device)
-            iterations = settings.train_iterations
+            initial = None if config.pretrained else settings.model_initial_weights
+            model = build_model(config, initial).to(device)
+            iterations = project.max_iterations or settings.train_iterations
         previous_id = previous.id if previous is not None else None
+        pool_images, masks = labeled_pool_images(session, project_id)
+        val_images, val_masks = ground_truth_images(session, project_id, Split.validation)
+        test_images, test_masks = ground_truth_images(session, project_id, Split.test)
+        from_features = config.pretrained and config.freeze_encoder
+        cache = FeatureCache(model, device, settings.scoring_batch_size)
+        feature_seconds = time.perf_counter()
+        inputs, val_inputs, test_inputs = (
+            _model_inputs(lease, session, cache if from_features else None, images, (low, part))
+            for images, part in (
+                (pool_images, "labeled images"),
+                (val_images, "validation images"),
+                (test_images, "test images"),
+            )
+        )
+        feature_seconds = time.perf_counter() - feature_seconds
+    early = patience is not None and len(val_masks) > 0
     train_config = TrainConfig(
         iterations=iterations,
         batch_size=settings.train_batch_size,
         learning_rate=settings.learning_rate,
-        crop_size=settings.train_crop_size,
+        # Cached features are of whole images (a crop would need the encoder again).
+        crop_size=None if from_features else settings.train_crop_size,
         class_weights=settings.class_weights,
+        validate_every=validate_every if early else 0,
+        patience=patience or 1,
         bf16=device.type == "cuda",
     )
-    low, high = progress_span
 
     def on_iteration(iteration: int, loss: float) -> None:
         lease.check()
         lease.report(
             low + (high - low) * 0.95 * iteration / iterations,
-            f"training: iteration {iteration}/{iterations}, loss {loss:.3f} ({len(images)} images)",
+            f"training: iteration {iteration}/{iterations}, loss {loss:.3f} "
+            f"({len(masks)} images{', early stopping on' if early else ''})",
         )
 
-    result = train_on_partial_masks(
+    result = _fit(
         model,
-        images,
+        inputs,
         masks,
+        (val_inputs, val_masks) if early else None,
         train_config,
+        on_iteration,
         np.random.default_rng([project_id, round_number]),
         device,
-        on_iteration=on_iteration,
     )
-    lease.report(low + (high - low) * 0.95, "training: evaluating on the validation split")
+    lease.report(low + (high - low) * 0.95, "training: evaluating on ground truth")
     metrics: dict[str, Any] = {
         **config_metrics(config),
         "round": round_number,
         "fine_tuned_from": previous_id,
-        "train_images": len(images),
+        "train_images": len(masks),
         "labeled_pixels": int(sum(int((mask != 255).sum()) for mask in masks)),
+        "labeled_class_counts": labeled_class_counts(masks, config.num_classes).tolist(),
         "iterations": result.iterations_run,
+        "max_iterations": iterations,
+        "stopped_early": result.stopped_early,
+        "early_stopping_patience": patience if early else None,
+        "validate_every": validate_every if early else None,
+        "best_iteration": result.best_iteration,
+        "best_validation_loss": result.best_validation_loss,
         "final_loss": result.losses[-1] if result.losses else None,
-        "validation_images": len(validation[0]),
+        "validation_images": len(val_masks),
+        "test_images": len(test_masks),
         "device": device.type,
+        "from_cached_features": from_features,
     }
-    if validation[0]:
-        matrix = evaluate_confusion(model, validation[0], validation[1], config.num_classes, device)
+    if from_features:
+        metrics["feature_cache"] = {
+            "hits": cache.hits,
+            "computed": cache.misses,
+            "stored_bytes": cache.stored_bytes,
+            "seconds": round(feature_seconds, 3),
+        }
+    # Never report the split that chose when to stop: the test split when it has ground
+    # truth, else the validation split (then marked as also used for stopping).
+    measured = (test_inputs, test_masks, "test") if early and test_masks else None
+    if measured is None and val_masks:
+        measured = (val_inputs, val_masks, "validation")
+    if measured is not None:
+        matrix = _confusion(model, measured[0], measured[1], config, device)
         metrics["miou"] = mean_iou(matrix)
         metrics["per_class_iou"] = [
             None if np.isnan(v) else float(v) for v in iou_per_class(matrix)
         ]
+        metrics["miou_split"] = measured[2]
+        metrics["miou_split_used_for_stopping"] = early and measured[2] == "validation"
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     checkpoint = state_bytes(model)
     lease.check()
@@ -205,10 +284,72 @@ def _train_with_lock(
             ModelCheckpoint(
                 project_id=project_id,
                 round_id=round_id,
-                architecture=ARCHITECTURE,
+                architecture=config.kind,
                 checkpoint=checkpoint,
                 metrics=metrics,
             )
         )
         session.commit()
     log.info("round %s: model trained in %.1f s: %s", round_id, metrics["seconds"], metrics)
+
+
+def _model_inputs(
+    lease: JobLease,
+    session: Session,
+    cache: FeatureCache | None,
+    images: list[Image],
+    report: tuple[float, str],
+) -> Inputs:
+    """Pixels of ``images``, or (with a cache) their encoder features, read or computed."""
+    if cache is None:
+        return [image_rgb(session, image.id) for image in images]
+    lease.report(report[0], f"training: encoder features of {len(images)} {report[1]}")
+    lease.check()
+    return cache.features(session, images)
+
+
+def _fit(
+    model: SegmentationModel,
+    inputs: Inputs,
+    masks: Masks,
+    validation: tuple[Inputs, Masks] | None,
+    config: TrainConfig,
+    on_iteration: Callable[[int, float], None],
+    rng: np.random.Generator,
+    device: torch.device,
+) -> TrainResult:
+    if inputs and isinstance(inputs[0], EncodedImage):
+        return train_on_features(
+            model,
+            inputs,
+            masks,
+            config,
+            rng,
+            device,
+            validation=cast(tuple[list[EncodedImage], Masks] | None, validation),
+            on_iteration=on_iteration,
+        )
+    return train_on_partial_masks(
+        model,
+        cast(list[NDArray[np.uint8]], inputs),
+        masks,
+        config,
+        rng,
+        device,
+        validation=cast(tuple[list[NDArray[np.uint8]], Masks] | None, validation),
+        on_iteration=on_iteration,
+    )
+
+
+def _confusion(
+    model: SegmentationModel,
+    inputs: Inputs,
+    masks: Masks,
+    config: ModelConfig,
+    device: torch.device,
+) -> NDArray[np.int64]:
+    if inputs and isinstance(inputs[0], EncodedImage):
+        return evaluate_confusion_encoded(model, inputs, masks, config.num_classes, device)
+    return evaluate_confusion(
+        model, cast(list[NDArray[np.uint8]], inputs), masks, config.num_classes, device
+    )

@@ -32,6 +32,15 @@ export interface ProjectSettings {
   images_per_round: number;
   budget_pixels: number | null;
   budget_hours: number | null;
+  model_architecture: "efficientnet_lite0" | "unet";
+  encoder_weights_path: string | null;
+  max_iterations: number | null;
+  finetune_max_iterations: number | null;
+  early_stopping_patience: number | null;
+  validate_every: number;
+  image_score: "mean" | "foreground_weighted";
+  background_classes: number[];
+  class_balance: boolean;
 }
 
 export interface Project extends ProjectSettings {

@@ -94,6 +94,10 @@ export interface RoundRow {
   model_id: number | null;
   miou: number | null;
   per_class_iou: (number | null)[] | null;
+  model_kind: string | null;
+  iterations: number | null;
+  max_iterations: number | null;
+  stopped_early: boolean | null;
 }
 
 export interface ClassShare {

@@ -23,7 +23,7 @@ function say(element: HTMLElement, text: string, ok = true): void {
   element.className = `feedback small ${ok ? "ok" : "error"}`;
 }
 
-type Field = { name: string; label: string; kind: "number" | "select"; options?: string[]; step?: string; optional?: boolean };
+type Field = { name: string; label: string; kind: "number" | "select" | "text" | "ids" | "boolean"; options?: string[]; step?: string; optional?: boolean };
 
 const SETTINGS: Field[] = [
   { name: "strategy", label: "Strategy", kind: "select", options: ["dynamic", "static", "random_superpixels", "random_images", "full"] },
@@ -36,7 +36,31 @@ const SETTINGS: Field[] = [
   { name: "images_per_round", label: "Images per round", kind: "number" },
   { name: "budget_pixels", label: "Budget (pixels)", kind: "number", optional: true },
   { name: "budget_hours", label: "Budget (hours)", kind: "number", step: "0.1", optional: true },
+  { name: "model_architecture", label: "Model", kind: "select", options: ["efficientnet_lite0", "unet"] },
+  { name: "encoder_weights_path", label: "Encoder weights file (absolute path)", kind: "text", optional: true },
+  { name: "max_iterations", label: "Most iterations, first model", kind: "number", optional: true },
+  { name: "finetune_max_iterations", label: "Most iterations, later rounds", kind: "number", optional: true },
+  { name: "early_stopping_patience", label: "Early-stopping patience", kind: "number", optional: true },
+  { name: "validate_every", label: "Validate every (iterations)", kind: "number" },
+  { name: "image_score", label: "Image score", kind: "select", options: ["mean", "foreground_weighted"] },
+  { name: "background_classes", label: "Background classes (indices)", kind: "ids" },
+  { name: "class_balance", label: "Class-balance-aware selection", kind: "boolean" },
 ];
+
+/** The form's text for a setting's value, and the value to send for the text. */
+function shown(field: Field, value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (field.kind === "ids" && Array.isArray(value)) return value.join(", ");
+  return String(value);
+}
+
+function parsed(field: Field, raw: string): unknown {
+  if (field.kind === "select") return raw;
+  if (field.kind === "boolean") return raw === "true";
+  if (field.kind === "ids") return raw.split(/[\s,]+/).filter((part) => part !== "").map(Number);
+  if (raw === "") return field.optional ? null : undefined;
+  return field.kind === "text" ? raw : Number(raw);
+}
 
 function settingsForm(project: ProjectDetail): HTMLElement {
   const out = feedback();
@@ -45,16 +69,16 @@ function settingsForm(project: ProjectDetail): HTMLElement {
   const fields = SETTINGS.map((field) => {
     const value = current[field.name];
     let input: HTMLInputElement | HTMLSelectElement;
-    if (field.kind === "select") {
-      input = h("select", { name: field.name }, ...(field.options ?? []).map((o) => h("option", { value: o, selected: o === value }, o)));
+    if (field.kind === "select" || field.kind === "boolean") {
+      const options = field.kind === "boolean" ? ["false", "true"] : (field.options ?? []);
+      input = h("select", { name: field.name }, ...options.map((o) => h("option", { value: o, selected: o === String(value) }, o)));
     } else {
       input = h("input", {
-        type: "number",
+        type: field.kind === "number" ? "number" : "text",
         name: field.name,
-        step: field.step ?? "1",
-        min: "0",
-        value: value === null || value === undefined ? "" : String(value),
-        placeholder: field.optional ? "none" : "",
+        ...(field.kind === "number" ? { step: field.step ?? "1", min: "0" } : {}),
+        value: shown(field, value),
+        placeholder: field.optional ? (field.kind === "text" ? "the shipped weights" : "none") : "",
       });
     }
     inputs.set(field.name, input);
@@ -67,8 +91,7 @@ function settingsForm(project: ProjectDetail): HTMLElement {
     const changes: Record<string, unknown> = {};
     for (const field of SETTINGS) {
       const raw = (inputs.get(field.name) as HTMLInputElement | HTMLSelectElement).value.trim();
-      if (field.kind === "select") changes[field.name] = raw;
-      else changes[field.name] = raw === "" ? (field.optional ? null : undefined) : Number(raw);
+      changes[field.name] = parsed(field, raw);
     }
     dashboardApi
       .updateProject(project.id, changes)

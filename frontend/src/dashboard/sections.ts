@@ -135,6 +135,14 @@ export function histogram(counts: readonly number[]): HTMLElement {
   );
 }
 
+/** "efficientnet_lite0, 120/300 it. (stopped early)", or "–" before the round has a model. */
+export function modelCell(round: RoundRow): string {
+  if (round.model_kind === null) return "–";
+  if (round.iterations === null) return round.model_kind;
+  const cap = round.max_iterations === null ? "" : `/${round.max_iterations}`;
+  return `${round.model_kind}, ${round.iterations}${cap} it.${round.stopped_early ? " (stopped early)" : ""}`;
+}
+
 export function roundsTable(rounds: RoundRow[]): HTMLElement {
   const rows = [...rounds].reverse().map((round) => {
     const mid = median(round.superpixels_per_image);
@@ -167,6 +175,7 @@ export function roundsTable(rounds: RoundRow[]): HTMLElement {
         { class: "num", title: round.per_class_iou ? `per class IoU: ${round.per_class_iou.map((v) => formatMiou(v)).join(" · ")}` : "" },
         formatMiou(round.miou),
       ),
+      h("td", { class: "small", "data-cell": "model" }, modelCell(round)),
     );
   });
   return h(
@@ -184,14 +193,14 @@ export function roundsTable(rounds: RoundRow[]): HTMLElement {
             h(
               "tr",
               {},
-              ...["Round", "Strategy", "Status", "Images", "Superpixels", "Superpixels per image", "Done", "Pixels labeled", "Superpixels labeled", "Time", "Model mIoU"].map(
+              ...["Round", "Strategy", "Status", "Images", "Superpixels", "Superpixels per image", "Done", "Pixels labeled", "Superpixels labeled", "Time", "Model mIoU", "Model"].map(
                 (title) => h("th", {}, title),
               ),
             ),
           ),
           h("tbody", {}, ...rows),
         ),
-    h("p", { class: "muted small" }, "Model mIoU: the model trained at the start of the round, on the labels of the rounds before it (hover for per-class IoU). The histogram is the dynamic rule's signature: its count varies per image."),
+    h("p", { class: "muted small" }, "Model mIoU: the model trained at the start of the round, on the labels of the rounds before it (hover for per-class IoU). The histogram is the dynamic rule's signature: its count varies per image. Model: its network and the training iterations it ran of the most allowed (fewer: early stopping on the validation split ended it)."),
   );
 }
 
