@@ -18,17 +18,21 @@ says "either".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.dependencies.models import Dependant
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import RouteContext, iter_route_contexts
 from pydantic import BaseModel
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import StatementError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 
 class NulInText(ValueError):
@@ -88,8 +92,42 @@ def install_bad_input_handlers(app: FastAPI) -> None:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
+    async def method_not_allowed(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+            return await http_exception_handler(request, error)
+        # Starlette's Allow names only the first route of the path; FastAPI has one per method.
+        allowed = sorted(
+            {
+                method
+                for pattern, methods in _route_patterns(request.app)
+                if pattern.match(request.url.path)
+                for method in methods
+            }
+        )
+        return JSONResponse(
+            {"detail": error.detail},
+            status_code=error.status_code,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
     app.add_exception_handler(NulInText, nul_in_text)
     app.add_exception_handler(StatementError, nul_in_text)
+    app.add_exception_handler(StarletteHTTPException, method_not_allowed)
+
+
+def _route_patterns(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    patterns: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        app.state, "route_patterns", None
+    )
+    if patterns is None:
+        patterns = [
+            (compile_path(route.path)[0], set(route.methods or ()))
+            for route in iter_route_contexts(app.routes)
+            if route.path is not None
+        ]
+        app.state.route_patterns = patterns
+    return patterns
 
 
 _ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}}}
@@ -102,6 +140,49 @@ _BY_DEPENDENCY = {
 }
 
 
+_CONFLICT = "Conflicts with the current state (the message says which)"
+_UPLOAD = {
+    413: "A file, the request or a decoded image exceeds a limit (TESSERA_MAX_*)",
+    415: "Not a file type Tessera reads",
+}
+
+# Codes a route's own body raises, beyond its dependencies' (paths below /api/v1).
+_BY_ROUTE: dict[tuple[str, str], dict[int, str]] = {
+    ("PATCH", "/users/me"): {403: "The current password is wrong"},
+    ("POST", "/users"): {409: "A user with this e-mail exists"},
+    ("PATCH", "/users/{user_id}"): {409: "Administrators cannot demote or deactivate themselves"},
+    ("POST", "/projects"): {409: "Two classes share a name or an index"},
+    ("POST", "/projects/{project_id}/classes"): {409: _CONFLICT},
+    ("PATCH", "/projects/{project_id}/classes/{class_id}"): {409: _CONFLICT},
+    ("DELETE", "/projects/{project_id}/classes/{class_id}"): {409: _CONFLICT},
+    ("POST", "/projects/{project_id}/members"): {409: _CONFLICT},
+    ("PATCH", "/projects/{project_id}/members/{user_id}"): {409: _CONFLICT},
+    ("DELETE", "/projects/{project_id}/members/{user_id}"): {409: _CONFLICT},
+    ("POST", "/projects/{project_id}/images"): {409: _CONFLICT, **_UPLOAD},
+    ("PUT", "/projects/{project_id}/images/{image_id}/ground-truth"): _UPLOAD,
+    ("PUT", "/projects/{project_id}/images/{image_id}/mask"): {
+        403: "The task is leased to someone else",
+        **_UPLOAD,
+    },
+    ("PATCH", "/projects/{project_id}/images/{image_id}/mask"): {
+        403: "The task is leased to someone else"
+    },
+    ("POST", "/projects/{project_id}/tasks/{query_id}/release"): {
+        403: "The task is leased to someone else"
+    },
+    ("POST", "/projects/{project_id}/rounds"): {409: _CONFLICT, 503: "The broker is unreachable"},
+    ("POST", "/projects/{project_id}/rounds/{round_id}/close"): {409: _CONFLICT},
+    ("POST", "/projects/{project_id}/rounds/{round_id}/oracle"): {
+        409: _CONFLICT,
+        503: "The broker is unreachable",
+    },
+    ("POST", "/projects/{project_id}/jobs/{job_id}/retry"): {
+        409: _CONFLICT,
+        503: "The broker is unreachable",
+    },
+}
+
+
 def _calls(dependant: Dependant) -> Iterable[str]:
     for sub in dependant.dependencies:
         name = getattr(sub.call, "__name__", "")
@@ -110,31 +191,43 @@ def _calls(dependant: Dependant) -> Iterable[str]:
         yield from _calls(sub)
 
 
-def _implied_errors(route: APIRoute) -> dict[int, str]:
+def _implied_errors(route: RouteContext, api_prefix: str) -> dict[int, str]:
     codes: dict[int, str] = {}
     for name in _calls(route.dependant):
         codes.update(_BY_DEPENDENCY.get(name, {}))
     if route.body_field is not None:
         codes[400] = "The body cannot be parsed (malformed JSON or multipart data)"
+    if any(param.name != "project_id" for param in route.dependant.path_params):
+        codes[404] = "No such resource here (the message names it)"
+    path = (route.path_format or "").removeprefix(api_prefix)
+    for method in route.methods or ():
+        codes.update(_BY_ROUTE.get((method, path), {}))
     return codes
 
 
-def document_errors(app: FastAPI) -> None:
+def document_errors(app: FastAPI, api_prefix: str) -> None:
     """Makes ``app.openapi()`` list each route's implied error codes and the real 422 shape."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        for route in app.routes:
-            if isinstance(route, APIRoute):
-                for code, description in _implied_errors(route).items():
-                    route.responses.setdefault(code, {"description": description, **_ERROR})
         schema = get_openapi(
             title=app.title,
             version=app.version,
             description=app.description,
             routes=app.routes,
         )
+        paths = schema.get("paths", {})
+        for route in iter_route_contexts(app.routes):
+            operations = paths.get(route.path_format or "", {})
+            for method in route.methods or ():
+                operation = operations.get(method.lower())
+                if operation is None:
+                    continue
+                responses = operation.setdefault("responses", {})
+                for code, description in _implied_errors(route, api_prefix).items():
+                    responses.setdefault(str(code), {"description": description, **_ERROR})
+                operation["responses"] = dict(sorted(responses.items()))
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["ErrorDetail"] = ErrorDetail.model_json_schema()
         validation = components.get("HTTPValidationError")

@@ -96,6 +96,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(build_api_router())
     install_bad_input_handlers(app)
-    document_errors(app)
+    document_errors(app, API_PREFIX)
     mount_frontend(app, settings)
     return app
