@@ -22,6 +22,7 @@ from backend.models import (
     QueryStatus,
     SuperpixelMap,
 )
+from worker.engine.superpixels import work_shape
 
 
 def image_rgb(session: Session, image_id: int) -> NDArray[np.uint8]:
@@ -31,6 +32,24 @@ def image_rgb(session: Session, image_id: int) -> NDArray[np.uint8]:
         raise LookupError(f"image {image_id} is gone")
     with PILImage.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def image_rgb_at_most(session: Session, image_id: int, max_pixels: int) -> NDArray[np.uint8]:
+    """(h, w, 3) uint8 pixels of a stored image, downscaled (aspect kept, box filter) to
+    ``work_shape(H, W, max_pixels)`` when it is larger; a JPEG is decoded at a reduced
+    scale already, so a big image never needs its full-size array here."""
+    data = session.scalar(select(Image.data).where(Image.id == image_id))
+    if data is None:
+        raise LookupError(f"image {image_id} is gone")
+    with PILImage.open(io.BytesIO(data)) as image:
+        height, width = work_shape(image.height, image.width, max_pixels)
+        if (height, width) == (image.height, image.width):
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+        image.draft("RGB", (width, height))  # JPEG only: DCT scaling to >= the size asked
+        # Resizing before converting keeps a greyscale image at one byte per pixel.
+        source = image if image.mode in ("L", "RGB") else image.convert("RGB")
+        small = source.resize((width, height), PILImage.Resampling.BOX).convert("RGB")
+        return np.asarray(small, dtype=np.uint8).copy()
 
 
 def partial_mask(session: Session, image: Image) -> NDArray[np.uint8]:

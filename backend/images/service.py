@@ -15,8 +15,8 @@ from backend.images.superpixels import encode_superpixels
 from backend.images.validation import (
     UploadRefused,
     UploadSource,
-    decode_image,
     decode_mask,
+    decode_upload,
     iter_upload_files,
     upright_bytes,
 )
@@ -54,7 +54,7 @@ def ingest_images(
     write (the second pass) short. Images whose SHA-256 is already in the project, or earlier
     in this upload, are reported, not stored.
     """
-    decoded = [decode_image(file, settings) for file in iter_upload_files(sources, settings)]
+    decoded = decode_upload(sources, settings)
     if not decoded:
         raise UploadRefused(422, "No files in the upload.")
     rows = session.execute(

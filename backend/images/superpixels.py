@@ -28,8 +28,9 @@ def encode_superpixels(labels: NDArray[np.integer]) -> tuple[str, bytes, int]:
     if labels.size and int(labels.min()) < 0:
         raise ValueError("superpixel labels must be non-negative")
     dtype_name = "uint16" if count <= 65_536 else "int32"
-    raw = np.ascontiguousarray(labels).astype(_DTYPES[dtype_name]).tobytes()
-    return dtype_name, zlib.compress(raw, 6), count
+    # zlib reads the array's own buffer: no bytes copy of a full-size map.
+    raw = np.ascontiguousarray(labels, dtype=_DTYPES[dtype_name])
+    return dtype_name, zlib.compress(raw.data, 6), count
 
 
 def decode_superpixels(blob: bytes, dtype_name: str, width: int, height: int) -> NDArray[np.int32]:

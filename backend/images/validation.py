@@ -128,7 +128,8 @@ def _open_image(name: str, data: bytes, settings: Settings) -> PILImage.Image:
         raise UploadRefused(
             413,
             f"{name}: {width}x{height} = {width * height} pixels exceeds the limit of "
-            f"{settings.max_image_pixels} (decompression bomb guard).",
+            f"{settings.max_image_pixels} per image (TESSERA_MAX_IMAGE_PIXELS; decompression "
+            "bomb guard).",
         )
     if width < 2 or height < 2:
         raise UploadRefused(422, f"{name}: {width}x{height} is too small to segment.")
@@ -206,6 +207,25 @@ def decode_image(upload: UploadedFile, settings: Settings) -> DecodedImage:
         thumbnail_jpeg=make_thumbnail(image, settings.thumbnail_size),
         reoriented=reoriented,
     )
+
+
+def decode_upload(sources: list[UploadSource], settings: Settings) -> list[DecodedImage]:
+    """Every image of an upload checked by ``decode_image``, and their pixels together held
+    to ``max_upload_pixels``: the superpixel work one upload queues for the workers."""
+    decoded: list[DecodedImage] = []
+    total = 0
+    for file in iter_upload_files(sources, settings):
+        image = decode_image(file, settings)
+        total += image.width * image.height
+        if total > settings.max_upload_pixels:
+            raise UploadRefused(
+                413,
+                f"{image.name}: the upload's images reach {total} pixels together, over the "
+                f"limit of {settings.max_upload_pixels} per upload (TESSERA_MAX_UPLOAD_PIXELS, "
+                "the worker's share); send them in several uploads.",
+            )
+        decoded.append(image)
+    return decoded
 
 
 def _refuse_unsafe_entry_name(archive: str, entry: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -9,10 +10,10 @@ from numpy.typing import NDArray
 from skimage.measure import label as label_components
 from skimage.segmentation import felzenszwalb, slic
 
-SuperpixelFn = Callable[[NDArray[np.uint8], int], NDArray[np.int32]]
+SuperpixelFn = Callable[[NDArray[np.uint8], float], NDArray[np.int32]]
 
 
-def _validate_image(image: NDArray[np.uint8], size: int) -> None:
+def _validate_image(image: NDArray[np.uint8], size: float) -> None:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3) RGB, got shape {image.shape}")
     if image.dtype != np.uint8:
@@ -30,7 +31,7 @@ def relabel_contiguous(labels: NDArray[np.integer]) -> NDArray[np.int32]:
     return contiguous
 
 
-def slic_superpixels(image: NDArray[np.uint8], size: int) -> NDArray[np.int32]:
+def slic_superpixels(image: NDArray[np.uint8], size: float) -> NDArray[np.int32]:
     """SLIC in Lab colour with ``n_segments = H*W / size**2`` (DESIGN.md §1.1).
 
     image: (H, W, 3) uint8 RGB. Returns (H, W) int32 labels, contiguous 0..n-1.
@@ -49,9 +50,9 @@ def slic_superpixels(image: NDArray[np.uint8], size: int) -> NDArray[np.int32]:
     return relabel_contiguous(labels)
 
 
-def felzenszwalb_superpixels(image: NDArray[np.uint8], size: int) -> NDArray[np.int32]:
+def felzenszwalb_superpixels(image: NDArray[np.uint8], size: float) -> NDArray[np.int32]:
     """Graph-based segmentation; ``size**2`` is the minimum region area."""
-    labels = felzenszwalb(image, scale=float(size * 4), sigma=0.8, min_size=size * size // 2)
+    labels = felzenszwalb(image, scale=float(size * 4), sigma=0.8, min_size=int(size * size // 2))
     # Its graph is 8-connected; split diagonal-only regions so every superpixel is 4-connected.
     components = label_components(labels + 1, connectivity=1, background=0)  # type: ignore[no-untyped-call]
     return relabel_contiguous(components)
@@ -64,7 +65,7 @@ ALGORITHMS: dict[str, SuperpixelFn] = {
 
 
 def compute_superpixels(
-    image: NDArray[np.uint8], size: int = 32, algorithm: str = "slic"
+    image: NDArray[np.uint8], size: float = 32, algorithm: str = "slic"
 ) -> NDArray[np.int32]:
     """Superpixels of one RGB image.
 
@@ -75,3 +76,57 @@ def compute_superpixels(
         raise ValueError(f"unknown superpixel algorithm {algorithm!r}; known: {sorted(ALGORITHMS)}")
     _validate_image(image, size)
     return ALGORITHMS[algorithm](image, size)
+
+
+def work_shape(height: int, width: int, max_pixels: int) -> tuple[int, int]:
+    """The (height, width) an image is processed at: its own size when it has at most
+    ``max_pixels`` pixels, else scaled down with its aspect ratio kept to fit."""
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    if max_pixels < 4:
+        raise ValueError(f"max_pixels must be at least 4, got {max_pixels}")
+    if height * width <= max_pixels:
+        return height, width
+    scale = math.sqrt(max_pixels / (height * width))
+    small_height, small_width = math.floor(height * scale), math.floor(width * scale)
+    # A thin strip keeps 2 px across and gives the rest of the budget to its length.
+    if small_height < 2:
+        return 2, min(width, max_pixels // 2)
+    if small_width < 2:
+        return min(height, max_pixels // 2), 2
+    return small_height, small_width
+
+
+def upsample_labels(labels: NDArray[np.integer], height: int, width: int) -> NDArray[np.integer]:
+    """Nearest-neighbour enlargement of (h, w) labels to (height, width), dtype kept: each
+    output pixel takes the label under its centre, so every input pixel (and every label)
+    survives and connected regions stay connected."""
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
+    small_height, small_width = labels.shape
+    if height < small_height or width < small_width:
+        raise ValueError(
+            f"cannot upsample {small_height}x{small_width} labels to a smaller {height}x{width}"
+        )
+    rows = (2 * np.arange(height, dtype=np.int64) + 1) * small_height // (2 * height)
+    cols = (2 * np.arange(width, dtype=np.int64) + 1) * small_width // (2 * width)
+    enlarged: NDArray[np.integer] = np.take(np.take(labels, rows, axis=0), cols, axis=1)
+    return enlarged
+
+
+def superpixels_from_downscaled(
+    image: NDArray[np.uint8], height: int, width: int, size: float = 32, algorithm: str = "slic"
+) -> NDArray[np.integer]:
+    """Superpixels of a (height, width) image computed on its downscaled copy ``image``.
+
+    image: (h, w, 3) uint8 with h <= height, w <= width, the same aspect ratio. ``size`` is
+    the nominal side in full-resolution pixels, so the count of superpixels is what the full
+    image would get (down to 2 px in the copy). Returns (height, width) labels 0..n-1, uint16
+    when n <= 65,536 (else int32) to keep the full-size map small.
+    """
+    _validate_image(image, size)
+    small_height, small_width = image.shape[:2]
+    scale = math.sqrt(small_height * small_width / (height * width))
+    labels = compute_superpixels(image, max(2.0, size * scale), algorithm)
+    compact = labels.astype(np.uint16) if int(labels.max()) < 65_536 else labels
+    return upsample_labels(compact, height, width)

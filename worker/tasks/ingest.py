@@ -6,30 +6,50 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.images.service import store_superpixel_map
 from backend.models import Image, ImageStatus, Job, ModelArchitecture, Project, SuperpixelMap
+from backend.settings import Settings
 from worker.checkpoints import model_config
-from worker.data import class_count, current_map, image_rgb
+from worker.data import class_count, current_map, image_rgb, image_rgb_at_most
 from worker.engine.model import build_model
-from worker.engine.superpixels import compute_superpixels
+from worker.engine.superpixels import compute_superpixels, superpixels_from_downscaled
 from worker.feature_cache import FeatureCache
 from worker.jobs import JobLease
 
 log = logging.getLogger(__name__)
 
 
-def ensure_current_map(session: Session, image: Image, project: Project) -> SuperpixelMap:
+def ensure_current_map(
+    session: Session, image: Image, project: Project, max_pixels: int | None = None
+) -> SuperpixelMap:
     """The image's map for the project's current superpixel size and algorithm, computed
-    and stored (flushed) when missing, e.g. after the lead changed the size."""
+    and stored (flushed) when missing, e.g. after the lead changed the size.
+
+    An image of more than ``max_pixels`` pixels (``TESSERA_WORK_MAX_PIXELS``) is segmented
+    on a downscaled copy and the labels enlarged back to its full size (nearest), which
+    bounds the worker's memory and time; annotators and masks still get a full-size map.
+    """
     existing = current_map(session, image, project)
     if existing is not None:
         return existing
-    labels = compute_superpixels(
-        image_rgb(session, image.id), project.superpixel_size, project.superpixel_algorithm.value
-    )
+    algorithm = project.superpixel_algorithm.value
+    if max_pixels is not None and image.width * image.height > max_pixels:
+        labels: NDArray[np.integer] = superpixels_from_downscaled(
+            image_rgb_at_most(session, image.id, max_pixels),
+            image.height,
+            image.width,
+            project.superpixel_size,
+            algorithm,
+        )
+    else:
+        labels = compute_superpixels(
+            image_rgb(session, image.id), project.superpixel_size, algorithm
+        )
     return store_superpixel_map(
         session,
         image,
@@ -57,6 +77,18 @@ def _image_ids(lease: JobLease) -> tuple[int, list[int]]:
         return job.project_id, [int(i) for i in ids]
 
 
+def _refuse_over_cap(image: Image, settings: Settings) -> None:
+    """Checked before any decoding: an image over the pixel cap (stored before the cap was
+    lowered) fails the job with the reason instead of taking the worker's memory."""
+    pixels = image.width * image.height
+    if pixels > settings.max_image_pixels:
+        raise ValueError(
+            f"image {image.id} ({image.filename}) is {image.width}x{image.height} = {pixels} "
+            f"pixels, over TESSERA_MAX_IMAGE_PIXELS = {settings.max_image_pixels}; the worker "
+            "does not decode it (delete it or raise the limit)"
+        )
+
+
 def ingest_images(lease: JobLease) -> None:
     """Computes and stores the superpixel map of each image of the job, one commit per image
     (a lost worker loses one image's work), skipping images already done."""
@@ -71,7 +103,8 @@ def ingest_images(lease: JobLease) -> None:
             if project is None:
                 raise LookupError(f"project {project_id} is gone")
             if image is not None and current_map(session, image, project) is None:
-                ensure_current_map(session, image, project)
+                _refuse_over_cap(image, lease.runtime.settings)
+                ensure_current_map(session, image, project, lease.runtime.settings.work_max_pixels)
                 done += 1
             if image is not None:
                 image.status = ImageStatus.ready
