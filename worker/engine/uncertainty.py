@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from worker.engine.model import SegmentationModel, enable_mc_dropout
 
@@ -25,6 +26,22 @@ class SoftmaxMoments:
 
     mean_probs: torch.Tensor
     mean_entropy: torch.Tensor | None
+
+    def resized(self, size: tuple[int, int]) -> SoftmaxMoments:
+        """Both moments resized bilinearly to (H, W); interpolated probabilities still sum
+        to one. A model whose head samples below the input's resolution (the pretrained
+        decoder works at stride 4) is sampled there, T times, and resized once."""
+        if tuple(self.mean_probs.shape[-2:]) == tuple(size):
+            return self
+        probs = F.interpolate(self.mean_probs, size=size, mode="bilinear", align_corners=False)
+        entropy = (
+            None
+            if self.mean_entropy is None
+            else F.interpolate(
+                self.mean_entropy[:, None], size=size, mode="bilinear", align_corners=False
+            )[:, 0]
+        )
+        return SoftmaxMoments(probs, entropy)
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -77,9 +94,9 @@ def mc_softmax_moments(
     was_training = model.training
     enable_mc_dropout(model)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
-        moments = _accumulate(lambda: model(images), samples, with_entropy)
+        moments = _accumulate(lambda: model.head(model.trunk(images)), samples, with_entropy)
     model.train(was_training)
-    return moments
+    return moments.resized((int(images.shape[-2]), int(images.shape[-1])))
 
 
 @torch.no_grad()
@@ -92,16 +109,16 @@ def mc_moments_from_trunk(
     with_entropy: bool = True,
 ) -> SoftmaxMoments:
     """The cheap path's sampling: ``samples`` head passes (dropout + classifier) over trunk
-    features computed once, e.g. decoded from cached encoder features. size: the (H, W) of
-    the logits (the input images')."""
+    features computed once, e.g. decoded from cached encoder features, at the head's own
+    resolution; the moments are then resized to ``size``, the input images' (H, W)."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     was_training = model.training
     enable_mc_dropout(model)
     with torch.autocast(features.device.type, dtype=torch.bfloat16, enabled=bf16):
-        moments = _accumulate(lambda: model.head(features, size), samples, with_entropy)
+        moments = _accumulate(lambda: model.head(features), samples, with_entropy)
     model.train(was_training)
-    return moments
+    return moments.resized(size)
 
 
 def pixel_scores_from_moments(moments: SoftmaxMoments, method: str) -> torch.Tensor:
