@@ -18,31 +18,8 @@ import pytest
 
 from tests.worker.conftest import Api, Stack, wait_for
 from tests.worker.flows import first_round_answered_by_oracle, wait_for_ingest
+from tests.worker.processes import is_alive, living_children
 from tests.worker.scenes import create_scene_project
-
-
-def living_children(pid: int) -> list[int]:
-    """Pids whose parent is ``pid``, zombies left out (read from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-        except OSError:
-            continue
-        if int(parent) == pid and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def is_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
 
 WITHOUT_CELERY_PDEATHSIG = """
 import celery.platforms
