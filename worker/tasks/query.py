@@ -62,8 +62,11 @@ def project_has_labels(session: Session, project_id: int) -> bool:
     return found is not None
 
 
-def unscored_candidates(session: Session, project: Project) -> list[Candidate]:
-    """Every ready pool image with unlabeled pixels, scored 0 (for random or full picks)."""
+def unscored_candidates(
+    session: Session, project: Project, max_pixels: int | None = None
+) -> list[Candidate]:
+    """Every ready pool image with unlabeled pixels, scored 0 (for random or full picks);
+    ``max_pixels``: see ``ensure_current_map``."""
     rows = session.execute(
         select(Image, Annotation.labeled_pixels)
         .join(Annotation, Annotation.image_id == Image.id)
@@ -75,7 +78,7 @@ def unscored_candidates(session: Session, project: Project) -> list[Candidate]:
     for image, labeled_pixels in rows:
         if labeled_pixels >= image.width * image.height:
             continue
-        superpixel_map = ensure_current_map(session, image, project)
+        superpixel_map = ensure_current_map(session, image, project, max_pixels)
         session.commit()  # a map computed just now is kept; no write lock held meanwhile
         labels = superpixel_labels(session, superpixel_map, image)
         # Unlabeled images (most of them in an early round) need no mask decoding.
@@ -125,16 +128,16 @@ def remaining_budget(session: Session, project: Project) -> int | None:
 
 
 def plan_queries(
-    session: Session, project: Project, round_: Round, initial: bool
+    session: Session, project: Project, round_: Round, initial: bool, max_pixels: int | None = None
 ) -> tuple[list[Candidate], list[ImageQuery]]:
     """The candidates and the engine's plan for them (DESIGN.md §1.4-1.5)."""
     if initial:
         # First round: initial_images picked at random, every superpixel of each.
         strategy, count = "random_images", project.initial_images
-        candidates = unscored_candidates(session, project)
+        candidates = unscored_candidates(session, project, max_pixels)
     elif round_.strategy in UNSCORED_STRATEGIES:
         strategy, count = round_.strategy, project.images_per_round
-        candidates = unscored_candidates(session, project)
+        candidates = unscored_candidates(session, project, max_pixels)
     else:
         strategy, count = round_.strategy, project.images_per_round
         candidates = scored_candidates(session, round_.id)
@@ -161,7 +164,9 @@ def write_round_queries(lease: JobLease, round_id: int, initial: bool) -> str:
         project = session.get(Project, round_.project_id) if round_ else None
         if round_ is None or project is None:
             raise LookupError(f"round {round_id} or its project is gone")
-        candidates, plan = plan_queries(session, project, round_, initial)
+        candidates, plan = plan_queries(
+            session, project, round_, initial, lease.runtime.settings.work_max_pixels
+        )
         lease.stop()
         now = utc_now()
         for picked in plan:

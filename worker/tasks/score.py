@@ -232,7 +232,9 @@ def _score_batch(
             image = session.get(Image, image_id)
             if image is None or image_id in done:
                 continue
-            superpixel_map = ensure_current_map(session, image, project)
+            superpixel_map = ensure_current_map(
+                session, image, project, lease.runtime.settings.work_max_pixels
+            )
             rows.append((image, superpixel_map))
             if cache is None:
                 pixels.append(image_rgb(session, image.id))
