@@ -3,8 +3,9 @@
 - ``BodyLimit``: a request body is counted while it is read, whatever Content-Length says
   (chunked bodies have none), and cut at the limit with 413; a request that carries a body
   but no valid credential is refused with 401 before any of it is read.
-- ``CookieOrigin``: a state-changing request authenticated by the session cookie must come
-  from a page of this server (Origin, else Referer); bearer-token clients are unaffected.
+- ``CookieOrigin``: a state-changing request authenticated by the session cookie (a file
+  upload among them) that names an origin (Origin, else Referer) must name this server's;
+  bearer-token clients are unaffected.
 - ``SecurityHeaders``: nosniff, a Content-Security-Policy per kind of response (the built UI,
   the API docs, API responses including user images: ``sandbox``), no framing, a referrer
   policy.
@@ -41,9 +42,9 @@ CHECK_CREDENTIAL_ABOVE: Final = 64 * 1024
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_SIGNED_IN: Final = "Not signed in: log in or send an API token as 'Authorization: Bearer ...'."
 
-# The built UI: its own scripts and styles only (style attributes are set by the UI code).
+# The built UI: its own scripts and style sheets only; the UI code sets style attributes.
 UI_POLICY: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
@@ -198,6 +199,10 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
+def _claimed_origin(headers: Headers) -> str:
+    return headers.get("origin") or headers.get("referer") or "an unnamed origin"
+
+
 def own_origin_matches(headers: Headers) -> bool | None:
     """Whether Origin (else Referer) names this server's host; None when neither is sent."""
     claimed = headers.get("origin") or headers.get("referer")
@@ -211,9 +216,10 @@ class CookieOrigin:
     """Refuses cross-site uses of the session cookie on state-changing requests.
 
     SameSite=Lax already keeps the cookie off cross-site POSTs in current browsers; this is
-    the second line (older browsers, same-site sibling hosts). A multipart upload, which a
-    cross-site form can send without a CORS preflight, must name its origin; other requests
-    are refused only when they name a foreign one. Bearer-token clients are unaffected.
+    the second line (older browsers, same-site sibling hosts). Browsers name the origin of
+    every cross-origin POST (``null`` when the page hides it, which is refused too); a
+    request naming none comes from a script, not a page, and passes (the e2e seeding and
+    the demo log in and upload that way). Bearer-token clients are unaffected.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -223,19 +229,19 @@ class CookieOrigin:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = Headers(scope=scope)
             cookie_name = _settings(scope).session_cookie_name
-            if _bearer_secret(headers) is None and _cookie(headers, cookie_name) is not None:
-                matches = own_origin_matches(headers)
-                multipart = headers.get("content-type", "").lower().startswith("multipart/")
-                if matches is False or (matches is None and multipart):
-                    await _json(
-                        send,
-                        403,
-                        "Cross-site request refused: a request signed in by the session "
-                        "cookie must come from this server's pages (Origin "
-                        f"{headers.get('origin') or headers.get('referer') or 'missing'}). "
-                        "Scripts should send an API token instead.",
-                    )
-                    return
+            if (
+                _bearer_secret(headers) is None
+                and _cookie(headers, cookie_name) is not None
+                and own_origin_matches(headers) is False
+            ):
+                await _json(
+                    send,
+                    403,
+                    "Cross-site request refused: a request signed in by the session cookie "
+                    f"must come from this server's pages, not {_claimed_origin(headers)}. "
+                    "Scripts should send an API token instead.",
+                )
+                return
         await self.app(scope, receive, send)
 
 

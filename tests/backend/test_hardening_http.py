@@ -281,11 +281,12 @@ def _cookie_client(app: FastAPI, email: str) -> TestClient:
 
 def _upload(client: TestClient, project: int, headers: dict[str, str]) -> int:
     png = png_bytes(rgb_image(16, 12, seed=int(np.random.default_rng().integers(1 << 30))))
-    return client.post(
+    response = client.post(
         f"/api/v1/projects/{project}/images",
         files=[("files", ("a.png", png, "image/png"))],
         headers=headers,
-    ).status_code
+    )
+    return int(response.status_code)
 
 
 def test_cookie_uploads_must_come_from_this_servers_pages(
@@ -296,8 +297,9 @@ def test_cookie_uploads_must_come_from_this_servers_pages(
     browser = _cookie_client(app, "lead@example.org")
     assert _upload(browser, project, {"Origin": "https://evil.example"}) == 403
     assert _upload(browser, project, {"Referer": "https://evil.example/page"}) == 403
-    assert _upload(browser, project, {}) == 403  # a multipart upload must name its origin
+    assert _upload(browser, project, {"Origin": "null"}) == 403  # a page hiding its origin
     assert _image_count(session_factory) == 0
+    assert _upload(browser, project, {}) == 201  # no origin at all: a script, not a page
     assert _upload(browser, project, {"Origin": "http://testserver"}) == 201
     assert _upload(browser, project, {"Referer": "http://testserver/projects/1"}) == 201
     # Scripts with a token are not browsers: no Origin needed, a foreign one is ignored.

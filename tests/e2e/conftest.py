@@ -72,7 +72,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # Playwright's wait_for_function evaluates its predicate with eval() inside the page,
+    # which the UI's Content-Security-Policy refuses; test_content_security_policy.py runs
+    # the UI with the policy enforced.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     context.set_default_timeout(20_000)
     opened = context.new_page()
     errors: list[str] = []
