@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from celery.exceptions import TimeLimitExceeded
 from PIL import Image
 
+from backend.tasks import INGEST_TASK
 from tests.worker.conftest import Api, Stack
 from tests.worker.flows import wait_for_ingest, wait_for_job
+from worker.celery_app import HARD_LIMIT_GRACE_SECONDS, create_celery_app
 from worker.engine.superpixels import upsample_labels, work_shape
 
 # The memory budget stated in README (TESSERA_WORK_MAX_PIXELS): one pool process ingests a
@@ -180,3 +183,25 @@ def test_job_over_its_time_budget_fails_with_a_clear_error_and_the_queue_goes_on
     assert quick_job["id"] != slow_job["id"]
     wait_for_job(api, stack, project, quick_job["id"], timeout=60)
     assert _superpixels(api, project, quick).shape == (24, 32)
+
+
+def test_a_job_killed_at_the_hard_limit_is_failed_with_the_budget_message(
+    make_stack: Any, make_api: Any
+) -> None:
+    stack: Stack = make_stack("sqlite", "embedded")
+    api: Api = make_api(stack)
+    project = _project(api)
+    _upload(api, project, ("a.png", _png(_smooth_rgb(24, 32))))
+    job = _ingest_job(api, project)  # queued: no worker runs in this test
+    app = create_celery_app(stack.settings.model_copy(update={"ingest_time_limit_seconds": 2}))
+    task = app.tasks[INGEST_TASK]
+    assert (task.soft_time_limit, task.time_limit) == (2, 2 + HARD_LIMIT_GRACE_SECONDS)
+    # What Celery's main process calls after it killed a pool process at the hard limit
+    # (celery.worker.request.Request.on_timeout).
+    task.on_failure(TimeLimitExceeded(32.0), "celery-task-id", [job["id"]], {}, None)
+    failed = api.get(f"/projects/{project}/jobs/{job['id']}")
+    assert failed["status"] == "failed"
+    assert failed["error"] == (
+        f"JobBudgetExceeded: ingest job {job['id']} ran past its time budget of 2 s "
+        "(TESSERA_INGEST_TIME_LIMIT_SECONDS) and was stopped (killed)"
+    )
