@@ -18,13 +18,16 @@ says "either".
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import RouteContext, iter_route_contexts
@@ -111,9 +114,28 @@ def install_bad_input_handlers(app: FastAPI) -> None:
             headers={"Allow": ", ".join(allowed)},
         )
 
+    async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        # The errors echo the input; JSON has no Infinity or NaN (Python's parser reads them).
+        return JSONResponse(
+            {"detail": _json_safe(jsonable_encoder(error.errors()))},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(NulInText, nul_in_text)
     app.add_exception_handler(StatementError, nul_in_text)
     app.add_exception_handler(StarletteHTTPException, method_not_allowed)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _route_patterns(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:

@@ -28,7 +28,7 @@ from backend.images.validation import UploadRefused, UploadSource, display_name
 from backend.models import Annotation, Image, ImageStatus, Split, SuperpixelMap
 from backend.projects.deps import ProjectLead, ProjectMember
 from backend.settings import Settings
-from backend.validation_types import Id, IdValue
+from backend.validation_types import MAX_ID, Id, IdValue
 
 router = APIRouter(prefix="/projects/{project_id}/images", tags=["images"])
 
@@ -145,7 +145,7 @@ def list_images(
     response: Response,
     split: Split | None = None,
     image_status: Annotated[ImageStatus | None, Query(alias="status")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ImageRead]:
     """One page of the project's images, oldest first; ``X-Total-Count`` has the total."""
