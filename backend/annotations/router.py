@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, status
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, undefer
 
 from backend.annotations import service
@@ -24,7 +24,8 @@ from backend.images.validation import UploadRefused
 from backend.masks import empty_mask, encode_mask_png
 from backend.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
 from backend.models import Query as QueryRow
-from backend.projects.deps import ProjectMember
+from backend.models.base import utc_now
+from backend.projects.deps import ProjectAccess, ProjectMember
 from backend.validation_types import Id, IdValue, parse_version_etag
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["annotations"])
@@ -75,7 +76,10 @@ def read_mask(image_id: Id, access: ProjectMember, session: SessionDep) -> Respo
     "/images/{image_id}/mask",
     response_model=SaveResult,
     responses={
-        409: {"description": "The image is not queried in an open round"},
+        409: {
+            "description": "The image is not queried in an open round, or its task is "
+            "reserved for another annotator"
+        },
         412: {"description": "If-Match names a stale version; nothing was changed"},
         422: {"description": "Bad mask, or pixels changed outside the queried superpixels"},
         400: {"description": "If-Match is not a mask version"},
@@ -112,6 +116,7 @@ def save_mask(
     """
     expected = _parse_if_match(if_match)
     image = get_image(session, access.project.id, image_id)
+    _refuse_if_reserved_for_another(session, image, access)
     return _save(
         session,
         image,
@@ -136,7 +141,10 @@ def save_mask(
     "/images/{image_id}/mask",
     response_model=SaveResult,
     responses={
-        409: {"description": "The image is not queried in an open round, or the map is not"},
+        409: {
+            "description": "The image is not queried in an open round, the map is not, or "
+            "its task is reserved for another annotator"
+        },
         412: {"description": "If-Match names a stale version; nothing was changed"},
         422: {"description": "A class, superpixel or run breaks the rules; nothing was changed"},
         400: {"description": "If-Match is not a mask version"},
@@ -164,6 +172,7 @@ def edit_mask(
     """
     expected = _parse_if_match(if_match)
     image = get_image(session, access.project.id, image_id)
+    _refuse_if_reserved_for_another(session, image, access)
     edit = MaskEdit.from_lists(body.fills, body.runs)
     return _save(
         session,
@@ -184,6 +193,28 @@ def edit_mask(
             settings=settings,
         ),
     )
+
+
+def _refuse_if_reserved_for_another(session: Session, image: Image, access: ProjectAccess) -> None:
+    """409 when the image's open query is leased to another annotator (leads may save)."""
+    if access.is_lead:
+        return
+    queries = service.active_queries(session, image.id)
+    if not queries:
+        return  # the save itself answers that nothing is open
+    query, _round = queries[0]
+    if (
+        query.status != QueryStatus.done
+        and query.assignee_id not in (None, access.user.id)
+        and query.lease_expires_at is not None
+        and query.lease_expires_at > utc_now()
+    ):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Image {image.id} is reserved for another annotator until "
+            f"{query.lease_expires_at.isoformat(timespec='seconds')}; ask for your next task "
+            "instead.",
+        )
 
 
 def _save(
@@ -311,17 +342,42 @@ def _get_query(session: SessionDep, project_id: int, query_id: int) -> QueryRow:
     return query
 
 
-@router.post("/tasks/{query_id}/release", status_code=status.HTTP_204_NO_CONTENT, tags=["tasks"])
+@router.post(
+    "/tasks/{query_id}/release",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["tasks"],
+    responses={
+        403: {"description": "The task is leased to someone else (an annotator asking)"},
+        409: {"description": "The task was claimed anew or done meanwhile; nothing released"},
+    },
+)
 def release_task(query_id: Id, access: ProjectMember, session: SessionDep) -> None:
     """Gives a task back before its lease ends (the assignee, or a lead)."""
     query = _get_query(session, access.project.id, query_id)
-    if query.assignee_id not in (None, access.user.id) and not access.is_lead:
+    holder = query.assignee_id
+    if holder not in (None, access.user.id) and not access.is_lead:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "This task is leased to someone else.")
-    if query.status != QueryStatus.done:
-        query.status = QueryStatus.open
-        query.assignee_id = None
-        query.lease_expires_at = None
+    if query.status == QueryStatus.done or holder is None:
+        return
+    # Only the lease that was read is released: if the task was claimed anew in between
+    # (the lease ran out and someone else took it), nothing changes.
+    released = session.execute(
+        update(QueryRow)
+        .where(
+            QueryRow.id == query.id,
+            QueryRow.assignee_id == holder,
+            QueryRow.status != QueryStatus.done,
+        )
+        .values(status=QueryStatus.open, assignee_id=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    if released.rowcount != 1:  # type: ignore[attr-defined]
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Task {query_id} changed meanwhile (claimed by someone else or done); "
+            "nothing was released.",
+        )
 
 
 @router.get(

@@ -80,6 +80,7 @@ RULES: dict[tuple[str, str], Level] = {
     ("DELETE", f"{P}/images/{{image_id}}/ground-truth"): Level.lead,
     ("GET", f"{P}/images/{{image_id}}/mask"): Level.member,
     ("PUT", f"{P}/images/{{image_id}}/mask"): Level.member,
+    ("PATCH", f"{P}/images/{{image_id}}/mask"): Level.member,
     ("GET", f"{P}/images/{{image_id}}/submissions"): Level.member,
     ("POST", f"{P}/tasks/next"): Level.member,
     ("POST", f"{P}/tasks/{{query_id}}/release"): Level.member,
@@ -238,6 +239,11 @@ def request_for(method: str, path: str, role: str, matrix: Matrix) -> tuple[str,
         ("PUT", f"{P}/images/{{image_id}}/mask"): lambda: {
             "content": mask,
             "headers": {"If-Match": '"0"', "Content-Type": "image/png"},
+        },
+        # The first superpixel map of a fresh (truncated) database is map 1.
+        ("PATCH", f"{P}/images/{{image_id}}/mask"): lambda: {
+            "json": {"superpixel_map_id": 1, "fills": [[0, 1]], "runs": []},
+            "headers": {"If-Match": '"0"'},
         },
     }
     kwargs = bodies[key]() if key in bodies else {}
