@@ -17,6 +17,7 @@ from backend.export.router import router as export_router
 from backend.frontend import mount_frontend
 from backend.http_guards import BodyLimit, CookieOrigin, SecurityHeaders
 from backend.images.router import router as images_router
+from backend.memory import bound_heap_retention
 from backend.projects.router import router as projects_router
 from backend.rounds.router import router as rounds_router
 from backend.settings import Settings, get_settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bound_heap_retention()
         yield
         engine.dispose()
 

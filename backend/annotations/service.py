@@ -8,7 +8,8 @@ the other changes nothing. The history row and the new mask commit in the same t
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +23,7 @@ from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.images.validation import UploadRefused, decode_mask
 from backend.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
+from backend.memory import trim_heap
 from backend.models import (
     Annotation,
     AnnotationSubmission,
@@ -105,20 +107,37 @@ def _cache(settings: Settings) -> SuperpixelRunCache:
         return _runs_cache
 
 
-def mask_work_slots(settings: Settings) -> threading.BoundedSemaphore:
-    """Caps the saves decoding, checking and encoding masks at once in this process: past a
-    few, more threads only add memory on these CPUs, not throughput."""
-    global _mask_slots
+_mask_work_in_flight = 0
+
+
+@contextmanager
+def mask_work(settings: Settings) -> Iterator[None]:
+    """Caps the saves decoding, checking and encoding masks at once in this process (past a
+    few, more threads only add memory on these CPUs, not throughput); the last one out of a
+    burst hands the freed heap back to the system."""
+    global _mask_slots, _mask_work_in_flight
     with _state_lock:
         if _mask_slots is None:
             _mask_slots = threading.BoundedSemaphore(settings.mask_work_slots)
-        return _mask_slots
+        slots = _mask_slots
+    with slots:
+        with _state_lock:
+            _mask_work_in_flight += 1
+        try:
+            yield
+        finally:
+            with _state_lock:
+                _mask_work_in_flight -= 1
+                idle = _mask_work_in_flight == 0
+    if idle:
+        trim_heap()
 
 
 def superpixel_runs(
-    session: Session, map_id: int, image: Image, settings: Settings
+    session: Session, map_id: int, image: Image, settings: Settings, kept: NDArray[np.int64]
 ) -> SuperpixelRuns:
-    """The runs of a stored superpixel map, from the process's bounded cache when there."""
+    """The runs of the ``kept`` (queried) superpixels of a stored map, from the process's
+    bounded cache when there."""
     row = session.execute(
         select(
             SuperpixelMap.image_id,
@@ -132,13 +151,13 @@ def superpixel_runs(
     map_image_id, dtype_name, count, created_at = row
     # Maps never change once stored; the database and creation time tell a reused id apart.
     database = session.get_bind().engine.url.render_as_string()
-    key = (database, map_id, map_image_id, created_at)
+    key = (database, map_id, map_image_id, created_at, kept.tobytes())
     cache = _cache(settings)
     runs = cache.get(key)
     if runs is None:
         blob = session.scalar(select(SuperpixelMap.labels_zlib).where(SuperpixelMap.id == map_id))
         assert blob is not None
-        runs = SuperpixelRuns.from_zlib(blob, dtype_name, image.width, image.height, count)
+        runs = SuperpixelRuns.from_zlib(blob, dtype_name, image.width, image.height, count, kept)
         cache.put(key, runs)
     return runs
 
@@ -202,8 +221,8 @@ def save_edit(
             f"Superpixel map {superpixel_map_id} is not the map of an open query of image "
             f"{image.id} (open: {sorted(queried)}); fetch the task again.",
         )
-    editable = {m: superpixel_runs(session, m, image, settings) for m in queried}
-    with mask_work_slots(settings):
+    editable = {m: superpixel_runs(session, m, image, settings, ids) for m, ids in queried.items()}
+    with mask_work(settings):
         checked = check_edit(
             edit,
             editable[superpixel_map_id],
@@ -258,10 +277,12 @@ def save_mask(
     annotation = _annotation_at(session, image, expected_version)
     queries = _open_queries(session, image)
     queried = _queried_by_map(queries)
-    runs_by_map = {m: superpixel_runs(session, m, image, settings) for m in queried}
+    runs_by_map = {
+        m: superpixel_runs(session, m, image, settings, ids) for m, ids in queried.items()
+    }
     indices = class_indices(session, image.project_id)
     newest_query, newest_round = queries[0]
-    with mask_work_slots(settings):
+    with mask_work(settings):
         submitted = decode_mask(
             "mask",
             mask_png,

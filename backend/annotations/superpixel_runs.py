@@ -1,10 +1,11 @@
 """Superpixel maps in the compact form the save path needs, cached per process.
 
-A map is kept as its row-major runs: ``starts[i]`` is the first pixel (y * W + x) of run i,
-which lasts until ``starts[i + 1]`` and lies in superpixel ``run_labels[i]``. A 2048x1024
-map of ~2,000 superpixels is ~70,000 runs (under 1 MB) where the decoded int32 map is 8 MB.
-From the runs the save path gets a superpixel's pixels (to fill it) and the superpixel of
-given pixels (to check a brush stroke) without a full-resolution array per request.
+A map is kept as the row-major runs of its queried superpixels: run i covers pixels
+``starts[i] .. ends[i] - 1`` (y * W + x) of superpixel ``run_labels[i]``. A 2048x1024 grid
+of 2,048 superpixels is ~65,000 runs, of which the ~27 % queried take ~300 KB, where the
+decoded int32 map is 8 MB. From the runs the save path gets a superpixel's pixels (to fill
+it) and the queried superpixel under given pixels (to check a brush stroke) without a
+full-resolution array per request.
 """
 
 from __future__ import annotations
@@ -41,78 +42,90 @@ def expand_ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDAr
 
 @dataclass(frozen=True)
 class SuperpixelRuns:
-    """A superpixel map of ``width`` x ``height`` with ``count`` superpixels, as runs."""
+    """The runs of some superpixels (``kept``; all of them unless chosen) of a map of
+    ``width`` x ``height`` with ``count`` superpixels. Run i covers pixels
+    ``starts[i] .. ends[i] - 1`` and lies in superpixel ``run_labels[i]``."""
 
     width: int
     height: int
     count: int
-    starts: NDArray[np.int64]  # (R,) ascending, starts[0] == 0
+    starts: NDArray[np.int32]  # (R,) ascending
+    ends: NDArray[np.int32]  # (R,)
     run_labels: NDArray[np.int32]  # (R,)
     by_label: NDArray[np.int32]  # (R,) run indices ordered by label, then position
-    label_offsets: NDArray[np.int64]  # (count + 1,) label l owns by_label[off[l]:off[l + 1]]
+    label_offsets: NDArray[np.int32]  # (count + 1,) label l owns by_label[off[l]:off[l + 1]]
 
     @classmethod
-    def from_labels(cls, labels: NDArray[np.integer], count: int) -> SuperpixelRuns:
-        """labels: (H, W) ints 0..count-1."""
+    def from_labels(
+        cls, labels: NDArray[np.integer], count: int, kept: NDArray[np.int64] | None = None
+    ) -> SuperpixelRuns:
+        """labels: (H, W) ints 0..count-1; kept: (K,) the superpixels whose runs to keep
+        (the queried ones: a quarter of the map's runs), or None for all."""
         if labels.ndim != 2:
             raise ValueError(f"superpixel labels must be (H, W), got shape {labels.shape}")
         height, width = labels.shape
+        if width * height >= 2**31:
+            raise ValueError(f"a {width}x{height} map does not fit int32 pixel offsets")
         flat = labels.reshape(-1)
-        starts = np.concatenate(
-            ([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1) if flat.size else ([],)
-        ).astype(np.int64)
+        starts = np.flatnonzero(flat[1:] != flat[:-1]).astype(np.int32) + 1
+        starts = np.concatenate((np.zeros(min(flat.size, 1), np.int32), starts))
+        ends = np.append(starts[1:], np.int32(flat.size)).astype(np.int32)
         run_labels = flat[starts].astype(np.int32)
         if run_labels.size and (int(run_labels.min()) < 0 or int(run_labels.max()) >= count):
             raise ValueError(f"superpixel labels must lie in 0..{count - 1}")
+        if kept is not None:
+            keep = np.zeros(count, dtype=bool)
+            keep[kept] = True
+            chosen = keep[run_labels]
+            starts, ends, run_labels = starts[chosen], ends[chosen], run_labels[chosen]
         by_label = np.argsort(run_labels, kind="stable").astype(np.int32)
         label_offsets = np.searchsorted(
             run_labels[by_label], np.arange(count + 1), side="left"
-        ).astype(np.int64)
-        return cls(width, height, count, starts, run_labels, by_label, label_offsets)
+        ).astype(np.int32)
+        return cls(width, height, count, starts, ends, run_labels, by_label, label_offsets)
 
     @classmethod
     def from_zlib(
-        cls, blob: bytes, dtype_name: str, width: int, height: int, count: int
+        cls,
+        blob: bytes,
+        dtype_name: str,
+        width: int,
+        height: int,
+        count: int,
+        kept: NDArray[np.int64] | None = None,
     ) -> SuperpixelRuns:
         """From the stored encoding (``backend.images.superpixels``), without an int32 copy."""
         raw = zlib.decompress(blob)
         labels: NDArray[np.integer] = np.frombuffer(raw, dtype=_DTYPES[dtype_name])
-        return cls.from_labels(labels.reshape(height, width), count)
+        return cls.from_labels(labels.reshape(height, width), count, kept)
 
     @property
     def nbytes(self) -> int:
-        return sum(
-            a.nbytes for a in (self.starts, self.run_labels, self.by_label, self.label_offsets)
-        )
-
-    def _run_lengths(self, runs: NDArray[np.int64]) -> NDArray[np.int64]:
-        ends = np.where(
-            runs + 1 < self.starts.size,
-            self.starts[np.minimum(runs + 1, self.starts.size - 1)],
-            self.width * self.height,
-        )
-        return ends - self.starts[runs]
+        arrays = (self.starts, self.ends, self.run_labels, self.by_label, self.label_offsets)
+        return sum(a.nbytes for a in arrays)
 
     def pixels_of(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """ids: (K,) superpixel ids in 0..count-1 -> (their pixels, row-major indices grouped
-        by id in the order given; (K,) pixel count of each)."""
-        first = self.label_offsets[ids]
+        """ids: (K,) kept superpixel ids -> (their pixels, row-major indices grouped by id in
+        the order given; (K,) pixel count of each)."""
+        first = self.label_offsets[ids].astype(np.int64)
         run_counts = self.label_offsets[ids + 1] - first
-        runs = self.by_label[expand_ranges(first, run_counts)].astype(np.int64)
-        lengths = self._run_lengths(runs)
-        pixels = expand_ranges(self.starts[runs], lengths)
-        per_id = (
-            np.add.reduceat(lengths, np.cumsum(run_counts) - run_counts)
-            if ids.size
-            else (np.zeros(0, dtype=np.int64))
-        )
-        # reduceat repeats a value for an empty group; a superpixel always has pixels here.
+        runs = self.by_label[expand_ranges(first, run_counts)]
+        lengths = (self.ends[runs] - self.starts[runs]).astype(np.int64)
+        pixels = expand_ranges(self.starts[runs].astype(np.int64), lengths)
+        per_id = np.zeros(ids.size, dtype=np.int64)
+        np.add.at(per_id, np.repeat(np.arange(ids.size), run_counts), lengths)
         return pixels, per_id
 
     def labels_at(self, pixels: NDArray[np.int64]) -> NDArray[np.int32]:
-        """pixels: (P,) row-major indices in the image -> (P,) their superpixel ids."""
+        """pixels: (P,) row-major indices in the image -> (P,) their superpixel ids, -1 for a
+        pixel in no kept superpixel."""
+        if self.starts.size == 0:
+            return np.full(pixels.size, -1, dtype=np.int32)
         runs = np.searchsorted(self.starts, pixels, side="right") - 1
-        return self.run_labels[runs]
+        safe = np.maximum(runs, 0)
+        inside = (runs >= 0) & (pixels < self.ends[safe])
+        labels: NDArray[np.int32] = np.where(inside, self.run_labels[safe], -1).astype(np.int32)
+        return labels
 
 
 class SuperpixelRunCache:

@@ -72,17 +72,20 @@ def test_superpixel_runs_give_the_pixels_and_labels_of_the_dense_map(
     labels: np.ndarray, data: st.DataObject
 ) -> None:
     count = int(labels.max()) + 1
-    runs = SuperpixelRuns.from_labels(labels, count)
-    flat = labels.ravel()
-    ids = np.asarray(
+    kept = np.asarray(
         data.draw(st.lists(st.integers(0, count - 1), unique=True, max_size=count)), np.int64
     )
+    everything = data.draw(st.booleans())
+    runs = SuperpixelRuns.from_labels(labels, count, None if everything else kept)
+    flat = labels.ravel()
+    ids = np.asarray(data.draw(st.permutations(kept.tolist())), np.int64)
     pixels, per_id = runs.pixels_of(ids)
     expected = [np.flatnonzero(flat == i) for i in ids]
     assert per_id.tolist() == [e.size for e in expected]
     np.testing.assert_array_equal(pixels, np.concatenate([np.zeros(0, np.int64), *expected]))
     probe = np.asarray(data.draw(st.lists(st.integers(0, flat.size - 1))), np.int64)
-    np.testing.assert_array_equal(runs.labels_at(probe), flat[probe])
+    dense = flat[probe] if everything else np.where(np.isin(flat[probe], kept), flat[probe], -1)
+    np.testing.assert_array_equal(runs.labels_at(probe), dense)
 
 
 @settings(max_examples=60)
@@ -92,9 +95,9 @@ def test_an_edit_applied_to_stored_rows_equals_the_dense_edit(
 ) -> None:
     height, width = labels.shape
     count = int(labels.max()) + 1
-    runs = SuperpixelRuns.from_labels(labels, count)
     queried = np.asarray(data.draw(st.lists(st.integers(0, count - 1), unique=True)), np.int64)
     queried.sort()
+    runs = SuperpixelRuns.from_labels(labels, count, queried)
     before = data.draw(arrays(np.uint8, labels.shape, elements=st.sampled_from([0, 1, 255])))
     filled = data.draw(
         st.lists(st.sampled_from(queried.tolist()), unique=True) if queried.size else st.just([])
