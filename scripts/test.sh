@@ -9,6 +9,8 @@ bash scripts/services.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# Known vulnerabilities in Python and npm dependencies fail the run (scripts/audit.py).
+bash scripts/audit.sh
 (cd frontend && npx vitest run)
 # pytest exits 5 when it collected nothing; that must fail the run, and it does here.
 .venv/bin/pytest "$@"
