@@ -5,7 +5,8 @@ Generates compressible PNGs (colour waves and a checkerboard, so SLIC finds edge
 7000x7000 one is ~170 KB, like the 47.7 KB file of the report), stores them in a temporary
 SQLite database, then runs the worker's own ``ensure_current_map`` once per (image, path)
 in a fresh child process, which resets its peak-RSS mark after imports and reports time,
-RSS before and peak RSS. The full-resolution path runs only up to ``--full-up-to`` pixels
+RSS before and peak RSS; the API's upload check of the same PNG is measured the same way.
+The full-resolution path runs only up to ``--full-up-to`` pixels
 (default 9 Mpx: it took 6.4 GB and 6 min at 49 Mpx, too much for a shared machine).
 
     .venv/bin/python bench/worker_limits.py [--sizes 1024x2048,3000x3000,5000x5000,7000x7000]
@@ -131,6 +132,29 @@ def child(database_url: str, project_id: int, image_id: int, max_pixels: int | N
     )
 
 
+def validation_child(database_url: str, image_id: int) -> None:
+    """The API's upload check of the stored PNG (``decode_upload``: header caps, a full
+    decode, the thumbnail), measured like ``child``."""
+    from sqlalchemy import select
+
+    from backend.db import make_engine, make_session_factory
+    from backend.images.validation import UploadSource, decode_upload
+    from backend.models import Image
+    from backend.settings import Settings
+
+    factory = make_session_factory(make_engine(database_url))
+    with factory() as session:
+        data = session.scalar(select(Image.data).where(Image.id == image_id))
+    assert data is not None
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_mib("VmRSS")
+    started = time.perf_counter()
+    [_decoded] = decode_upload([UploadSource("upload.png", io.BytesIO(data))], Settings())
+    seconds = time.perf_counter() - started
+    peak = _status_mib("VmHWM")
+    print(json.dumps({"seconds": seconds, "before": before, "peak": peak, "count": "-"}))
+
+
 def measure(database_url: str, project_id: int, image_id: int, max_pixels: int | None) -> Any:
     done = subprocess.run(
         [sys.executable, __file__, "--child", database_url, str(project_id), str(image_id)]
@@ -166,6 +190,19 @@ def main() -> None:
             paths: list[tuple[str, int | None]] = [("downscaled", args.work_max_pixels)]
             if height * width <= args.full_up_to:
                 paths.insert(0, ("full resolution", None))
+            validation = subprocess.run(
+                [sys.executable, __file__, "--validate", database_url, str(image_id)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(validation.stdout.strip().splitlines()[-1])
+            print(
+                f"| {height}x{width} | {size / 1024:.0f} | API upload check | "
+                f"{result['seconds']:.1f} | {result['before']:.0f} | {result['peak']:.0f} "
+                f"| {result['peak'] - result['before']:.0f} | - |",
+                flush=True,
+            )
             for name, max_pixels in paths:
                 result = measure(database_url, project_id, image_id, max_pixels)
                 runs[name] = result
@@ -186,7 +223,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--validate":
+        validation_child(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(
             sys.argv[2],
             int(sys.argv[3]),
