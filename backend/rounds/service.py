@@ -45,11 +45,21 @@ def ensure_no_unfinished_round(session: Session, project_id: int) -> None:
         .order_by(Round.number.desc())
         .limit(1)
     )
-    if unfinished is not None:
+    if unfinished is None:
+        return
+    if unfinished.status == RoundStatus.pending:
+        job_id = session.scalar(
+            select(Job.id).where(Job.round_id == unfinished.id, Job.kind == ROUND_JOB_KIND)
+        )
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"Round {unfinished.number} is still {unfinished.status.value}; close it first.",
+            f"Round {unfinished.number} is still pending (waiting for a worker); if none "
+            f"takes it, retry its job {job_id} (POST .../jobs/{job_id}/retry).",
         )
+    raise HTTPException(
+        status.HTTP_409_CONFLICT,
+        f"Round {unfinished.number} is still {unfinished.status.value}; close it first.",
+    )
 
 
 def create_round(session: Session, project: Project) -> tuple[Round, Job]:

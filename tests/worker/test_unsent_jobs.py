@@ -70,6 +70,9 @@ def test_lead_retry_sends_a_stale_pending_round_again(make_stack: Any, make_api:
     messages = stack.settings.broker_dir / "messages"
     retry = f"/projects/{project}/jobs/{job_id}/retry"
 
+    blocked = api.client.post(f"/api/v1/projects/{project}/rounds", headers=api.headers)
+    assert blocked.status_code == 409
+    assert f"retry its job {job_id}" in blocked.json()["detail"]  # the way out is named
     refused = api.client.post(f"/api/v1{retry}", headers=api.headers)
     assert refused.status_code == 409, refused.text
     assert "may still reach a worker" in refused.json()["detail"]
