@@ -529,6 +529,23 @@ def server_cpu_per_save_ms(server: Server, fixture: Fixture, token: str, mode: s
         return (cpu_seconds(server.pid) - before) / len(bodies) * 1000
 
 
+def server_cpu_floor_ms(server: Server, fixture: Fixture, token: str) -> dict[str, float]:
+    """The API process's CPU per request that is not a save, for comparison: the health probe
+    (HTTP alone) and tasks/next (HTTP, token check, membership, the lease's queries)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    out = {}
+    with httpx.Client(base_url=server.base, headers=headers, timeout=REQUEST_TIMEOUT_S) as http:
+        for name, method, path in (
+            ("health", "GET", "/api/v1/health"),
+            ("tasks/next", "POST", f"/api/v1/projects/{fixture.project_id}/tasks/next"),
+        ):
+            before = cpu_seconds(server.pid)
+            for _ in range(CPU_SAVES):
+                http.request(method, path).raise_for_status()
+            out[name] = (cpu_seconds(server.pid) - before) / CPU_SAVES * 1000
+    return out
+
+
 def run_concurrent(base: str, fixture: Fixture, mode: str) -> Samples:
     barrier = threading.Barrier(ANNOTATORS + 1, timeout=600)
     results: list[Samples | None] = [None] * ANNOTATORS
@@ -567,6 +584,7 @@ class Result:
     single: Samples
     concurrent: Samples
     cpu_ms: float
+    floor_ms: dict[str, float]
     rss_start: float
     rss_before: float
     rss_peak: float
@@ -593,6 +611,7 @@ def measure(
                 server.base, fixture, fixture.tokens[0], mode, SINGLE_SAVES, None
             )
             cpu_ms = server_cpu_per_save_ms(server, fixture, fixture.tokens[0], mode)
+            floor_ms = server_cpu_floor_ms(server, fixture, fixture.tokens[0])
             rss_before = rss_mb(server.pid)
             with RssSampler(server.pid) as sampler:
                 concurrent = run_concurrent(server.base, fixture, mode)
@@ -614,6 +633,7 @@ def measure(
                     single,
                     concurrent,
                     cpu_ms,
+                    floor_ms,
                     rss_start,
                     rss_before,
                     sampler.peak,
@@ -783,6 +803,12 @@ def report(
             f"{percentile(r.single.save_ms, 50):.1f} / {percentile(old.single.save_ms, 50):.1f} "
             f"ms = {p50:.3f}; server CPU per save {r.cpu_ms:.1f} / {old.cpu_ms:.1f} ms = "
             f"{r.cpu_ms / old.cpu_ms:.3f}; peak RSS {r.rss_peak:.0f} / {old.rss_peak:.0f} MB"
+        )
+    for r in results:
+        floor = ", ".join(f"{name} {ms:.1f} ms" for name, ms in r.floor_ms.items())
+        print(
+            f"- {r.database} {r.size} ({r.mode} run): server CPU per request that is not a "
+            f"save: {floor}"
         )
     for size_name, per_mode in service.items():
         if "png" in per_mode and "edit" in per_mode:

@@ -21,6 +21,7 @@ MIRRORS = {
     "Task": "Task",
     "TaskLinks": "TaskLinks",
     "SaveResult": "SaveResult",
+    "MaskEditRequest": "MaskEditBody",
 }
 _INTERFACE = re.compile(r"export interface (\w+)(?: extends ([\w, ]+))? \{(.*?)\n\}", re.S)
 _FIELD = re.compile(r"^\s+(\w+)\??:", re.M)

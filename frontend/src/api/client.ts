@@ -5,7 +5,7 @@
 import type { MaskEdit } from "../annotator/edit";
 import { type Labels, type SuperpixelMap } from "../annotator/superpixels";
 import { zlibDecompress } from "../annotator/png";
-import type { Project, ProjectDetail, SaveResult, Task, User } from "./types";
+import type { MaskEditRequest, Project, ProjectDetail, SaveResult, Task, User } from "./types";
 
 export const API = "/api/v1";
 
@@ -162,16 +162,17 @@ export const api = {
     edit: MaskEdit,
     save: { version: number; superpixelMapId: number; clicks: number; seconds: number; done: boolean },
   ): Promise<SaveResult> {
+    const body: MaskEditRequest = {
+      superpixel_map_id: save.superpixelMapId,
+      fills: edit.fills,
+      runs: edit.runs,
+      clicks: save.clicks,
+      seconds: Math.round(save.seconds * 10) / 10,
+      done: save.done,
+    };
     return json<SaveResult>(link, {
       method: "PATCH",
-      json: {
-        superpixel_map_id: save.superpixelMapId,
-        fills: edit.fills,
-        runs: edit.runs,
-        clicks: save.clicks,
-        seconds: Math.round(save.seconds * 10) / 10,
-        done: save.done,
-      },
+      json: body,
       headers: { "If-Match": `"${save.version}"` },
     });
   },

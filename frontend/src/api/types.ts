@@ -78,6 +78,18 @@ export interface Task {
   links: TaskLinks;
 }
 
+/** The body of PATCH .../mask: an edit of the version sent as If-Match (annotator/edit.ts). */
+export interface MaskEditRequest {
+  superpixel_map_id: number;
+  /** [superpixel id, class] */
+  fills: [number, number][];
+  /** [offset, length, class], row-major offsets, sorted, not overlapping */
+  runs: [number, number, number][];
+  clicks: number;
+  seconds: number;
+  done: boolean;
+}
+
 export interface SaveResult {
   image_id: number;
   version: number;
