@@ -21,6 +21,7 @@ from backend.memory import bound_heap_retention
 from backend.projects.router import router as projects_router
 from backend.rounds.router import router as rounds_router
 from backend.settings import Settings, get_settings
+from backend.storage import install_storage_full_handlers
 from backend.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(build_api_router())
     install_bad_input_handlers(app)
+    install_storage_full_handlers(app)
     document_errors(app, API_PREFIX)
     mount_frontend(app, settings)
     return app

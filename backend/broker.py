@@ -35,6 +35,7 @@ from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
 from backend.settings import Settings
+from backend.storage import write_file_atomically
 
 EMBEDDED_SCHEME: Final = "tessera-files"
 
@@ -44,9 +45,8 @@ class EmbeddedChannel(filesystem.Channel):
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         folder = Path(self.data_folder_out)
         name = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
-        staging = folder.parent / "staging" / name
-        staging.write_bytes(str_to_bytes(dumps(payload)))  # type: ignore[no-untyped-call]
-        os.replace(staging, folder / name)
+        # Staged under a name consumers skip, then renamed; a full disk leaves no part of it.
+        write_file_atomically(folder / name, str_to_bytes(dumps(payload)))  # type: ignore[no-untyped-call]
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         folder = Path(self.data_folder_in)

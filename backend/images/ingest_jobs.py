@@ -31,9 +31,10 @@ def create_ingest_jobs(
     return jobs
 
 
-def send_ingest_jobs(session: Session, jobs: list[Job], settings: Settings) -> None:
+def send_ingest_jobs(session: Session, jobs: list[Job], settings: Settings) -> list[Job]:
     """Sends committed ingest jobs; an unreachable broker fails them visibly (the images
-    stay ``processing`` until the lead retries the job). Commits."""
+    stay ``processing`` until the lead retries the job). Commits; returns the failed jobs."""
+    failed = []
     for job in jobs:
         try:
             send_job(settings, job)
@@ -41,4 +42,6 @@ def send_ingest_jobs(session: Session, jobs: list[Job], settings: Settings) -> N
             job.status = JobStatus.failed
             job.error = f"could not reach the task broker: {error}"
             job.finished_at = utc_now()
+            failed.append(job)
     session.commit()
+    return failed

@@ -91,6 +91,12 @@ def refusal(error: UploadRefused) -> HTTPException:
     response_model=UploadReport,
     status_code=status.HTTP_201_CREATED,
     summary="Upload images (many files and/or zip archives)",
+    responses={
+        503: {
+            "description": "The images were stored but their superpixel job could not be "
+            "queued (broker unreachable): the message names the failed jobs to retry"
+        }
+    },
 )
 def upload_images(
     files: Annotated[
@@ -124,7 +130,24 @@ def upload_images(
             status.HTTP_409_CONFLICT, "A concurrent upload stored some of these images; retry."
         ) from error
     # The images show "processing" until a worker has computed their superpixels.
-    send_ingest_jobs(session, ingest_jobs, settings)
+    unsent = send_ingest_jobs(session, ingest_jobs, settings)
+    if unsent:
+        # Kept, not rolled back: the images are valid and stored; only their superpixels
+        # wait, and the failed job is the lead's visible handle to run them (a 201 would
+        # hide that they will never be ready on their own).
+        job_ids = ", ".join(str(job.id) for job in unsent)
+        base = f"/api/v1/projects/{access.project.id}/jobs"
+        shown = ", ".join(map(str, result.created[:20]))
+        more = f" and {len(result.created) - 20} more" if len(result.created) > 20 else ""
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"The {len(result.created)} images were stored (ids {shown}{more}), but their "
+            f"superpixel job {job_ids} "
+            f"could not be queued ({unsent[0].error}). They stay 'processing' until a lead "
+            f"retries the job once the broker is reachable (POST {base}/<job>/retry); "
+            "uploading them again only lists them as duplicates.",
+            headers={"Retry-After": "60"},
+        )
     rows = session.execute(_image_rows(access.project.id).where(Image.id.in_(result.created)))
     created = sorted((_to_read(*row) for row in rows), key=lambda image: image.id)
     return UploadReport(
