@@ -44,7 +44,7 @@ from tests.backend.test_server import running_server
 from tests.services import fresh_database
 
 SEED = int(os.environ.get("TESSERA_FUZZ_SEED", "20261201"))
-EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "6"))
 SECRET_KEY = "schemathesis-" + "k" * 40
 CHECKS = [
     "not_a_server_error",
