@@ -205,3 +205,23 @@ def test_a_job_killed_at_the_hard_limit_is_failed_with_the_budget_message(
         f"JobBudgetExceeded: ingest job {job['id']} ran past its time budget of 2 s "
         "(TESSERA_INGEST_TIME_LIMIT_SECONDS) and was stopped (killed)"
     )
+
+
+def test_worker_refuses_to_decode_an_image_over_its_pixel_cap(
+    make_stack: Any, make_api: Any
+) -> None:
+    stack: Stack = make_stack("sqlite", "embedded")
+    api: Api = make_api(stack)
+    project = _project(api)
+    # Accepted by the API's cap; the worker's cap is lower (a cap lowered after upload).
+    [image] = _upload(api, project, ("wide.png", _png(_smooth_rgb(40, 60))))
+    stack.start_worker(TESSERA_MAX_IMAGE_PIXELS="2000")
+    job, _ = wait_for_job(
+        api, stack, project, _ingest_job(api, project)["id"], timeout=60, succeed=False
+    )
+    assert job["error"].splitlines()[0] == (
+        f"ValueError: image {image} (wide.png) is 60x40 = 2400 pixels, over "
+        "TESSERA_MAX_IMAGE_PIXELS = 2000; the worker does not decode it (delete it or raise "
+        "the limit)"
+    )
+    assert api.get(f"/projects/{project}/images/{image}")["status"] == "processing"
