@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import and_, delete, select
 
+from backend.auth import throttle
 from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
-from backend.deps import Admin, CurrentUser, SessionDep
+from backend.deps import Admin, CurrentUser, SessionDep, SettingsDep
 from backend.models import ApiToken, TokenKind, User
 from backend.users.schemas import OwnAccountUpdate, UserCreate, UserRead, UserUpdate
 from backend.validation_types import Id
@@ -19,22 +20,46 @@ def read_me(user: CurrentUser) -> User:
     return user
 
 
-@router.patch("/me", response_model=UserRead)
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses={
+        403: {"description": "The current password is wrong"},
+        429: {"description": "Too many wrong passwords from this client or on this account"},
+    },
+)
 def update_me(
-    body: OwnAccountUpdate, user: CurrentUser, session: SessionDep, request: Request
+    body: OwnAccountUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
 ) -> User:
     """Renames the caller, or changes their password (the current one is required).
 
     A new password revokes every API token of the caller and ends their other browser
-    sessions; the session that made the change stays signed in.
+    sessions; the session that made the change stays signed in. Wrong current passwords
+    count against the same limits as failed logins (429).
     """
-    if body.name is not None:
-        user.name = body.name
     if body.new_password is not None:
+        # A stolen session must not become a way around the login throttle.
+        client = request.client.host if request.client else "unknown"
+        keys = throttle.throttle_keys(settings.secret_key, user.email, client)
+        try:
+            throttle.count_login_attempt(session, keys, settings)
+        except throttle.LoginLocked as error:
+            session.commit()
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"Too many failed logins; try again in {error.retry_after_seconds} s.",
+                headers={"Retry-After": str(error.retry_after_seconds)},
+            ) from error
+        session.commit()
         if body.current_password is None or not password_hasher().verify(
             body.current_password, user.password_hash
         ):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "The current password is wrong.")
+        throttle.forget_login_failures(session, keys)
         user.password_hash = hash_password(body.new_password)
         # Whoever knew the old password may have made tokens or sessions with it.
         current = getattr(request.state, "credential_id", None)
@@ -44,6 +69,8 @@ def update_me(
                 ~and_(ApiToken.kind == TokenKind.session, ApiToken.id == current),
             )
         )
+    if body.name is not None:
+        user.name = body.name
     session.commit()
     return user
 

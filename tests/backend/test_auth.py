@@ -242,3 +242,21 @@ def test_policy_messages_name_the_problem() -> None:
     assert "at least 10" in (password_problem("abc") or "")
     assert "too easy to guess" in (password_problem("password123") or "")
     assert password_problem("correct horse battery") is None
+
+
+def test_guessing_the_current_password_through_a_session_is_throttled(
+    app: FastAPI, client: TestClient, world: World
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"login_max_failures": 3})
+    user = world.user("stolen@example.org")
+    guesses = [
+        client.patch(
+            "/api/v1/users/me",
+            json={"current_password": f"guess {n}", "new_password": "Otter-Kettle-91"},
+            headers=user.headers,
+        ).status_code
+        for n in range(5)
+    ]
+    assert guesses == [403, 403, 403, 429, 429]
+    login = {"email": "stolen@example.org", "password": PASSWORD}
+    assert client.post("/api/v1/auth/login", json=login).status_code == 429
