@@ -116,10 +116,18 @@ def _log_startup(settings: Settings, concurrency: int, pool: str) -> None:
 
 def _refuse_unloadable_encoders(settings: Settings) -> None:
     """Exits with every project whose pretrained encoder weights torch refuses, before the
-    worker takes any job (a round would otherwise fail half-way)."""
+    worker takes any job (a round would otherwise fail half-way).
+
+    The weights are loaded in a spawned process: torch work in this one would start its
+    OpenMP thread pool, which forked pool processes inherit broken (they hang at their first
+    parallel torch call).
+    """
+    import multiprocessing
+
     from worker.encoder_check import encoder_problems
 
-    problems = encoder_problems(settings)
+    with multiprocessing.get_context("spawn").Pool(1) as checker:
+        problems = checker.apply(encoder_problems, (settings,))
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
         raise click.ClickException(
