@@ -75,6 +75,10 @@ POOL_IMAGES = 40
 VALIDATION_IMAGES = 10
 SCENE_HEIGHT, SCENE_WIDTH = 192, 256
 SCENE_SEED = 2026
+# The demo's model: the pretrained encoder learns from the first labels on a CPU (its
+# features are cached at ingest; rounds train only the decoder). ``--demo-model unet``
+# shows the U-Net from scratch instead.
+DEMO_MODEL = "efficientnet_lite0"
 PROJECT_SETTINGS: dict[str, Any] = {
     "superpixel_size": 16,
     "strategy": "dynamic",
@@ -254,11 +258,13 @@ class DemoSeeder:
         password: str,
         stop: threading.Event,
         echo: Callable[[str], None],
+        model: str = DEMO_MODEL,
     ) -> None:
         self.api_url = api_url
         self.password = password
         self.stop = stop
         self.echo = echo
+        self.model = model
         self.client = httpx.Client(base_url=api_url, timeout=120)
 
     def close(self) -> None:
@@ -306,6 +312,14 @@ class DemoSeeder:
             # By its name, or by its description if the lead renamed it.
             if project["name"] == PROJECT_NAME or PROJECT_MARK in project["description"]:
                 project_id = int(project["id"])
+                if project.get("model_architecture") != self.model:
+                    self._call(
+                        "PATCH",
+                        f"/projects/{project_id}",
+                        (200,),
+                        json={"model_architecture": self.model},
+                    )
+                    self.echo(f"demo: the project's model is now {self.model} (next round)")
                 break
         else:
             body = {
@@ -317,6 +331,7 @@ class DemoSeeder:
                     for c in CLASSES
                 ],
                 **PROJECT_SETTINGS,
+                "model_architecture": self.model,
             }
             project_id = int(self._call("POST", "/projects", (201,), json=body)["id"])
             self.echo(f"demo: created project {project_id} ({PROJECT_NAME!r})")
@@ -457,7 +472,13 @@ class _DemoServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str]) -> None:
+def run_demo(
+    settings: Settings,
+    host: str,
+    port: int,
+    applied: Mapping[str, str],
+    model: str = DEMO_MODEL,
+) -> None:
     """Serves the API with a worker subprocess and seeds the demo project; returns after a
     Ctrl-C or SIGTERM with the worker stopped."""
     began = time.monotonic()
@@ -472,6 +493,7 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
     _echo(f"  lead       {LEAD_EMAIL}  password {state.lead_password}  (starts rounds)")
     _echo(f"  data       {data_dir}  (delete it to start over)")
     _echo(f"  worker log {worker_log}")
+    _echo(f"  model      {model} (--demo-model to change)")
     if applied:
         small = ", ".join(f"{k.removeprefix('TESSERA_')}={v}" for k, v in applied.items())
         _echo(f"  demo defaults (set TESSERA_* to change): {small}")
@@ -503,7 +525,7 @@ def run_demo(settings: Settings, host: str, port: int, applied: Mapping[str, str
             ).start()
             seeder = threading.Thread(
                 target=_seed_in_background,
-                args=(f"{url}/api/v1", state, stop, url, worker, began),
+                args=(f"{url}/api/v1", state, stop, url, worker, began, model),
                 name="demo-seeder",
                 daemon=True,
             )
@@ -551,8 +573,9 @@ def _seed_in_background(
     url: str,
     worker: subprocess.Popen[bytes],
     began: float,
+    model: str = DEMO_MODEL,
 ) -> None:
-    seeder = DemoSeeder(api_url, state.lead_password, stop, _echo)
+    seeder = DemoSeeder(api_url, state.lead_password, stop, _echo, model)
     try:
         project_id, labeling = seeder.run()
         if labeling:

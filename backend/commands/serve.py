@@ -22,7 +22,15 @@ from backend.settings import DEFAULT_SECRET_KEY, get_settings
     help="Also run a worker and, on first start, create a demo project with its first round "
     "queried (generated scenes, no download) and demo logins; Ctrl-C stops both.",
 )
-def serve(host: str, port: int, workers: int, demo: bool) -> None:
+@click.option(
+    "--demo-model",
+    type=click.Choice(["efficientnet_lite0", "unet"]),
+    default="efficientnet_lite0",
+    show_default=True,
+    help="The demo project's model: the pretrained encoder (features cached, learns from "
+    "few labels on a CPU) or the U-Net from scratch.",
+)
+def serve(host: str, port: int, workers: int, demo: bool, demo_model: str) -> None:
     """Run the Tessera API (upgrades the database schema first)."""
     import uvicorn
 
@@ -49,7 +57,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     if demo:
         from worker.demo import run_demo
 
-        run_demo(settings, host, port, applied)
+        run_demo(settings, host, port, applied, demo_model)
     elif workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
     else:
