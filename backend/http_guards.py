@@ -34,8 +34,8 @@ from backend.models import TokenKind
 from backend.settings import Settings
 
 API_PREFIX: Final = "/api/v1"
-# The only route that accepts a body from someone not signed in.
-ANONYMOUS_BODY_PATHS: Final = frozenset({f"{API_PREFIX}/auth/login"})
+# The public routes that may carry a body from someone not signed in.
+ANONYMOUS_BODY_PATHS: Final = frozenset({f"{API_PREFIX}/auth/login", f"{API_PREFIX}/auth/logout"})
 # Bodies at most this long from a caller with some credential are read without first
 # checking it (the route checks it anyway); larger ones are checked first.
 CHECK_CREDENTIAL_ABOVE: Final = 64 * 1024

@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.app import create_app
 from backend.models import Image
 from backend.settings import Settings
 from tests.backend.builders import PASSWORD, Account, World, png_bytes, rgb_image
@@ -244,6 +245,18 @@ def test_every_response_carries_the_browser_security_headers(
     client: TestClient, path: str, csp_part: str
 ) -> None:
     _assert_browser_headers(client.get(path), csp_part)
+
+
+def test_a_server_error_carries_the_headers_too(tmp_path: Path) -> None:
+    # A database that cannot be reached: the request fails inside the app with a 500.
+    broken = Settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/unreachable",
+        data_dir=tmp_path,
+    )
+    with TestClient(create_app(broken), raise_server_exceptions=False) as client:
+        response = client.get("/api/v1/users/me", headers={"Authorization": "Bearer x"})
+    assert response.status_code == 500
+    _assert_browser_headers(response, "sandbox")
 
 
 def test_uploaded_images_are_served_as_their_true_type_and_sandboxed(
