@@ -68,6 +68,8 @@ def _within_budget(
         except SoftTimeLimitExceeded as error:
             raise JobBudgetExceeded(budget.over_time(lease.job_id)) from error
         except MemoryError as error:
+            if settings.worker_memory_limit_mb is None:
+                raise  # the machine's memory, not a budget: the error says what it is
             raise JobBudgetExceeded(
                 f"{budget.kind} job {lease.job_id} ran out of its memory budget of "
                 f"{settings.worker_memory_limit_mb} MB (TESSERA_WORKER_MEMORY_LIMIT_MB) and "
