@@ -105,12 +105,40 @@ def png(array: np.ndarray[Any, Any]) -> bytes:
 # Processes, read from /proc
 
 
-def is_alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat from the state on (the name may hold spaces)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
-    return state != "Z"
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+# A process for later checks: (pid, start time in clock ticks), since a pid seen minutes ago
+# may belong to another program by now (pids wrap around).
+Proc = tuple[int, int]
+
+
+def identify(pid: int) -> Proc | None:
+    fields = _stat(pid)
+    return (pid, int(fields[19])) if fields is not None else None
+
+
+def still_running(proc: Proc) -> bool:
+    fields = _stat(proc[0])
+    return fields is not None and fields[0] != "Z" and int(fields[19]) == proc[1]
+
+
+def describe(proc: Proc) -> str:
+    try:
+        command = Path(f"/proc/{proc[0]}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        command = b"?"
+    return f"{proc[0]} {command.decode(errors='replace')[:80]}"
 
 
 def children_of(pid: int) -> list[int]:
@@ -234,6 +262,7 @@ class OwnRedis:
 class Worker:
     name: str
     process: subprocess.Popen[bytes]
+    proc: Proc
 
     @property
     def pid(self) -> int:
@@ -248,7 +277,7 @@ class Workers:
     log_dir: Path
     concurrency: int
     live: list[Worker] = field(default_factory=list)
-    seen: dict[int, set[int]] = field(default_factory=dict)  # main pid -> pool pids
+    seen: dict[Proc, set[Proc]] = field(default_factory=dict)  # main -> its pool processes
     started: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -264,17 +293,18 @@ class Workers:
             start_new_session=True,
         )
         log.close()
-        worker = Worker(name, process)
+        worker = Worker(name, process, identify(process.pid) or (process.pid, -1))
         with self._lock:
             self.live.append(worker)
-            self.seen[worker.pid] = set()
+            self.seen[worker.proc] = set()
         return worker
 
     def watch(self) -> None:
         """Records pool processes (call often: a replaced one is seen too)."""
         with self._lock:
             for worker in self.live:
-                self.seen[worker.pid].update(children_of(worker.pid))
+                children = (identify(pid) for pid in children_of(worker.pid))
+                self.seen[worker.proc].update(proc for proc in children if proc is not None)
 
     def pool_of(self, worker: Worker) -> list[int]:
         return children_of(worker.pid)
@@ -300,8 +330,8 @@ class Workers:
                 worker.process.wait(10)
         self.live.clear()
 
-    def all_seen(self) -> set[int]:
-        return set(self.seen) | {pid for pool in self.seen.values() for pid in pool}
+    def all_seen(self) -> set[Proc]:
+        return set(self.seen) | {proc for pool in self.seen.values() for proc in pool}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +346,7 @@ class Fault:
     moment: str  # the round's status / job message when it happened
     target: str = ""
     recovery_s: float = float("nan")
+    jobs_hit: int = 0
     orphans: int = 0
 
 
@@ -373,9 +404,17 @@ def holder_pid(worker: str | None) -> int | None:
 
 
 @dataclass
+class Held:
+    job_id: int
+    pid: int
+    heartbeat_at: datetime | None
+
+
+@dataclass
 class RoundState:
     status: str
-    holders: list[tuple[int, datetime | None]]  # (pid, heartbeat_at) of running jobs held
+    held: list[Held]  # the round's running jobs that a process holds
+    finished: set[int]  # ids of its succeeded jobs
     message: str
 
 
@@ -385,14 +424,15 @@ def round_state(factory: sessionmaker[Session], round_id: int) -> RoundState:
             round_ = session.get(Round, round_id)
             assert round_ is not None
             jobs = list(session.scalars(select(Job).where(Job.round_id == round_id)))
-        holders = []
+        held = []
         message = ""
         for job in jobs:
             pid = holder_pid(job.worker)
             if job.status == JobStatus.running and pid is not None:
-                holders.append((pid, job.heartbeat_at))
+                held.append(Held(job.id, pid, job.heartbeat_at))
                 message = message or job.message
-        return RoundState(round_.status.value, holders, message)
+        finished = {job.id for job in jobs if job.status == JobStatus.succeeded}
+        return RoundState(round_.status.value, held, finished, message)
 
     return retrying(read, "round state")
 
@@ -443,7 +483,7 @@ class Bench:
         self.rounds_incomplete = 0
         self.project = 0
         # Faults land uniformly within this many seconds of the round's start or the last
-        # fault's recovery: the fault-free round's time, once measured.
+        # fault's recovery: 0.7 x the fault-free round's time, once measured.
         self.fault_window = 3.0
 
     # -- setup ------------------------------------------------------------------------------
@@ -517,6 +557,8 @@ class Bench:
             raise RuntimeError(f"round {number} did not reach labeling in {seconds:.0f} s")
         if fingerprints(self.factory) != before:
             self.labels_changed += 1
+        if round_state(self.factory, round_id).status == "complete":
+            raise RuntimeError(f"round {number} found nothing to ask: give --pool more images")
         oracle = self.lead.call(
             "POST", f"/projects/{self.project}/rounds/{round_id}/oracle", 202, json={}
         )
@@ -563,19 +605,19 @@ class Bench:
         fault = Fault(len(self.faults) + 1, kind, number, f"{state.status}: {state.message}"[:48])
         at, clock = utc_now(), time.monotonic()
         killed: set[int] = set()
-        orphans_of: list[int] = []
+        orphans_of: list[Proc] = []
         if kind == "kill":
             pid, main = self.pick_target(state)
             self.workers.watch()
             if main:
                 worker = self.workers.owner_of(pid)
                 assert worker is not None
-                orphans_of = sorted(self.workers.seen[worker.pid])
+                orphans_of = sorted(self.workers.seen[worker.proc])
                 fault.kind, fault.target = "kill-main", f"{worker.name} ({pid})"
                 os.kill(pid, signal.SIGKILL)
                 worker.process.wait(10)
                 self.workers.forget(worker)
-                killed = {pid, *orphans_of}
+                killed = {pid, *(proc[0] for proc in orphans_of)}
             else:
                 owner = self.workers.owner_of(pid)
                 fault.kind = "kill-pool"
@@ -591,15 +633,19 @@ class Bench:
         self.faults.append(fault)
         if orphans_of:
             deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
-            while any(is_alive(p) for p in orphans_of) and time.monotonic() < deadline:
+            while any(map(still_running, orphans_of)) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            fault.orphans = sum(is_alive(p) for p in orphans_of)
+            fault.orphans = sum(map(still_running, orphans_of))
             time.sleep(self.rng.uniform(0.0, 1.0))
             self.workers.start()  # as systemd's Restart=always would
-        fault.recovery_s = self.recovery(round_id, at, clock, killed)
+        # The jobs the fault took from their process (a restart: every held job).
+        hit = {h.job_id for h in state.held if not killed or h.pid in killed}
+        fault.jobs_hit = len(hit)
+        fault.recovery_s = self.recovery(round_id, hit, at, clock, killed)
         print(
             f"  fault {fault.number:2d} round {number:2d} {fault.kind:16s} "
-            f"{fault.target:22s} during {fault.moment!r:50s} recovered in {fault.recovery_s:5.1f} s"
+            f"{fault.target:22s} during {fault.moment!r:50s} {fault.jobs_hit} job(s) hit, "
+            f"recovered in {fault.recovery_s:5.1f} s"
             + (f"  ORPHANS {fault.orphans}" if fault.orphans else ""),
             flush=True,
         )
@@ -608,7 +654,7 @@ class Bench:
         """(pid, is a main process): the holder of a running job of the round when there is
         one, else any worker process; its pool process or its main process at random."""
         main = self.rng.random() < 0.5
-        live_holders = [pid for pid, _ in state.holders if is_alive(pid)]
+        live_holders = [held.pid for held in state.held if is_alive(held.pid)]
         if live_holders:
             pid = self.rng.choice(live_holders)
             owner = self.workers.owner_of(pid)
@@ -620,21 +666,29 @@ class Bench:
             return worker.pid, True
         return self.rng.choice(pool), False
 
-    def recovery(self, round_id: int, since: datetime, clock: float, killed: set[int]) -> float:
-        """Seconds from the fault (``since``, ``clock``) until a live process renews a lease
-        of the round after it (or the round is done)."""
-        while time.monotonic() - clock < ROUND_TIMEOUT_SECONDS:
+    def recovery(
+        self, round_id: int, hit: set[int], since: datetime, clock: float, killed: set[int]
+    ) -> float:
+        """Seconds from the fault (``since``, ``clock``) until every job it ``hit`` has
+        succeeded or is held by a live process that renewed its lease after the fault (0
+        when it hit no job: an idle process)."""
+        while hit and time.monotonic() - clock < ROUND_TIMEOUT_SECONDS:
             self.workers.watch()
             state = round_state(self.factory, round_id)
             if state.status in ("labeling", "complete", "failed"):
                 break
-            if any(
-                pid not in killed and is_alive(pid) and beat is not None and beat > since
-                for pid, beat in state.holders
-            ):
+            renewed = {
+                held.job_id
+                for held in state.held
+                if held.pid not in killed
+                and is_alive(held.pid)
+                and held.heartbeat_at is not None
+                and held.heartbeat_at > since
+            }
+            if hit <= renewed | state.finished:
                 break
             time.sleep(0.05)
-        return time.monotonic() - clock
+        return time.monotonic() - clock if hit else 0.0
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -659,7 +713,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
         bench.run_round([])
         print("round 2: fault-free baseline", flush=True)
         bench.run_round([])
-        bench.fault_window = bench.round_seconds[-1][2]
+        bench.fault_window = 0.7 * bench.round_seconds[-1][2]
         todo = ["kill"] * args.kills + ["redis", "postgres"]
         bench.rng.shuffle(todo)
         while todo:
@@ -670,7 +724,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
             todo = planned[placed:] + todo[len(planned) :]
         bench.workers.stop_all()
         time.sleep(1.0)
-        leftovers = sorted(pid for pid in bench.workers.all_seen() if is_alive(pid))
+        leftovers = sorted(p for p in bench.workers.all_seen() if still_running(p))
         return report(bench, leftovers)
     finally:
         bench.workers.stop_all()
@@ -680,7 +734,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
         bench.postgres.stop()
 
 
-def report(bench: Bench, leftovers: list[int]) -> int:
+def report(bench: Bench, leftovers: list[Proc]) -> int:
     faults = bench.faults
     kills = [f for f in faults if f.kind.startswith("kill")]
     stuck = bench.stuck_jobs()
@@ -689,21 +743,23 @@ def report(bench: Bench, leftovers: list[int]) -> int:
     print("\nround  faults  seconds  x fault-free round 2")
     for number, injected, seconds in bench.round_seconds:
         print(f"{number:5d}  {injected:6d}  {seconds:7.1f}  {seconds / baseline:6.2f}")
-    recoveries = [f.recovery_s for f in faults]
+    hitting = [f for f in faults if f.jobs_hit]
+    recoveries = [f.recovery_s for f in hitting] or [0.0]
     by_kind: dict[str, list[float]] = {}
-    for fault in faults:
+    for fault in hitting:
         by_kind.setdefault(fault.kind, []).append(fault.recovery_s)
-    print("\nrecovery (s)       count   median    max")
+    print("\nrecovery (s), faults that hit a job   count   median    max")
     for kind, values in sorted(by_kind.items()):
-        print(f"{kind:18s} {len(values):5d}  {statistics.median(values):7.1f}  {max(values):6.1f}")
+        print(f"{kind:37s} {len(values):5d}  {statistics.median(values):7.1f}  {max(values):6.1f}")
     print(
         f"\nlease {bench.args.lease:.0f} s, {bench.args.workers} workers x "
         f"{bench.args.concurrency} pool processes; {len(faults)} faults "
         f"({sum(f.kind == 'kill-main' for f in kills)} main + "
         f"{sum(f.kind == 'kill-pool' for f in kills)} pool kills, "
         f"{sum(not f.kind.startswith('kill') for f in faults)} restarts) over "
-        f"{len(bench.round_seconds) - 2} rounds; recovery total {sum(recoveries):.1f} s, "
-        f"median {statistics.median(recoveries):.1f} s, max {max(recoveries):.1f} s"
+        f"{len(bench.round_seconds) - 2} rounds, {len(faults) - len(hitting)} of them on a "
+        f"process that held no job; recovery total {sum(recoveries):.1f} s, median "
+        f"{statistics.median(recoveries):.1f} s, max {max(recoveries):.1f} s"
     )
     print(
         f"rounds incomplete {bench.rounds_incomplete}, stuck jobs {len(stuck)}, "
@@ -711,6 +767,8 @@ def report(bench: Bench, leftovers: list[int]) -> int:
     )
     for line in stuck:
         print("  " + line)
+    for proc in leftovers:
+        print("  left running: " + describe(proc))
     ok = not (stuck or orphans or bench.labels_changed or bench.rounds_incomplete)
     return 0 if ok and len(kills) >= bench.args.kills else 1
 
@@ -721,7 +779,7 @@ def main() -> None:
     parser.add_argument("--faults-per-round", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--pool", type=int, default=16, help="pool images (plus 4 validation)")
+    parser.add_argument("--pool", type=int, default=48, help="pool images (plus 4 validation)")
     parser.add_argument("--lease", type=float, default=4.0, help="TESSERA_JOB_LEASE_SECONDS")
     parser.add_argument("--max-rounds", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)

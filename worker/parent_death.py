@@ -37,3 +37,9 @@ def die_with(parent_pid: int) -> Callable[[], None]:
             os._exit(1)
 
     return arrange
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """``die_with(parent_pid)()`` as a module-level function, so a spawned process can take
+    it as its initializer (closures do not pickle)."""
+    die_with(parent_pid)()

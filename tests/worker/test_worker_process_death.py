@@ -28,9 +28,22 @@ celery.platforms.set_pdeathsig = lambda name: None
 """
 
 
-@pytest.mark.parametrize("busy", [False, True], ids=["idle", "training"])
+def spawned_children(pid: int) -> list[int]:
+    """Children started by multiprocessing's spawn (the worker's start-up encoder check)."""
+    found = []
+    for child in living_children(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing" in command:
+            found.append(child)
+    return found
+
+
+@pytest.mark.parametrize("moment", ["starting", "idle", "training"])
 def test_pool_processes_die_with_a_killed_worker(
-    make_stack: Any, make_api: Any, tmp_path: Path, busy: bool
+    make_stack: Any, make_api: Any, tmp_path: Path, moment: str
 ) -> None:
     stack: Stack = make_stack("postgresql", "redis")
     api: Api = make_api(stack)
@@ -42,8 +55,11 @@ def test_pool_processes_die_with_a_killed_worker(
         PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
     )
     main = worker.process.pid
-    pool = wait_for(lambda: living_children(main), 60, "the pool processes", stack.workers)
-    if busy:
+    if moment == "starting":  # killed while its spawned start-up check loads weights
+        wait_for(lambda: spawned_children(main), 60, "the start-up check", stack.workers)
+    else:
+        wait_for(lambda: " ready." in worker.log(), 60, "the worker to start", stack.workers)
+    if moment == "training":
         project = create_scene_project(api)
         wait_for_ingest(api, stack, project.id)
         first_round_answered_by_oracle(api, stack, project)
@@ -56,7 +72,7 @@ def test_pool_processes_die_with_a_killed_worker(
             "training to start",
             stack.workers,
         )
-        pool = living_children(main)
+    pool = living_children(main)
     os.kill(main, signal.SIGKILL)
     worker.process.wait(timeout=10)
     deadline = time.monotonic() + 5
@@ -65,4 +81,4 @@ def test_pool_processes_die_with_a_killed_worker(
     left = [pid for pid in pool if is_alive(pid)]
     for pid in left:  # never leave them running for the next test
         os.kill(pid, signal.SIGKILL)
-    assert pool and not left, f"pool processes {left} of {pool} outlived the worker"
+    assert pool and not left, f"child processes {left} of {pool} outlived the worker"

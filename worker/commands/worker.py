@@ -125,8 +125,12 @@ def _refuse_unloadable_encoders(settings: Settings) -> None:
     import multiprocessing
 
     from worker.encoder_check import encoder_problems
+    from worker.parent_death import exit_with_parent
 
-    with multiprocessing.get_context("spawn").Pool(1) as checker:
+    # It dies with this process: a worker killed while it starts leaves no checker (and no
+    # multiprocessing resource tracker, which ends with its last user) loading weights.
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(1, initializer=exit_with_parent, initargs=(os.getpid(),)) as checker:
         problems = checker.apply(encoder_problems, (settings,))
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
