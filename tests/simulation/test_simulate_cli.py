@@ -9,11 +9,13 @@ from PIL import Image
 
 from worker.simulation.synthetic import write_dataset
 
+# The tiny U-Net keeps these loop and report checks fast; the pretrained model's runs are
+# in test_simulate_models.py.
 TINY_RUN = [
     "--rounds", "2", "--initial-images", "3", "--images-per-round", "3",
     "--superpixel-size", "12", "--width", "4", "--depth", "2", "--batch-size", "4",
     "--iterations", "15", "--finetune-iterations", "8", "--full-iterations", "10",
-    "--mc-samples", "3", "--device", "cpu",
+    "--mc-samples", "3", "--device", "cpu", "--model", "unet",
 ]  # fmt: skip
 
 

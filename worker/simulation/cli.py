@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worker.engine.model import resolve_device
+from worker.engine.features import encode_images, encoder_fingerprint
+from worker.engine.model import build_model, model_kinds, resolve_device
 from worker.engine.reductions import IMAGE_SCORES
 from worker.engine.superpixels import ALGORITHMS, compute_superpixels
 from worker.engine.uncertainty import METHODS
@@ -23,6 +24,7 @@ from worker.simulation.loop import (
     RoundRow,
     SeedRun,
     SimulationConfig,
+    StoppingSplit,
     Validation,
 )
 from worker.simulation.report import report, write_queries
@@ -109,11 +111,35 @@ def _fail(message: str) -> None:
 )
 @click.option("--oracle", type=click.Choice(["exact", "dominant"]), default="exact")
 @click.option("--scale", default=1.0, show_default=True, help="Resize factor for images.")
+@click.option(
+    "--model",
+    type=click.Choice(model_kinds()),
+    default="efficientnet_lite0",
+    show_default=True,
+    help="Pretrained encoder (frozen; features computed once per image, only the decoder "
+    "trains) or unet (from scratch).",
+)
+@click.option(
+    "--encoder-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Local weights file for the encoder [default: the installed package's].",
+)
+@click.option("--unfreeze-encoder", is_flag=True, help="Train the encoder too (a GPU's job).")
+@click.option("--decoder-channels", default=64, show_default=True)
 @click.option("--width", default=16, show_default=True, help="U-Net base width.")
 @click.option("--depth", default=4, show_default=True, help="U-Net levels.")
-@click.option("--iterations", default=500, show_default=True, help="Initial training.")
-@click.option("--finetune-iterations", default=200, show_default=True, help="Per round.")
-@click.option("--full-iterations", default=1000, show_default=True, help="Full supervision.")
+@click.option("--iterations", default=500, show_default=True, help="Initial training (max).")
+@click.option("--finetune-iterations", default=200, show_default=True, help="Per round (max).")
+@click.option("--full-iterations", default=1000, show_default=True, help="Full supervision (max).")
+@click.option(
+    "--patience",
+    default=4,
+    show_default=True,
+    help="Early stopping: evaluations without a lower loss on the validation split before a "
+    "training stops (0: off). Needs a test split for the reported mIoU.",
+)
+@click.option("--eval-every", default=50, show_default=True, help="Iterations per evaluation.")
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--learning-rate", default=1e-3, show_default=True)
 @click.option("--crop-size", type=int, default=None, help="Train on random square crops.")
@@ -133,6 +159,14 @@ def _fail(message: str) -> None:
 @click.option("--split-seed", default=0, show_default=True, help="Seed of --val-fraction.")
 @click.option("--max-pool-images", type=int, default=None, help="Use only the first N.")
 @click.option("--max-val-images", type=int, default=None, help="Use only the first N.")
+@click.option(
+    "--test-split",
+    default=None,
+    help="Split the reported mIoU is measured on [default: test, when it exists]; "
+    "validation then only stops training. Without one, mIoU is on validation and early "
+    "stopping is off.",
+)
+@click.option("--max-test-images", type=int, default=None, help="Use only the first N.")
 def simulate(
     data_dir: Path | None,
     generate_demo: Path | None,
@@ -148,6 +182,9 @@ def simulate(
     background_classes: str,
     max_pool_images: int | None,
     max_val_images: int | None,
+    test_split: str | None,
+    max_test_images: int | None,
+    encoder_weights: Path | None,
     naive_uncertainty: bool,
     iterations: int,
     **options: object,
@@ -175,6 +212,7 @@ def simulate(
             cheap_uncertainty=not naive_uncertainty,
             initial_iterations=iterations,
             background_classes=_class_ids(background_classes, classes),
+            encoder_weights=None if encoder_weights is None else str(encoder_weights),
             **options,  # type: ignore[arg-type]
         )
         torch_device = resolve_device(device)
@@ -189,6 +227,16 @@ def simulate(
             pool, validation = hold_out(pool, val_fraction, split_seed)
         else:
             validation = read_split(data_dir, val_split or "val", classes, scale)
+        if test_split is not None and not (data_dir / test_split).is_dir():
+            raise DatasetError(f"{data_dir} has no {test_split!r} split (--test-split)")
+        test_name = test_split or ("test" if (data_dir / "test").is_dir() else None)
+        test = None if test_name is None else read_split(data_dir, test_name, classes, scale)
+        # The model is built (and its weights checked) before any work is done.
+        encoder_model = (
+            build_model(config.model_config(len(classes.classes)))
+            if config.cached_features
+            else None
+        )
     except (ValueError, click.BadParameter) as error:  # DatasetError is a ValueError
         _fail(str(error))
     if not seed_list:
@@ -196,18 +244,56 @@ def simulate(
     pool_images = pool.images[:max_pool_images]
     pool_truth = pool.masks[:max_pool_images]
     ignore = classes.ignore_index
-    val = Validation(
-        validation.images[:max_val_images],
-        validation.masks[:max_val_images],
-        len(classes.classes),
-        ignore,
-    )
+    held_out = (validation.images[:max_val_images], validation.masks[:max_val_images])
+    if test is None:
+        # Without a test split the validation split is reported, so nothing may stop on it.
+        val = Validation(*held_out, len(classes.classes), ignore)
+        stopping = None
+    else:
+        val = Validation(
+            test.images[:max_test_images],
+            test.masks[:max_test_images],
+            len(classes.classes),
+            ignore,
+        )
+        stopping = StoppingSplit.from_ground_truth(*held_out, ignore)
     click.echo(
-        f"simulate: {len(pool_images)} pool and {len(val.images)} validation images "
+        f"simulate: {len(pool_images)} pool, {len(held_out[0])} validation and "
+        f"{len(val.images) if test is not None else 0} test images "
         f"of {pool_images[0].shape[1]}x{pool_images[0].shape[0]} from {data_dir}, "
-        f"device {torch_device}, {torch.get_num_threads()} CPU threads"
+        f"model {config.model}, device {torch_device}, {torch.get_num_threads()} CPU threads"
     )
+    if stopping is None or config.patience == 0:
+        click.echo(
+            "early stopping off"
+            + ("" if test is not None else " (no test split: mIoU is on validation)")
+            + f"; trainings run {config.initial_iterations}/{config.finetune_iterations}/"
+            f"{config.full_iterations} iterations"
+        )
+    else:
+        click.echo(
+            f"early stopping on validation loss every {config.eval_every} iterations, "
+            f"patience {config.patience}; mIoU on {test_name}"
+        )
     started = time.perf_counter()
+    pool_encoded = None
+    if encoder_model is not None:
+        # A frozen encoder's features are computed once per image here and shared by every
+        # seed, strategy and round (in memory); only decoder and head run after this.
+        encoder_model.to(torch_device)
+        encode_started = time.perf_counter()
+        pool_encoded = encode_images(encoder_model, pool_images, torch_device)
+        val.encoded = encode_images(encoder_model, val.images, torch_device)
+        if stopping is not None:
+            stopping.encoded = encode_images(encoder_model, stopping.images, torch_device)
+        encoded_count = len(pool_encoded) + len(val.encoded) + len(held_out[0]) * bool(stopping)
+        size_mb = sum(e.nbytes for e in pool_encoded) / len(pool_encoded) * encoded_count / 1e6
+        click.echo(
+            f"encoder features: {encoded_count} images in "
+            f"{time.perf_counter() - encode_started:.0f} s, {size_mb:.0f} MB float16 in memory, "
+            f"key {encoder_fingerprint(encoder_model, pool_images[0].shape[:2])}"
+        )
+        del encoder_model
     superpixels = [
         compute_superpixels(image, config.superpixel_size, config.superpixel_algorithm)
         for image in tqdm(pool_images, desc="superpixels", unit="img", leave=False)
@@ -252,6 +338,8 @@ def simulate(
                 on_row,
                 image_names=pool.names[:max_pool_images],
                 on_query=on_query,
+                pool_encoded=pool_encoded,
+                stopping=stopping,
             )
             rows.extend(run.run())
             queries.extend(run.queries)
@@ -264,6 +352,7 @@ def simulate(
                 "seeds": seed_list,
                 "scale": scale,
                 "val_split": val_split,
+                "test_split": test_name,
                 "val_fraction": val_fraction,
                 "split_seed": split_seed,
                 **vars(config),

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from worker.engine.evaluation import evaluate_confusion
+from worker.engine.evaluation import evaluate_confusion, evaluate_confusion_encoded
+from worker.engine.features import EncodedImage
 from worker.engine.metrics import iou_per_class, mean_iou
-from worker.engine.model import ModelConfig, SegmentationModel, build_model
+from worker.engine.model import ModelConfig, SegmentationModel, build_model, model_kinds
 from worker.engine.oracle import oracle_label
 from worker.engine.reductions import (
     IMAGE_SCORES,
@@ -26,9 +27,15 @@ from worker.engine.reductions import (
     superpixel_scores,
     unlabeled_pixel_counts,
 )
-from worker.engine.scoring import score_images
+from worker.engine.scoring import score_encoded, score_images
 from worker.engine.strategies import STRATEGIES, ImageQuery, plan_round
-from worker.engine.training import UNLABELED, TrainConfig, train_on_partial_masks
+from worker.engine.training import (
+    UNLABELED,
+    TrainConfig,
+    TrainResult,
+    train_on_features,
+    train_on_partial_masks,
+)
 
 # `static_matched` is static asking, round by round, the pixels `dynamic` asked for: the
 # same number of images, each taking its top-scored superpixels until an even share of
@@ -50,12 +57,23 @@ class SimulationConfig:
     cheap_uncertainty: bool = True
     static_fraction: float = 0.275
     oracle: str = "exact"
+    # The model: "efficientnet_lite0" (pretrained encoder, frozen, trained from cached
+    # features) learns far better on a CPU than "unet" (from scratch; width and depth).
+    model: str = "efficientnet_lite0"
+    encoder_weights: str | None = None
+    unfreeze_encoder: bool = False
+    decoder_channels: int = 64
     width: int = 16
     depth: int = 4
     dropout: float = 0.5
+    # Maximum iterations of each training; with a stopping split, training stops after
+    # `patience` evaluations (every `eval_every` iterations) without a lower held-out loss
+    # and keeps the best weights (patience 0: no early stopping).
     initial_iterations: int = 500
     finetune_iterations: int = 200
     full_iterations: int = 1000
+    eval_every: int = 50
+    patience: int = 4
     batch_size: int = 8
     learning_rate: float = 1e-3
     crop_size: int | None = None
@@ -83,8 +101,37 @@ class SimulationConfig:
             raise ValueError(f"unknown image score {self.image_score!r}; known: {IMAGE_SCORES}")
         if self.image_score == "foreground" and not self.background_classes:
             raise ValueError("--image-score foreground needs --background-classes")
+        if self.model not in model_kinds():
+            raise ValueError(f"unknown model {self.model!r}; known: {model_kinds()}")
+        if self.cached_features and self.crop_size is not None:
+            raise ValueError(
+                "--crop-size does not apply to a frozen pretrained encoder: it trains on whole "
+                "cached features with flips (use --unfreeze-encoder or --model unet for crops)"
+            )
+        if self.eval_every < 1 or self.patience < 0:
+            raise ValueError(
+                f"eval_every must be >= 1 and patience >= 0 (0: no early stopping), got "
+                f"{self.eval_every}, {self.patience}"
+            )
 
-    def train_config(self, iterations: int) -> TrainConfig:
+    @property
+    def cached_features(self) -> bool:
+        """Whether training and scoring run from encoder features computed once per image."""
+        return self.model != "unet" and not self.unfreeze_encoder
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        return ModelConfig(
+            num_classes=num_classes,
+            width=self.width,
+            depth=self.depth,
+            dropout=self.dropout,
+            kind=self.model,
+            encoder_weights=self.encoder_weights,
+            decoder_channels=self.decoder_channels,
+            freeze_encoder=not self.unfreeze_encoder,
+        )
+
+    def train_config(self, iterations: int, early_stopping: bool = False) -> TrainConfig:
         return TrainConfig(
             iterations=iterations,
             batch_size=self.batch_size,
@@ -92,6 +139,8 @@ class SimulationConfig:
             crop_size=self.crop_size,
             class_weights=self.class_weights,
             bf16=self.bf16,
+            validate_every=self.eval_every if early_stopping else 0,
+            patience=self.patience,
         )
 
 
@@ -110,6 +159,8 @@ class RoundRow:
     seconds: float
     query_fraction: float | None = None  # share of the picked images' open pixels asked
     superpixels_per_image: list[int] = field(default_factory=list)
+    iterations: int | None = None  # trained this round (early stopping: fewer than the max)
+    stopped_early: bool | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -193,8 +244,10 @@ def score_pool(
     config: SimulationConfig,
     device: torch.device,
     num_classes: int,
+    encoded: Sequence[EncodedImage] | None = None,
 ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
-    """Image scores (NaN = nothing left to ask) and per-image superpixel scores."""
+    """Image scores (NaN = nothing left to ask) and per-image superpixel scores; from the
+    pool's cached encoder features when ``encoded`` is given."""
     class_weights = (
         class_balance_weights(labeled_class_counts(pool.masks, num_classes))
         if config.class_balance
@@ -203,20 +256,29 @@ def score_pool(
     image_scores = np.full(len(pool.images), np.nan)
     sp_scores = [np.full(int(s.max()) + 1, np.nan) for s in pool.superpixels]
     open_images = [i for i, asked in enumerate(pool.asked) if not asked.all()]
-    scored = score_images(
-        model,
-        [pool.images[i] for i in open_images],
-        [pool.superpixels[i] for i in open_images],
-        [pool.asked[i] for i in open_images],
-        method=config.uncertainty,
-        samples=config.mc_samples,
-        device=device,
-        batch_size=config.scoring_batch,
-        bf16=config.bf16,
-        cheap=config.cheap_uncertainty,
-        image_score_mode=config.image_score,
-        background_classes=config.background_classes,
-        class_weights=class_weights,
+    common = {
+        "method": config.uncertainty,
+        "samples": config.mc_samples,
+        "device": device,
+        "batch_size": config.scoring_batch,
+        "bf16": config.bf16,
+        "image_score_mode": config.image_score,
+        "background_classes": config.background_classes,
+        "class_weights": class_weights,
+    }
+    superpixels = [pool.superpixels[i] for i in open_images]
+    asked = [pool.asked[i] for i in open_images]
+    scored = (
+        score_encoded(model, [encoded[i] for i in open_images], superpixels, asked, **common)  # type: ignore[arg-type]
+        if encoded is not None
+        else score_images(
+            model,
+            [pool.images[i] for i in open_images],
+            superpixels,
+            asked,
+            cheap=config.cheap_uncertainty,
+            **common,  # type: ignore[arg-type]
+        )
     )
     for index, result in zip(open_images, scored, strict=True):
         sp_scores[index] = result.superpixel_scores
@@ -226,10 +288,38 @@ def score_pool(
 
 @dataclass
 class Validation:
+    """The split the reported mIoU is measured on (never the one training stops on)."""
+
     images: Sequence[NDArray[np.uint8]]
     masks: Sequence[NDArray[np.uint8]]
     num_classes: int
     ignore_index: int | None
+    encoded: Sequence[EncodedImage] | None = None  # cached encoder features, same order
+
+
+@dataclass
+class StoppingSplit:
+    """A held-out labeled split whose loss stops training (masks: 255 = ignored)."""
+
+    images: Sequence[NDArray[np.uint8]]
+    masks: Sequence[NDArray[np.uint8]]
+    encoded: Sequence[EncodedImage] | None = None
+
+    @classmethod
+    def from_ground_truth(
+        cls,
+        images: Sequence[NDArray[np.uint8]],
+        ground_truth: Sequence[NDArray[np.uint8]],
+        ignore_index: int | None,
+        encoded: Sequence[EncodedImage] | None = None,
+    ) -> StoppingSplit:
+        masks = [
+            m
+            if ignore_index is None
+            else np.where(m == ignore_index, UNLABELED, m).astype(np.uint8)
+            for m in ground_truth
+        ]
+        return cls(images, masks, encoded)
 
 
 RowCallback = Callable[[RoundRow], None]
@@ -251,7 +341,20 @@ class SeedRun:
         on_row: RowCallback | None = None,
         image_names: Sequence[str] | None = None,
         on_query: QueryCallback | None = None,
+        pool_encoded: Sequence[EncodedImage] | None = None,
+        stopping: StoppingSplit | None = None,
     ) -> None:
+        """``pool_encoded`` (and ``validation.encoded``, ``stopping.encoded``): cached encoder
+        features of a frozen pretrained model, computed once and shared by every seed and
+        strategy. ``stopping``: early stopping on its loss; without it every training runs
+        its maximum iterations."""
+        if config.cached_features and (
+            pool_encoded is None
+            or validation.encoded is None
+            or (stopping is not None and stopping.encoded is None)
+        ):
+            raise ValueError(f"model {config.model!r} with a frozen encoder needs cached features")
+        self.pool_encoded, self.stopping = pool_encoded, stopping
         self.pool_images, self.pool_truth, self.superpixels = pool_images, pool_truth, superpixels
         self.validation, self.config, self.seed, self.device = validation, config, seed, device
         self.on_row, self.on_query = on_row, on_query
@@ -272,13 +375,25 @@ class SeedRun:
         started: float,
         **extra: object,
     ) -> RoundRow:
-        matrix = evaluate_confusion(
-            model,
-            self.validation.images,
-            self.validation.masks,
-            self.validation.num_classes,
-            self.device,
-            self.validation.ignore_index,
+        validation = self.validation
+        matrix = (
+            evaluate_confusion_encoded(
+                model,
+                validation.encoded,
+                validation.masks,
+                validation.num_classes,
+                self.device,
+                validation.ignore_index,
+            )
+            if self.config.cached_features and validation.encoded is not None
+            else evaluate_confusion(
+                model,
+                validation.images,
+                validation.masks,
+                validation.num_classes,
+                self.device,
+                validation.ignore_index,
+            )
         )
         row = RoundRow(
             strategy=strategy,
@@ -299,19 +414,33 @@ class SeedRun:
 
     def _new_model(self) -> SegmentationModel:
         torch.manual_seed(self.seed)
-        config = ModelConfig(
-            num_classes=self.validation.num_classes,
-            width=self.config.width,
-            depth=self.config.depth,
-            dropout=self.config.dropout,
-        )
-        return build_model(config).to(self.device)
+        return build_model(self.config.model_config(self.validation.num_classes)).to(self.device)
 
     def _train(
         self, model: SegmentationModel, pool: Pool, iterations: int, rng: np.random.Generator
-    ) -> None:
-        train_on_partial_masks(
-            model, pool.images, pool.masks, self.config.train_config(iterations), rng, self.device
+    ) -> TrainResult:
+        stopping = self.stopping if self.config.patience > 0 else None
+        config = self.config.train_config(iterations, early_stopping=stopping is not None)
+        if self.config.cached_features:
+            assert self.pool_encoded is not None
+            held_out = None if stopping is None else (stopping.encoded, stopping.masks)
+            return train_on_features(
+                model,
+                self.pool_encoded,
+                pool.masks,
+                config,
+                rng,
+                self.device,
+                held_out,  # type: ignore[arg-type]
+            )
+        return train_on_partial_masks(
+            model,
+            pool.images,
+            pool.masks,
+            config,
+            rng,
+            self.device,
+            None if stopping is None else (stopping.images, stopping.masks),
         )
 
     def run(self) -> list[RoundRow]:
@@ -327,8 +456,16 @@ class SeedRun:
         active = [s for s in ACTIVE_STRATEGIES if s in config.strategies]
         if active:
             base_model = self._new_model()
-            self._train(base_model, base_pool, config.initial_iterations, rng)
-            first = self._row(active[0], 0, base_model, base_pool, started)
+            trained = self._train(base_model, base_pool, config.initial_iterations, rng)
+            first = self._row(
+                active[0],
+                0,
+                base_model,
+                base_pool,
+                started,
+                iterations=trained.iterations_run,
+                stopped_early=trained.stopped_early,
+            )
             base_seconds = first.seconds
             for strategy in active[1:]:
                 copied = copy.copy(first)
@@ -369,7 +506,12 @@ class SeedRun:
                 ]
             else:
                 image_scores, sp_scores = score_pool(
-                    model, pool, config, self.device, self.validation.num_classes
+                    model,
+                    pool,
+                    config,
+                    self.device,
+                    self.validation.num_classes,
+                    self.pool_encoded if config.cached_features else None,
                 )
             counts = [
                 unlabeled_pixel_counts(s, a, len(scores))
@@ -401,7 +543,7 @@ class SeedRun:
             for query in queries:
                 self._record_query(strategy, round_number, query, counts, image_scores)
                 pool.answer(query.image_index, query.superpixel_ids, config.oracle, ignore)
-            self._train(model, pool, config.finetune_iterations, rng)
+            trained = self._train(model, pool, config.finetune_iterations, rng)
             row = self._row(
                 strategy,
                 round_number,
@@ -410,6 +552,8 @@ class SeedRun:
                 started,
                 query_fraction=query_fraction,
                 superpixels_per_image=[len(q.superpixel_ids) for q in queries],
+                iterations=trained.iterations_run,
+                stopped_early=trained.stopped_early,
             )
             seconds = row.seconds
 
@@ -448,5 +592,15 @@ class SeedRun:
         for index in range(len(self.pool_images)):
             pool.answer_whole(index, self.config.oracle, self.validation.ignore_index)
         model = self._new_model()
-        self._train(model, pool, self.config.full_iterations, np.random.default_rng(self.seed))
-        self._row("full", 0, model, pool, started)
+        trained = self._train(
+            model, pool, self.config.full_iterations, np.random.default_rng(self.seed)
+        )
+        self._row(
+            "full",
+            0,
+            model,
+            pool,
+            started,
+            iterations=trained.iterations_run,
+            stopped_early=trained.stopped_early,
+        )

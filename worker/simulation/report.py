@@ -29,6 +29,8 @@ CSV_FIELDS = [
     "images_labeled",
     "val_miou",
     "query_fraction",
+    "iterations",
+    "stopped_early",
     "seconds",
 ]
 
