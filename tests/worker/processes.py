@@ -18,6 +18,21 @@ def is_alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
+# A process for checks made later: (pid, start time in clock ticks); pids wrap around, so
+# a pid alone may name another program by then.
+Proc = tuple[int, int]
+
+
+def identify(pid: int) -> Proc | None:
+    fields = _stat(pid)
+    return (pid, int(fields[19])) if fields is not None else None
+
+
+def still_running(proc: Proc) -> bool:
+    fields = _stat(proc[0])
+    return fields is not None and fields[0] != "Z" and int(fields[19]) == proc[1]
+
+
 def living_children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

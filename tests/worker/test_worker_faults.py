@@ -17,7 +17,14 @@ from backend.models import Job, JobStatus, Round
 from backend.models.base import utc_now
 from tests.worker.conftest import Api, Stack, WorkerProcess, wait_for
 from tests.worker.flows import first_round_answered_by_oracle, wait_for_ingest, wait_for_job
-from tests.worker.processes import holder_pid, is_alive, living_children
+from tests.worker.processes import (
+    Proc,
+    holder_pid,
+    identify,
+    is_alive,
+    living_children,
+    still_running,
+)
 from tests.worker.scenes import annotation_fingerprints, create_scene_project
 
 FAULTY = {
@@ -35,6 +42,10 @@ def held_jobs(api: Api, round_id: int) -> list[tuple[int, datetime | None]]:
         return [
             (pid, job.heartbeat_at) for job in jobs if (pid := holder_pid(job.worker)) is not None
         ]
+
+
+def children(pid: int) -> set[Proc]:
+    return {proc for child in living_children(pid) if (proc := identify(child)) is not None}
 
 
 def round_status(api: Api, round_id: int) -> str:
@@ -66,14 +77,14 @@ def test_round_survives_kills_of_pool_and_main_processes(make_stack: Any, make_a
     labels_before = annotation_fingerprints(api.world.factory)
     started = api.post(f"{base}/rounds")
     round_id = started["round"]["id"]
-    seen: set[int] = set()
-    orphans: list[int] = []
+    seen: set[Proc] = set()
+    orphans: list[Proc] = []
     recoveries: list[float] = []
 
     for kill in ("pool", "main", "main"):
         live = [w for w in stack.workers if w.process.poll() is None]
         for worker in live:
-            seen.update(living_children(worker.process.pid))
+            seen.update(children(worker.process.pid))
         holders = wait_for(
             lambda: (
                 [p for p, _ in held_jobs(api, round_id) if is_alive(p)]
@@ -92,14 +103,14 @@ def test_round_survives_kills_of_pool_and_main_processes(make_stack: Any, make_a
             os.kill(pid, signal.SIGKILL)
             killed = {pid}
         else:
-            pool = living_children(owner.process.pid)
+            pool = children(owner.process.pid)
             os.kill(owner.process.pid, signal.SIGKILL)
             owner.process.wait(timeout=10)
             deadline = time.monotonic() + 5
-            while any(is_alive(p) for p in pool) and time.monotonic() < deadline:
+            while any(map(still_running, pool)) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            orphans += [p for p in pool if is_alive(p)]
-            killed = {owner.process.pid, *pool}
+            orphans += [p for p in pool if still_running(p)]
+            killed = {owner.process.pid, *(proc[0] for proc in pool)}
             stack.start_worker(**FAULTY)  # as a supervisor would
         wait_for(
             functools.partial(recovered, api, round_id, killed, killed_at),
@@ -116,8 +127,8 @@ def test_round_survives_kills_of_pool_and_main_processes(make_stack: Any, make_a
     assert [j for j in api.get(f"{base}/jobs") if j["status"] != "succeeded"] == []
     assert orphans == []
     for worker in stack.workers:
-        seen.update(living_children(worker.process.pid))
+        seen.update(children(worker.process.pid))
         worker.stop()
     time.sleep(0.5)
-    assert [p for p in seen if is_alive(p)] == []
+    assert [p for p in seen if still_running(p)] == []
     print(f"\n{len(recoveries)} kills, recovered in " + ", ".join(f"{s:.1f}" for s in recoveries))
