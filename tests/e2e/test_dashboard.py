@@ -173,6 +173,7 @@ def project(stack: Server) -> DashboardProject:
             "images_per_round": 4,
             "budget_pixels": 40_000,
             "budget_hours": 2,
+            "model_architecture": "unet",  # the tiny U-Net above, seconds per round
         },
     )
     created.raise_for_status()

@@ -46,6 +46,9 @@ def create_scene_project(
         "mc_samples": 4,
         "initial_images": 4,
         "images_per_round": 4,
+        # The tiny U-Net these tests were sized for; test_pretrained_model.py runs the
+        # default pretrained model.
+        "model_architecture": "unet",
         **settings,
     }
     project = api.post("/projects", expect=201, json=body)["id"]
