@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
-# Dynamic vs static (27.5% and matched to dynamic's pixels) vs random images vs full
-# supervision on the shared CamVid at half resolution (180x240): train (367) is the pool, val
-# (101) gives the mIoU; three seeds, sized for 2 CPU cores (about 40 minutes).
-# Writes runs/bench_camvid/{rounds.jsonl,rounds.csv,miou_vs_pixels.png}; prints the table.
+# Label efficiency on the shared CamVid at half resolution (240x180), at equal pixels:
+# dynamic vs static (27.5% of superpixels) vs static matched to dynamic's pixels vs random
+# superpixels vs random whole images vs full supervision, three seeds.
+#
+# Model: EfficientNet-Lite0 (ImageNet weights from the installed package), frozen; its
+# features are computed once per image (~0.6 MB float16 each, ~420 MB for the 701 images,
+# in memory) and shared by every seed, strategy and round; only the FPN decoder and the
+# classifier train. Splits: pool = train (367), early stopping on val (101), mIoU on test
+# (233). Each training stops after 3 evaluations (every 50 iterations) without a lower val
+# loss, at most 400 (initial), 200 (per round) and 1,500 (full supervision) iterations.
+# 10 random initial images, then 4 rounds x 20 images: dynamic's curve passes ~10% of the
+# pool's pixels around its last rounds. SLIC 16 px (~131 superpixels per image), entropy,
+# T = 20 (cheap path).
+#
+# Sized for 2 CPU cores: about 60 minutes for the three seeds (see README "Benchmarks").
+# Writes runs/bench_camvid/{rounds,queries}.{jsonl,csv}, equal_pixels.csv, auc.csv,
+# miou_vs_pixels.png, config.json; prints the tables.
 # Usage: bash bench/camvid_strategies.sh [DATASET_DIR] [extra simulate options...]
+#   a quick check: bash bench/camvid_strategies.sh ../shared/datasets/camvid --seeds 0 \
+#     --max-pool-images 60 --max-val-images 20 --max-test-images 40 --rounds 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/datasets/camvid}
 shift || true
 exec .venv/bin/tessera simulate --data "$data" --out runs/bench_camvid \
-  --scale 0.5 --superpixel-size 16 --uncertainty entropy --mc-samples 20 \
-  --strategies dynamic,static,static_matched,random_images,full \
-  --initial-images 15 --images-per-round 15 --rounds 3 \
-  --width 8 --depth 4 --batch-size 8 --crop-size 96 --learning-rate 1e-3 --class-weights \
-  --iterations 500 --finetune-iterations 200 --full-iterations 1200 \
+  --scale 0.5 --superpixel-size 16 --superpixel-algorithm slic \
+  --uncertainty entropy --mc-samples 20 --static-fraction 0.275 \
+  --strategies dynamic,static,static_matched,random_superpixels,random_images,full \
+  --model efficientnet_lite0 --pool-split train --val-split val --test-split test \
+  --initial-images 10 --images-per-round 20 --rounds 4 \
+  --batch-size 8 --learning-rate 3e-3 \
+  --iterations 400 --finetune-iterations 200 --full-iterations 1500 \
+  --eval-every 50 --patience 3 \
   --seeds 0,1,2 --device auto "$@"
