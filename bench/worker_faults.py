@@ -414,7 +414,9 @@ class Held:
 class RoundState:
     status: str
     held: list[Held]  # the round's running jobs that a process holds
+    queued: set[int]  # ids of its jobs waiting for a worker
     finished: set[int]  # ids of its succeeded jobs
+    present: set[int]  # ids of all its jobs (unfinished scoring chunks are replaced)
     message: str
 
 
@@ -431,8 +433,10 @@ def round_state(factory: sessionmaker[Session], round_id: int) -> RoundState:
             if job.status == JobStatus.running and pid is not None:
                 held.append(Held(job.id, pid, job.heartbeat_at))
                 message = message or job.message
+        queued = {job.id for job in jobs if job.status == JobStatus.queued}
         finished = {job.id for job in jobs if job.status == JobStatus.succeeded}
-        return RoundState(round_.status.value, held, finished, message)
+        present = {job.id for job in jobs}
+        return RoundState(round_.status.value, held, queued, finished, present, message)
 
     return retrying(read, "round state")
 
@@ -638,8 +642,11 @@ class Bench:
             fault.orphans = sum(map(still_running, orphans_of))
             time.sleep(self.rng.uniform(0.0, 1.0))
             self.workers.start()  # as systemd's Restart=always would
-        # The jobs the fault took from their process (a restart: every held job).
+        # The jobs the fault took from their process; a restart hits every held job and
+        # every queued one (Redis loses their messages).
         hit = {h.job_id for h in state.held if not killed or h.pid in killed}
+        if not killed:
+            hit |= state.queued
         fault.jobs_hit = len(hit)
         fault.recovery_s = self.recovery(round_id, hit, at, clock, killed)
         print(
@@ -685,7 +692,7 @@ class Bench:
                 and held.heartbeat_at is not None
                 and held.heartbeat_at > since
             }
-            if hit <= renewed | state.finished:
+            if hit & state.present <= renewed | state.finished:  # a deleted job: replaced
                 break
             time.sleep(0.05)
         return time.monotonic() - clock if hit else 0.0
