@@ -813,7 +813,7 @@ def report(
     for size_name, per_mode in service.items():
         if "png" in per_mode and "edit" in per_mode:
             print(
-                f"- save service alone (time.process_time, SQLite, {size_name}): edit "
+                f"- save service alone (time.process_time, {size_name}): edit "
                 f"{per_mode['edit']:.2f} ms, PNG {per_mode['png']:.2f} ms per save = "
                 f"{per_mode['edit'] / per_mode['png']:.3f}"
             )
@@ -850,8 +850,10 @@ def main() -> int:
                 )
                 for size in sizes:
                     results += measure("PostgreSQL", settings_pg, root, size, modes)
+                for size in sizes:
+                    service[f"PostgreSQL, {size}"] = service_cpu_ms(settings_pg, size)
         for size in sizes:
-            service[str(size)] = service_cpu_ms(settings, size)
+            service[f"SQLite, {size}"] = service_cpu_ms(settings, size)
     report(results, service, cpus, start_load)
     bad = sum(
         sum(r.single.failures.values()) + sum(r.concurrent.failures.values()) for r in results

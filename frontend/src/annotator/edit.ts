@@ -21,7 +21,7 @@ export interface MaskEdit {
 
 /**
  * The edit that turns `base` into `mask`. Only pixels of queried superpixels may differ (the
- * editor never writes others); `regions` indexes them.
+ * editor never writes others; any other difference is left out); `regions` indexes them.
  */
 export function encodeEdit(mask: Uint8Array, base: Uint8Array, regions: QueriedRegions): MaskEdit {
   if (mask.length !== base.length || mask.length !== regions.width * regions.height) {
@@ -52,33 +52,31 @@ export function encodeEdit(mask: Uint8Array, base: Uint8Array, regions: QueriedR
       filledSlot[slot] = 1;
     }
   }
+  // Brushed pixels: the changed ones of the other queried superpixels, in row-major order.
+  // Only queried pixels are visited (the editor changes no others), never the whole image.
+  const brushed: number[] = [];
+  for (let slot = 0; slot < regions.slotCount; slot++) {
+    if (filledSlot[slot] === 1) continue;
+    const pixels = regions.pixelsOf(slot);
+    for (let k = 0; k < pixels.length; k++) {
+      const index = pixels[k] as number;
+      if (mask[index] !== base[index]) brushed.push(index);
+    }
+  }
+  const order = Uint32Array.from(brushed).sort();
   const runs: Run[] = [];
-  const n = mask.length;
-  let index = 0;
-  while (index < n) {
-    const value = mask[index] as number;
-    if (value === base[index] || isFilled(regions, filledSlot, index)) {
-      index += 1;
-      continue;
+  for (let k = 0; k < order.length; ) {
+    const start = order[k] as number;
+    const value = mask[start] as number;
+    let end = start + 1;
+    k += 1;
+    while (k < order.length && order[k] === end && mask[end] === value) {
+      end += 1;
+      k += 1;
     }
-    const start = index;
-    index += 1;
-    while (
-      index < n &&
-      mask[index] === value &&
-      mask[index] !== base[index] &&
-      !isFilled(regions, filledSlot, index)
-    ) {
-      index += 1;
-    }
-    runs.push([start, index - start, value]);
+    runs.push([start, end - start, value]);
   }
   return { fills, runs };
-}
-
-function isFilled(regions: QueriedRegions, filledSlot: Uint8Array, index: number): boolean {
-  const slot = regions.slotAt(index);
-  return slot >= 0 && filledSlot[slot] === 1;
 }
 
 /** Applies an edit to `base` (in place) as the server does: fills, then runs. */
