@@ -37,8 +37,18 @@ function isTyping(target: EventTarget | null): boolean {
   return (
     target instanceof HTMLInputElement ||
     target instanceof HTMLTextAreaElement ||
-    target instanceof HTMLSelectElement
+    target instanceof HTMLSelectElement ||
+    (target instanceof HTMLElement && target.isContentEditable)
   );
+}
+
+/** A focused control that Enter and Space must activate (not submit the image or pan). */
+function isControl(target: EventTarget | null): boolean {
+  return target instanceof HTMLButtonElement || target instanceof HTMLAnchorElement;
+}
+
+function activates(event: KeyboardEvent): boolean {
+  return event.key === "Enter" || event.code === "Space" || event.key === " ";
 }
 
 /** Binds `stage`'s (and the window's) input to `target`; returns the unbinding function. */
@@ -132,11 +142,17 @@ export function bindStageInput(stage: HTMLElement, target: GestureTarget): () =>
     (event) => {
       if (isTyping(event.target)) return;
       target.activity();
+      // A dialog's own focused button takes Enter/Space before the dialog's default choice.
+      if (isControl(event.target) && activates(event) && (event.target as Element).closest('[role="dialog"]')) {
+        return;
+      }
       const used = target.dialogKey(event);
       if (used !== null) {
         if (used) event.preventDefault();
         return;
       }
+      // Enter and Space belong to a focused button or link: they press it, as anywhere else.
+      if (isControl(event.target) && activates(event)) return;
       if (event.code === "Space") {
         event.preventDefault();
         if (!spaceHeld) setPanning(true);
@@ -151,8 +167,8 @@ export function bindStageInput(stage: HTMLElement, target: GestureTarget): () =>
     { capture: true },
   );
   on<KeyboardEvent>(window, "keyup", (event) => {
-    if (event.code === "Space" && !isTyping(event.target)) {
-      event.preventDefault(); // a focused button would otherwise be pressed by the space bar
+    if (event.code === "Space" && !isTyping(event.target) && !isControl(event.target)) {
+      event.preventDefault();
       setPanning(false);
     }
   });

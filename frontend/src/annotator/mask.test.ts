@@ -236,3 +236,40 @@ describe("undo and redo", () => {
     expect(e.mask[0]).toBe(UNLABELED);
   });
 });
+
+describe("drag-fill and fill-all", () => {
+  it("fills every queried superpixel a drag passes over, as one diff", () => {
+    // Superpixels 4, 5, 6 are the middle row's first three; 5 is locked.
+    const e = editor([4, 6, 7]);
+    e.beginStroke();
+    expect(e.fillAlong(1, 6, 1, 6, 2)).toBe(1);
+    // One sample jump from x=1 to x=14: the whole row in between is crossed.
+    expect(e.fillAlong(1, 6, 14, 6, 2)).toBe(2);
+    expect(e.fillAlong(14, 6, 1, 6, 2)).toBe(0); // each superpixel once per stroke
+    const diff = e.endStroke();
+    expect(pixelsWith(e.mask, 2).sort((a, b) => a - b)).toEqual(
+      [...superpixelPixels(4), ...superpixelPixels(6), ...superpixelPixels(7)].sort((a, b) => a - b),
+    );
+    expect(diff!.indices).toHaveLength(48);
+    expect(e.labeledSuperpixels).toBe(3);
+  });
+
+  it("fill-all labels only what is still unlabeled, as one undoable diff", () => {
+    const e = editor([0, 1, 2]);
+    e.fill(0, 0, 3);
+    e.beginStroke();
+    e.paintSegment(4, 0, 4, 0, 1, 1); // one pixel of superpixel 1
+    e.endStroke();
+    const diff = e.fillRemaining(2);
+    expect(diff!.indices).toHaveLength(31);
+    expect(pixelsWith(e.mask, 3)).toEqual(superpixelPixels(0));
+    expect(pixelsWith(e.mask, 1)).toEqual([4]);
+    expect(pixelsWith(e.mask, 2)).toHaveLength(31);
+    expect(e.labeledSuperpixels).toBe(3);
+    expect(e.fillRemaining(2)).toBeNull();
+    const history = new History();
+    history.push(diff!);
+    history.undo((indices, values) => e.applyValues(indices, values));
+    expect(e.labeledSuperpixels).toBe(1);
+  });
+});

@@ -96,6 +96,8 @@ export class MaskEditor {
   private dirty: Rect = { ...EMPTY_RECT };
   private readonly recorder: DiffRecorder;
   private stroking = false;
+  /** Superpixels (slots) a drag-fill stroke has filled so far. */
+  private readonly strokeSlots = new Set<number>();
 
   /** `mask` (row-major, one byte per pixel) is edited in place. */
   constructor(regions: QueriedRegions, mask: Uint8Array) {
@@ -163,8 +165,45 @@ export class MaskEditor {
     const slot = this.regions.slotAt(index);
     if (slot < 0) return null;
     this.recorder.begin();
-    for (const pixel of this.regions.pixelsOf(slot)) this.write(pixel, value);
-    this.dirty = union(this.dirty, this.regions.bounds[slot] as Rect);
+    this.fillSlot(slot, value);
+    return this.recorder.finish(this.mask);
+  }
+
+  /**
+   * Drag-fill, inside a stroke: fills every queried superpixel the segment from (ax, ay) to
+   * (bx, by) passes over (sampled every half pixel, so a fast drag skips none). Each
+   * superpixel is filled once per stroke; returns how many were filled by this call.
+   */
+  fillAlong(ax: number, ay: number, bx: number, by: number, value: number): number {
+    if (!this.stroking) throw new Error("fillAlong outside a stroke");
+    const steps = Math.max(1, Math.ceil(Math.max(Math.abs(bx - ax), Math.abs(by - ay)) * 2));
+    let filled = 0;
+    for (let step = 0; step <= steps; step++) {
+      const t = step / steps;
+      const index = this.indexAt(ax + (bx - ax) * t, ay + (by - ay) * t);
+      if (index < 0) continue;
+      const slot = this.regions.slotAt(index);
+      if (slot < 0 || this.strokeSlots.has(slot)) continue;
+      this.strokeSlots.add(slot);
+      this.fillSlot(slot, value);
+      filled += 1;
+    }
+    return filled;
+  }
+
+  /**
+   * Fill-all: every still unlabeled pixel of the queried superpixels gets `value` (pixels
+   * already labeled keep their class), as one diff; null when nothing was left.
+   */
+  fillRemaining(value: number): Diff | null {
+    this.recorder.begin();
+    for (let slot = 0; slot < this.regions.slotCount; slot++) {
+      if (this.unlabeled[slot] === 0) continue;
+      for (const pixel of this.regions.pixelsOf(slot)) {
+        if (this.mask[pixel] === UNLABELED) this.write(pixel, value);
+      }
+      this.dirty = union(this.dirty, this.regions.bounds[slot] as Rect);
+    }
     return this.recorder.finish(this.mask);
   }
 
@@ -172,6 +211,7 @@ export class MaskEditor {
   beginStroke(): void {
     this.recorder.begin();
     this.stroking = true;
+    this.strokeSlots.clear();
   }
 
   /**
@@ -255,6 +295,11 @@ export class MaskEditor {
     this.recorder.begin();
     this.applyValues(indices, values);
     return this.recorder.finish(this.mask);
+  }
+
+  private fillSlot(slot: number, value: number): void {
+    for (const pixel of this.regions.pixelsOf(slot)) this.write(pixel, value);
+    this.dirty = union(this.dirty, this.regions.bounds[slot] as Rect);
   }
 
   private indexAt(x: number, y: number): number {

@@ -6,6 +6,7 @@
 export type Action =
   | "class"
   | "tool-fill"
+  | "fill-remaining"
   | "tool-brush"
   | "tool-eraser"
   | "brush-smaller"
@@ -33,7 +34,12 @@ export interface Shortcut {
 
 export const SHORTCUTS: readonly Shortcut[] = [
   { action: "class", keys: ["1-9"], label: "Pick label class 1–9" },
-  { action: "tool-fill", keys: ["G"], label: "Fill tool: click fills a queried superpixel" },
+  { action: "tool-fill", keys: ["G"], label: "Fill tool: click fills a queried superpixel, drag fills every one passed" },
+  {
+    action: "fill-remaining",
+    keys: ["Shift+G"],
+    label: "Fill every queried superpixel still unlabeled with the current class",
+  },
   { action: "tool-brush", keys: ["B"], label: "Brush (clipped to queried superpixels)" },
   { action: "tool-eraser", keys: ["E"], label: "Eraser (back to unlabeled)" },
   { action: "brush-smaller", keys: ["["], label: "Smaller brush" },
@@ -56,6 +62,7 @@ export const SHORTCUTS: readonly Shortcut[] = [
 /** Mouse gestures, listed in the help overlay next to the keys. */
 export const GESTURES: readonly { gesture: string; label: string }[] = [
   { gesture: "Click", label: "Fill / paint with the current tool" },
+  { gesture: "Drag (fill tool)", label: "Fill every queried superpixel the pointer passes over" },
   { gesture: "Drag", label: "Brush or erase a stroke" },
   { gesture: "Wheel", label: "Zoom to the cursor" },
   { gesture: "Space + drag", label: "Pan (or drag with the middle button)" },

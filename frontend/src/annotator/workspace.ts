@@ -119,7 +119,8 @@ export class Workspace {
   private settled = false;
   private helpOpen = false;
 
-  private stroke: { x: number; y: number; value: number } | null = null;
+  /** The drag in progress: a brush or eraser stroke, or a drag-fill (`fill`). */
+  private stroke: { x: number; y: number; value: number; fill: boolean; filled: number } | null = null;
   private pointer: Point | null = null;
   private panning = false;
   private frameRequested = false;
@@ -129,7 +130,8 @@ export class Workspace {
   private clockTimer: number | undefined;
   private readonly resizeObserver: ResizeObserver;
   private readonly cleanups: (() => void)[] = [];
-  private fitted = false;
+  /** True while the view is the fitted one: a resize of the window fits it again. */
+  private fitted = true;
   private lastFocused = -1;
   private cursorKey = "";
 
@@ -147,7 +149,13 @@ export class Workspace {
     // A brush about a quarter of a superpixel wide refines an edge in a stroke or two.
     this.brushSize = Math.max(2, Math.round(project.superpixel_size / 4));
 
-    this.stage = h("div", { class: "stage", "data-tool": this.tool, tabindex: "-1" });
+    this.stage = h("div", {
+      class: "stage",
+      "data-tool": this.tool,
+      tabindex: "0",
+      role: "application",
+      "aria-label": "Image to label: keyboard shortcuts work here (? lists them)",
+    });
     this.cursor = h("div", { class: "brush-cursor", hidden: true });
     this.stage.append(this.layers.element, this.cursor);
     this.toast = h("div", { class: "toast", role: "status", "aria-live": "polite" });
@@ -166,6 +174,15 @@ export class Workspace {
       this.stage,
       this.toast,
     );
+
+    // A control clicked with the mouse hands the keyboard back to the image, so the next
+    // Enter submits rather than pressing that control again; keyboard users keep their place.
+    const refocus = (event: MouseEvent): void => {
+      if (event.detail > 0 && (event.target as Element).closest(".topbar button, .toolbar button")) {
+        this.stage.focus({ preventScroll: true });
+      }
+    };
+    this.element.addEventListener("click", refocus);
 
     let restored: string | null = null;
     let seconds = 0;
@@ -201,7 +218,7 @@ export class Workspace {
     this.layers.setMaskOpacity(OPACITIES[this.opacityStep] as number);
 
     this.resizeObserver = new ResizeObserver(() => {
-      if (!this.fitted) this.fit();
+      if (this.fitted) this.fit();
       else this.requestFrame();
     });
     this.cleanups.push(bindStageInput(this.stage, this.gestures()));
@@ -248,7 +265,11 @@ export class Workspace {
         if (!this.stroke) return;
         for (const point of points) {
           const { x, y } = screenToImage(this.view, point.x, point.y);
-          this.editor.paintSegment(this.stroke.x, this.stroke.y, x, y, this.brushSize, this.stroke.value);
+          if (this.stroke.fill) {
+            this.stroke.filled += this.editor.fillAlong(this.stroke.x, this.stroke.y, x, y, this.stroke.value);
+          } else {
+            this.editor.paintSegment(this.stroke.x, this.stroke.y, x, y, this.brushSize, this.stroke.value);
+          }
           this.stroke.x = x;
           this.stroke.y = y;
         }
@@ -256,13 +277,16 @@ export class Workspace {
       },
       release: () => {
         if (!this.stroke) return;
+        const { fill, filled, x, y } = this.stroke;
         this.stroke = null;
         const diff = this.editor.endStroke();
         if (diff) this.commit(diff);
+        else if (fill && filled === 0) this.flashLocked(x, y);
         this.updateStatus();
       },
       pan: (dx, dy) => {
         this.view = panBy(this.view, dx, dy);
+        this.fitted = false;
         this.viewChanged = true;
         this.requestFrame();
       },
@@ -282,26 +306,26 @@ export class Workspace {
     };
   }
 
-  /** A button press on the stage: a fill, or the start of a brush or eraser stroke. */
+  /**
+   * A button press on the stage: the start of a drag-fill (a click fills one superpixel,
+   * a drag every queried one it passes over) or of a brush or eraser stroke. Either way one
+   * click and, on release, one undo step.
+   */
   private press(point: Point): boolean {
     if (this.saving) return false;
     const { x, y } = screenToImage(this.view, point.x, point.y);
     this.clicks += 1;
-    if (this.tool === "fill") {
-      const labelClass = this.classes[this.classSlot];
-      if (labelClass) {
-        const diff = this.editor.fill(x, y, labelClass.index);
-        if (diff) this.commit(diff);
-        else this.flashLocked(x, y);
-      }
+    const value = this.tool === "eraser" ? UNLABELED : this.classes[this.classSlot]?.index;
+    if (value === undefined) {
       this.updateStatus();
       return false;
     }
-    const value = this.tool === "eraser" ? UNLABELED : this.classes[this.classSlot]?.index;
-    if (value === undefined) return false;
-    this.stroke = { x, y, value };
+    const fill = this.tool === "fill";
+    this.stroke = { x, y, value, fill, filled: 0 };
     this.editor.beginStroke();
-    this.editor.paintSegment(x, y, x, y, this.brushSize, value);
+    if (fill) this.stroke.filled = this.editor.fillAlong(x, y, x, y, value);
+    else this.editor.paintSegment(x, y, x, y, this.brushSize, value);
+    this.updateStatus();
     this.requestFrame();
     return true;
   }
@@ -330,6 +354,8 @@ export class Workspace {
         if (this.stroke) return;
         if (this.history.redo((indices, values) => this.editor.applyValues(indices, values))) this.afterEdit();
         return;
+      case "fill-remaining":
+        return this.fillRemaining();
       case "fit":
         return this.fit();
       case "next-unlabeled":
@@ -410,6 +436,21 @@ export class Workspace {
     return diff.indices.length;
   }
 
+  /** Fill-all (Shift+G): every queried pixel still unlabeled gets the current class; one click. */
+  private fillRemaining(): void {
+    const labelClass = this.classes[this.classSlot];
+    if (this.stroke || this.saving || !labelClass) return;
+    this.clicks += 1;
+    const diff = this.editor.fillRemaining(labelClass.index);
+    if (diff) {
+      this.commit(diff);
+      this.showToast(`Every remaining queried pixel is now ${labelClass.name} (Ctrl+Z undoes it).`);
+    } else {
+      this.updateStatus();
+      this.showToast("Nothing left to fill: every queried superpixel is labeled.");
+    }
+  }
+
   private fit(): void {
     const rect = this.stage.getBoundingClientRect();
     if (rect.width < 2 || rect.height < 2) return;
@@ -432,6 +473,7 @@ export class Workspace {
     const fitted = fitView(width, height, rect.width, rect.height);
     const bounds = this.editor.regions.bounds[slot] as Rect;
     this.view = focusView(bounds, rect.width, rect.height, fitted.scale);
+    this.fitted = false;
     this.viewChanged = true;
     this.requestFrame();
     const left = this.editor.queriedSuperpixels - this.editor.labeledSuperpixels;
@@ -440,6 +482,7 @@ export class Workspace {
 
   private zoom(x: number, y: number, factor: number): void {
     this.view = zoomAt(this.view, x, y, factor);
+    this.fitted = false;
     this.viewChanged = true;
     this.requestFrame();
   }
