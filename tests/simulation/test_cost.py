@@ -31,6 +31,10 @@ def test_work_counts_training_scoring_and_evaluation_over_seeds() -> None:
     assert work.scored_images == 3 * 2 * 5 * 100
     # round 0 once, 3 x 5 rounds, full once
     assert work.evaluated_images == 3 * (1 + 15 + 1) * 10
+    stopping = count_work(_config(eval_every=50), 100, 10, seeds=3, stopping_images=20)
+    assert stopping.evaluated_images == work.evaluated_images + 3 * 13_500 // 50 * 20
+    off = count_work(_config(patience=0), 100, 10, seeds=3, stopping_images=20)
+    assert off.evaluated_images == work.evaluated_images
 
 
 def test_gpu_sized_settings_on_a_cpu_warn_with_the_eta() -> None:

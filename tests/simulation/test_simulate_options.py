@@ -2,15 +2,21 @@
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.simulation.test_simulate_cli import TINY_RUN, tessera
 from worker.engine.superpixels import compute_superpixels
+from worker.simulation.dataset import read_classes, read_split
+from worker.simulation.loop import QueryRow, SeedRun, SimulationConfig, Validation
 from worker.simulation.synthetic import CLASSES, write_dataset
 
 
@@ -20,36 +26,43 @@ def dataset(tmp_path: Path) -> Path:
 
 
 def test_static_matched_spends_dynamic_pixels_within_one_superpixel_per_image(
-    dataset: Path, tmp_path: Path
+    dataset: Path,
 ) -> None:
-    out = tmp_path / "out"
-    result = tessera(
-        "simulate", "--data", dataset, "--out", out,
-        "--strategies", "dynamic,static_matched,static", *TINY_RUN,
+    # In process (no CLI start-up): the loop's own rounds, with the tiny U-Net.
+    classes = read_classes(dataset)
+    pool, held = read_split(dataset, "train", classes), read_split(dataset, "val", classes)
+    superpixels = [compute_superpixels(image, 12, "slic") for image in pool.images]
+    config = SimulationConfig(
+        strategies=("dynamic", "static_matched"), rounds=2, initial_images=3,
+        images_per_round=3, superpixel_size=12, mc_samples=3, model="unet", width=4, depth=2,
+        batch_size=4, initial_iterations=15, finetune_iterations=8,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    queries = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
-    assert (out / "queries.csv").read_text().count("\n") == len(queries) + 1
-    largest = {}  # the biggest superpixel of each image, as simulate computed them
-    for path in sorted((dataset / "train" / "images").iterdir()):
-        ids = compute_superpixels(np.asarray(Image.open(path).convert("RGB")), 12, "slic")
-        largest[path.stem] = int(np.bincount(ids.ravel()).max())
-    spent: dict[tuple[str, int], list[dict[str, object]]] = defaultdict(list)
-    for query in queries:
-        spent[(query["strategy"], query["round"])].append(query)
-        assert 0 < query["superpixels_asked"] <= query["superpixels_open"]
-        assert query["superpixels_open"] <= query["superpixels_total"]
-        assert query["pixel_share"] == pytest.approx(query["pixels_asked"] / query["pixels_open"])
+    validation = Validation(held.images, held.masks, len(classes.classes), classes.ignore_index)
+    run = SeedRun(
+        pool.images, pool.masks, superpixels, validation, config, 0, torch.device("cpu"),
+        image_names=pool.names,
+    )  # fmt: skip
+    run.run()
+    largest = {
+        name: int(np.bincount(ids.ravel()).max())
+        for name, ids in zip(pool.names, superpixels, strict=True)
+    }
+    spent: dict[tuple[str, int], list[QueryRow]] = defaultdict(list)
+    for query in run.queries:
+        spent[(query.strategy, query.round)].append(query)
+        assert 0 < query.superpixels_asked <= query.superpixels_open <= query.superpixels_total
+        assert query.pixel_share == pytest.approx(query.pixels_asked / query.pixels_open)
     for round_number in (1, 2):
         dynamic, matched = spent[("dynamic", round_number)], spent[("static_matched", round_number)]
         assert len(matched) == len(dynamic) > 0
-        difference = sum(int(str(q["pixels_asked"])) for q in matched) - sum(
-            int(str(q["pixels_asked"])) for q in dynamic
-        )
-        assert abs(difference) <= max(largest[str(q["image"])] for q in matched)
-    assert "At equal labeled pixels" in result.stdout
-    assert "| static_matched |" in result.stdout
-    assert (out / "equal_pixels.csv").is_file() and (out / "auc.csv").is_file()
+        difference = sum(q.pixels_asked for q in matched) - sum(q.pixels_asked for q in dynamic)
+        assert abs(difference) <= max(largest[q.image] for q in matched)
+        # Each image near an even share of dynamic's round (one superpixel either way,
+        # unless it had fewer open pixels than that share).
+        share = sum(q.pixels_asked for q in dynamic) / len(dynamic)
+        for query in matched:
+            if query.pixels_open > share + largest[query.image]:
+                assert abs(query.pixels_asked - share) <= 2 * largest[query.image]
 
 
 def _colour_masks_train_only(root: Path) -> None:
@@ -85,10 +98,42 @@ def test_simulate_train_only_colour_masks_with_held_out_split_and_foreground_sco
         "--strategies", "dynamic", *TINY_RUN,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "simulate: 9 pool and 3 validation images" in result.stdout
+    assert "simulate: 9 pool, 3 validation and 0 test images" in result.stdout
+    assert "estimate: about" in result.stdout and "warning:" not in result.stdout
+    assert "At equal labeled pixels" in result.stdout
     config = json.loads((out / "config.json").read_text())
     assert config["image_score"] == "foreground"
     assert config["background_classes"] == [0, 1]
     assert config["class_balance"] is True
     queries = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
     assert queries and all(q["image"].startswith("scene_") for q in queries)
+
+
+def test_gpu_sized_settings_on_a_cpu_warn_with_an_eta_before_the_run(
+    dataset: Path, tmp_path: Path
+) -> None:
+    # 2 million initial iterations: the warning must come before any of them run.
+    args = [a if a != "15" else "2000000" for a in TINY_RUN]
+    command = [sys.executable, "-c", "from backend.cli import main; main()", "simulate"]
+    command += ["--data", str(dataset), "--out", str(tmp_path / "out"), *args]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 240
+    try:
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line or line.startswith("warning:"):
+                lines.append(line)
+                break
+            lines.append(line)
+    finally:
+        process.kill()
+        process.wait()
+    estimate = next(line for line in lines if line.startswith("estimate: about"))
+    assert " h " in estimate  # hours of training
+    assert lines[-1].startswith("warning: these settings look sized for a GPU"), lines
+    rounds = tmp_path / "out" / "rounds.jsonl"
+    assert not rounds.exists() or rounds.read_text() == ""  # no round ran before the warning

@@ -16,6 +16,7 @@ from worker.engine.model import build_model, model_kinds, resolve_device
 from worker.engine.reductions import IMAGE_SCORES
 from worker.engine.superpixels import ALGORITHMS, compute_superpixels
 from worker.engine.uncertainty import METHODS
+from worker.simulation.cost import StepTimes, count_work, estimate_run, format_estimate
 from worker.simulation.dataset import ClassList, DatasetError, hold_out, read_classes, read_split
 from worker.simulation.loop import (
     ACTIVE_STRATEGIES,
@@ -300,6 +301,28 @@ def simulate(
     ]
     mean_count = np.mean([s.max() + 1 for s in superpixels])
     click.echo(f"superpixels: {mean_count:.0f} per image on average")
+    probe = SeedRun(
+        pool_images,
+        pool_truth,
+        superpixels,
+        val,
+        config,
+        seed_list[0],
+        torch_device,
+        pool_encoded=pool_encoded,
+        stopping=stopping,
+    )
+    work = count_work(
+        config,
+        len(pool_images),
+        len(val.images),
+        len(seed_list),
+        stopping_images=0 if stopping is None else len(stopping.images),
+    )
+    estimate = estimate_run(
+        config, work, StepTimes(*probe.step_times()), torch_device.type, torch.get_num_threads()
+    )
+    click.echo(format_estimate(estimate))
 
     active = sum(s in ACTIVE_STRATEGIES for s in config.strategies)
     rows_per_seed = active * (config.rounds + 1) + ("full" in config.strategies)

@@ -46,9 +46,16 @@ class RunEstimate:
         return self.train_seconds + self.score_seconds + self.evaluate_seconds
 
 
-def count_work(config: SimulationConfig, pool_images: int, val_images: int, seeds: int) -> Work:
+def count_work(
+    config: SimulationConfig,
+    pool_images: int,
+    val_images: int,
+    seeds: int,
+    stopping_images: int = 0,
+) -> Work:
     """Training iterations, scored pool images (every open image, each round, for each
-    strategy that scores: an upper bound) and evaluated validation images."""
+    strategy that scores: an upper bound) and evaluated images: the reported split after
+    every round, and the early-stopping split every ``eval_every`` training iterations."""
     active = [s for s in ACTIVE_STRATEGIES if s in config.strategies]
     scoring = [s for s in active if s != "random_images"]
     full = "full" in config.strategies
@@ -59,7 +66,8 @@ def count_work(config: SimulationConfig, pool_images: int, val_images: int, seed
     )
     scored = len(scoring) * config.rounds * pool_images
     evaluations = (1 if active else 0) + len(active) * config.rounds + (1 if full else 0)
-    return Work(train * seeds, scored * seeds, evaluations * val_images * seeds)
+    stopping = train // config.eval_every * stopping_images if config.patience > 0 else 0
+    return Work(train * seeds, scored * seeds, (evaluations * val_images + stopping) * seeds)
 
 
 def estimate_run(

@@ -375,8 +375,26 @@ class SeedRun:
         started: float,
         **extra: object,
     ) -> RoundRow:
-        validation = self.validation
-        matrix = (
+        matrix = self._confusion(model, self.validation)
+        row = RoundRow(
+            strategy=strategy,
+            seed=self.seed,
+            round=round_number,
+            labeled_pixel_fraction=pool.spent_fraction(),
+            superpixels_labeled=pool.superpixels_asked,
+            images_labeled=pool.images_labeled(),
+            val_miou=mean_iou(matrix),
+            per_class_iou=[None if np.isnan(v) else float(v) for v in iou_per_class(matrix)],
+            seconds=time.perf_counter() - started,
+            **extra,  # type: ignore[arg-type]
+        )
+        self.rows.append(row)
+        if self.on_row is not None:
+            self.on_row(row)
+        return row
+
+    def _confusion(self, model: SegmentationModel, validation: Validation) -> NDArray[np.int64]:
+        return (
             evaluate_confusion_encoded(
                 model,
                 validation.encoded,
@@ -395,22 +413,40 @@ class SeedRun:
                 validation.ignore_index,
             )
         )
-        row = RoundRow(
-            strategy=strategy,
-            seed=self.seed,
-            round=round_number,
-            labeled_pixel_fraction=pool.spent_fraction(),
-            superpixels_labeled=pool.superpixels_asked,
-            images_labeled=pool.images_labeled(),
-            val_miou=mean_iou(matrix),
-            per_class_iou=[None if np.isnan(v) else float(v) for v in iou_per_class(matrix)],
-            seconds=time.perf_counter() - started,
-            **extra,  # type: ignore[arg-type]
+
+    def step_times(self, iterations: int = 3, images: int = 4) -> tuple[float, float, float]:
+        """Seconds per training iteration, per scored pool image and per evaluated image
+        with this run's settings, measured on a throwaway model (the ETA before a run;
+        rows and queries stay untouched)."""
+        config, count = self.config, min(images, len(self.pool_images))
+        rng = np.random.default_rng(self.seed)
+        pool = Pool.fresh(self.pool_images, self.pool_truth, self.superpixels)
+        for index in range(count):
+            pool.answer_whole(index, config.oracle, self.validation.ignore_index)
+        model = self._new_model()
+        self._train(model, pool, 1, rng)  # warm-up: first-call allocations
+        started = time.perf_counter()
+        self._train(model, pool, iterations, rng)
+        train = (time.perf_counter() - started) / iterations
+        few = Pool.fresh(
+            self.pool_images[:count], self.pool_truth[:count], self.superpixels[:count]
         )
-        self.rows.append(row)
-        if self.on_row is not None:
-            self.on_row(row)
-        return row
+        encoded = self.pool_encoded[:count] if self.pool_encoded is not None else None
+        started = time.perf_counter()
+        score_pool(model, few, config, self.device, self.validation.num_classes, encoded)
+        score = (time.perf_counter() - started) / count
+        val = self.validation
+        shown = min(images, len(val.images))
+        subset = Validation(
+            val.images[:shown],
+            val.masks[:shown],
+            val.num_classes,
+            val.ignore_index,
+            None if val.encoded is None else val.encoded[:shown],
+        )
+        started = time.perf_counter()
+        self._confusion(model, subset)
+        return train, score, (time.perf_counter() - started) / max(shown, 1)
 
     def _new_model(self) -> SegmentationModel:
         torch.manual_seed(self.seed)
