@@ -8,7 +8,7 @@ Prints the counts per family and status, what failed, and the time per hostile r
 against a baseline measured in the same run (plain ``GET /projects/{id}`` calls with the
 same checks after each), so the ratio says what refusing costs next to serving.
 
-    .venv/bin/python bench/hostile_inputs.py [--count 10000] [--seed 1] [--databases sqlite,postgresql]
+    .venv/bin/python bench/hostile_inputs.py [--count 10000] [--seed 1] [--databases sqlite]
 
 Exit status 1 if any check failed.
 """
