@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from worker.engine.features import EncodedImage, frozen_encoder_model, stack_encoded
-from worker.engine.model import images_to_tensor
+from worker.engine.model import SegmentationModel, images_to_tensor
 
 UNLABELED = 255
 
@@ -298,14 +298,14 @@ def sample_encoded_batch(
 
 
 def encoded_validation_loss(
-    model: nn.Module,
+    model: SegmentationModel,
     encoded: Sequence[EncodedImage],
     masks: Sequence[NDArray[np.uint8]],
     device: torch.device,
     class_weights: torch.Tensor | None = None,
 ) -> float:
     """``validation_loss`` from cached features: the same per-image mean, in eval mode."""
-    frozen = frozen_encoder_model(model)  # type: ignore[arg-type]
+    frozen = frozen_encoder_model(model)
     was_training = frozen.training
     frozen.eval()
     total = 0.0
@@ -319,7 +319,7 @@ def encoded_validation_loss(
 
 
 def train_on_features(
-    model: nn.Module,
+    model: SegmentationModel,
     encoded: Sequence[EncodedImage],
     masks: Sequence[NDArray[np.uint8]],
     config: TrainConfig,
@@ -333,7 +333,7 @@ def train_on_features(
     feature set's image_size; augmentation is horizontal flips (``config.crop_size`` must be
     None). Same result as training the whole model on the images without flips.
     """
-    frozen = frozen_encoder_model(model)  # type: ignore[arg-type]
+    frozen = frozen_encoder_model(model)
     if config.crop_size is not None:
         raise ValueError("training from cached features takes whole images: crop_size must be None")
     if len(encoded) != len(masks):
@@ -347,11 +347,11 @@ def train_on_features(
     candidates = _labeled_indices(masks)
     if len(candidates) == 0 or config.iterations == 0:
         return TrainResult()
-    by_size: dict[tuple[int, int], NDArray[np.int64]] = {}
-    for index in candidates:
-        by_size.setdefault(encoded[index].image_size, np.empty(0, np.int64))
-        by_size[encoded[index].image_size] = np.append(by_size[encoded[index].image_size], index)
-    sizes = sorted(by_size)
+    sizes = sorted({encoded[i].image_size for i in candidates})
+    by_size = {
+        size: np.array([i for i in candidates if encoded[i].image_size == size], np.int64)
+        for size in sizes
+    }
 
     def batch_loss(weights: torch.Tensor | None) -> torch.Tensor:
         # Images of different sizes cannot share a batch: pick a size, then a batch of it.
