@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Any
 
 import schemathesis
 from sqlalchemy import select
@@ -59,9 +60,8 @@ def restore_actor_and_issue_token() -> str:
 
 @schemathesis.auth(refresh_interval=5)
 class RestoredBearer:
-    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+    def get(self, case: Any, context: schemathesis.AuthContext) -> str:
         return restore_actor_and_issue_token()
 
-    def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
-        case.headers = case.headers or {}
+    def set(self, case: Any, data: str, context: schemathesis.AuthContext) -> None:
         case.headers["Authorization"] = f"Bearer {data}"
