@@ -29,7 +29,8 @@ setRouter(router);
 
 onUnauthorized(() => {
   setCurrentUser(null);
-  if (location.pathname !== "/login") navigate(loginPath(), { replace: true });
+  // The login page then says the session expired (drafts of unsaved work stay in the browser).
+  if (location.pathname !== "/login") navigate(`${loginPath()}&expired=1`, { replace: true });
 });
 
 router.start();

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from backend.masks import UNLABELED
 from tests.e2e.scenario import labeling_project
 from tests.e2e.seed import QueriedImage
-from tests.e2e.server import Server
+from tests.e2e.server import PASSWORD, Server
 from tests.e2e.test_annotator import mask_saves, stored_state
 from tests.e2e.workspace_page import WorkspacePage, log_in, wait_paintable
 
@@ -177,3 +177,34 @@ def test_narrow_window_keeps_controls_on_screen_and_resize_refits(
     assert abs(mask_width() - zoomed) < 1
     page.keyboard.press("f")
     page.wait_for_function(stage_fits())
+
+
+def test_expired_session_says_so_and_keeps_the_unsaved_work(
+    server: Server, admin: httpx.Client, page: Page
+) -> None:
+    project = labeling_project(server, admin)
+    queried = project.images[0]
+    log_in(page, server.base_url, project.annotator)
+    first = wait_paintable(page)
+    workspace = WorkspacePage(page, project.width, project.height)
+    y, x0, _, _ = widest_row_run(queried, minimum=1)
+    workspace.click(x0, y)
+    assert workspace.progress()[0] == 1
+
+    page.context.clear_cookies()  # the session ends (as when it times out)
+    workspace.press("Enter")
+    workspace.press("Enter")  # submit with unlabeled superpixels: refused with 401
+    page.wait_for_url("**/login**")
+    notice = page.locator('[data-notice="expired"]')
+    expect(notice).to_contain_text("Your session expired")
+    expect(notice).to_contain_text("unsaved work was kept")
+
+    page.fill('input[name="email"]', project.annotator)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    assert wait_paintable(page) == first
+    assert workspace.progress()[0] == 1, "the draft must come back after signing in again"
+    # A plain visit to the login page says nothing about an expiry.
+    page.goto(f"{server.base_url}/login")
+    expect(page.locator('input[name="email"]')).to_be_visible()
+    expect(page.locator('[data-notice="expired"]')).to_have_count(0)

@@ -5,6 +5,7 @@
  */
 import type { LabelClass, ProjectDetail, Task } from "../api/types";
 import { h } from "../shell/dom";
+import { heatGradientCss } from "./colours";
 import { type Action, GESTURES, SHORTCUTS } from "./shortcuts";
 
 export type Tool = "fill" | "brush" | "eraser";
@@ -49,7 +50,7 @@ export function buildChrome(
     "header",
     { class: "topbar" },
     h("a", { href: "/", "data-link": true, class: "brand" }, "Tessera"),
-    h("span", { class: "crumb" }, `${project.name} · round ${task.round_number} · image ${task.image_id}`),
+    h("h1", { class: "crumb" }, `${project.name} · round ${task.round_number} · image ${task.image_id}`),
     stats.progress,
     stats.time,
     stats.clicks,
@@ -125,6 +126,18 @@ export function buildChrome(
     account,
   );
   return { topbar, toolbar, stats, toolButtons, paletteButtons };
+}
+
+/** The uncertainty map's legend: its colour ramp from low to high (shown with the map). */
+export function heatLegend(): HTMLElement {
+  return h(
+    "div",
+    { class: "heat-legend", "data-legend": "uncertainty", hidden: true },
+    h("span", { class: "heat-legend-title" }, "Model uncertainty"),
+    h("span", {}, "low"),
+    h("span", { class: "heat-ramp", style: `background:${heatGradientCss()}` }),
+    h("span", {}, "high"),
+  );
 }
 
 /** The "?" overlay: every shortcut and mouse gesture, from the one table in shortcuts.ts. */

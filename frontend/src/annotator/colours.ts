@@ -23,15 +23,24 @@ export function classLut(classes: readonly { index: number; colour: string }[]):
   return lut;
 }
 
+/** The heat ramp's colour stops: (position 0..1, r, g, b). */
+const HEAT_STOPS: readonly [number, number, number, number][] = [
+  [0, 0, 0, 4],
+  [0.25, 87, 16, 110],
+  [0.5, 188, 55, 84],
+  [0.75, 249, 142, 9],
+  [1, 252, 255, 164],
+];
+
+/** The heat ramp as a CSS gradient, left (low) to right (high), for the map's legend. */
+export function heatGradientCss(): string {
+  const stops = HEAT_STOPS.map(([t, r, g, b]) => `rgb(${r} ${g} ${b}) ${Math.round(t * 100)}%`);
+  return `linear-gradient(to right, ${stops.join(", ")})`;
+}
+
 /** Uncertainty 0..255 -> a dark-to-bright heat ramp, more opaque where the model is unsure. */
 export function heatLut(): Uint32Array {
-  const stops: [number, number, number, number][] = [
-    [0, 0, 0, 4],
-    [0.25, 87, 16, 110],
-    [0.5, 188, 55, 84],
-    [0.75, 249, 142, 9],
-    [1, 252, 255, 164],
-  ];
+  const stops = HEAT_STOPS;
   const lut = new Uint32Array(256);
   for (let v = 0; v < 256; v++) {
     const t = v / 255;

@@ -8,7 +8,7 @@ import { ApiError, api } from "../api/client";
 import type { LabelClass, ProjectDetail, SaveResult, Task } from "../api/types";
 import { h, formatSeconds } from "../shell/dom";
 import { type OpenModal, showModal } from "../shell/modal";
-import { type Chrome, type Tool, buildChrome, helpOverlay } from "./chrome";
+import { type Chrome, type Tool, buildChrome, heatLegend, helpOverlay } from "./chrome";
 import { classLut, heatLut } from "./colours";
 import { type Changes, DraftStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
 import { History } from "./history";
@@ -87,7 +87,7 @@ function sortedClasses(project: ProjectDetail): LabelClass[] {
 }
 
 export class Workspace {
-  readonly element: HTMLDivElement;
+  readonly element: HTMLElement;
   private readonly bundle: TaskBundle;
   private readonly host: WorkspaceHost;
   private readonly classes: LabelClass[];
@@ -104,6 +104,7 @@ export class Workspace {
   private readonly cursor: HTMLDivElement;
   private readonly chrome: Chrome;
   private readonly toast: HTMLDivElement;
+  private readonly legend = heatLegend();
 
   private tool: Tool = "fill";
   private classSlot = 0;
@@ -157,7 +158,7 @@ export class Workspace {
       "aria-label": "Image to label: keyboard shortcuts work here (? lists them)",
     });
     this.cursor = h("div", { class: "brush-cursor", hidden: true });
-    this.stage.append(this.layers.element, this.cursor);
+    this.stage.append(this.layers.element, this.cursor, this.legend);
     this.toast = h("div", { class: "toast", role: "status", "aria-live": "polite" });
     this.chrome = buildChrome(
       project,
@@ -166,8 +167,9 @@ export class Workspace {
       { action: (action, slot) => this.run(action, slot), tool: (tool) => this.selectTool(tool) },
       host.account ?? null,
     );
+    // The page's main landmark (the workspace is the whole page while labeling).
     this.element = h(
-      "div",
+      "main",
       { class: "workspace", "data-query-id": task.query_id, "data-image-id": task.image_id },
       this.chrome.topbar,
       this.chrome.toolbar,
@@ -512,6 +514,7 @@ export class Workspace {
       }
     }
     this.layers.setUncertaintyVisible(this.uncertaintyVisible);
+    this.legend.hidden = !this.uncertaintyVisible;
     this.element.querySelector('[data-action="uncertainty"]')?.classList.toggle("active", this.uncertaintyVisible);
   }
 

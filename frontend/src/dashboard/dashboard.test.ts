@@ -3,7 +3,7 @@ import type { CurrentRound, JobRead, Jobs } from "./api";
 import { miouRange } from "./chart";
 import { formatCount, formatEta, formatHours, formatPercent } from "./format";
 import { binCounts, median } from "./histogram";
-import { isBusy, jobsState } from "./jobs";
+import { isBusy, jobName, jobsState } from "./jobs";
 import { fitLog, projectedMiou, projectionSamples } from "./projection";
 
 describe("binCounts", () => {
@@ -74,12 +74,19 @@ describe("format", () => {
     expect(formatCount(1234)).toBe("1,234");
     expect(formatCount(1_234_567)).toBe("1.23 M");
     expect(formatHours(0.25)).toBe("15 min");
-    expect(formatHours(2.26)).toBe("2.3 h");
+    expect(formatHours(0.2)).toBe("12 min");
+    expect(formatHours(65 / 60)).toBe("1 h 05 min");
+    expect(formatHours(2.26)).toBe("2 h 16 min");
+    expect(formatHours(20 / 3600)).toBe("20 s"); // real work never reads "0 min"
     expect(formatPercent(0.8071)).toBe("80.7 %");
     expect(formatPercent(null)).toBe("–");
     const now = Date.parse("2026-01-01T00:00:00Z");
-    expect(formatEta("2026-01-01T00:01:05Z", now)).toBe("1:05");
-    expect(formatEta("2025-12-31T00:00:00Z", now)).toBe("now");
+    expect(formatEta("2026-01-01T00:01:18Z", now)).toBe("about 1 min 20 s");
+    expect(formatEta("2026-01-01T00:00:45Z", now)).toBe("about 45 s");
+    expect(formatEta("2026-01-01T00:02:00Z", now)).toBe("about 2 min");
+    expect(formatEta("2026-01-01T00:45:00Z", now)).toBe("about 45 min");
+    expect(formatEta("2026-01-01T02:05:00Z", now)).toBe("about 2 h 05 min");
+    expect(formatEta("2025-12-31T00:00:00Z", now)).toBe("any moment");
     expect(formatEta(null, now)).toBe("–");
   });
 });
@@ -128,5 +135,16 @@ describe("jobs polling", () => {
     expect(jobsState(jobs("running", 0.2, "training"))).toBe(jobsState(jobs("running", 0.7, "training")));
     expect(jobsState(jobs("running", 0.7, "training"))).not.toBe(jobsState(jobs("succeeded", 1, "training")));
     expect(jobsState(jobs("succeeded", 1, "training"))).not.toBe(jobsState(jobs("succeeded", 1, "labeling")));
+  });
+
+  it("names jobs by round number and stage, not by job id", () => {
+    const numbers = new Map([[1, 2]]); // round id 1 is round 2
+    const current: CurrentRound = { id: 1, number: 2, status: "training", queries: 0, queries_done: 0 };
+    expect(jobName(job(5, "running", 0.3), numbers, current)).toBe("round 2 · training");
+    expect(jobName(job(5, "succeeded", 1), numbers, { ...current, status: "labeling" })).toBe("round 2");
+    expect(jobName({ ...job(6, "running", 0.1), kind: "oracle" }, numbers, null)).toBe("round 2 · oracle");
+    expect(jobName(job(7, "queued", 0), new Map(), current)).toBe("round 2");
+    expect(jobName(job(8, "queued", 0), new Map(), null)).toBe("round (job 8)");
+    expect(jobName({ ...job(9, "running", 0), round_id: null, kind: "ingest" }, numbers, null)).toBe("image upload");
   });
 });

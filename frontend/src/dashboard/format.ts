@@ -8,9 +8,18 @@ export function formatCount(value: number): string {
   return Math.round(value).toLocaleString("en-US");
 }
 
+/** A duration: "45 s", "12 min", "1 h 05 min" (seconds shown only under a minute). */
+export function formatDuration(seconds: number): string {
+  const total = Math.max(0, Math.round(seconds));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.round(total / 60);
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+/** Work time given in hours: "12 min", "1 h 05 min"; under a minute in seconds, never "0 min". */
 export function formatHours(hours: number): string {
-  if (hours < 1) return `${Math.round(hours * 60)} min`;
-  return `${hours.toFixed(hours < 10 ? 1 : 0)} h`;
+  return formatDuration(hours * 3600);
 }
 
 export function formatPercent(fraction: number | null | undefined, digits = 1): string {
@@ -21,13 +30,20 @@ export function formatMiou(miou: number | null | undefined): string {
   return miou === null || miou === undefined ? "–" : (miou * 100).toFixed(1);
 }
 
-/** Seconds until `iso` from `now`, as "1:05" or "2 h 3 min"; "now" when past. */
+/**
+ * The time left until `iso` from `now`, as a duration (never a clock time): "about 45 s",
+ * "about 1 min 20 s", "about 2 h 05 min"; "any moment" when past.
+ */
 export function formatEta(iso: string | null, now: number): string {
   if (!iso) return "–";
   const seconds = Math.round((Date.parse(iso) - now) / 1000);
-  if (seconds <= 0) return "now";
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
-  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+  if (seconds <= 0) return "any moment";
+  if (seconds >= 60 && seconds < 600) {
+    const rounded = Math.round(seconds / 10) * 10; // an estimate: to 10 s
+    const s = rounded % 60;
+    return `about ${Math.floor(rounded / 60)} min${s ? ` ${s} s` : ""}`;
+  }
+  return `about ${formatDuration(seconds)}`;
 }
 
 /** A budget line's value in its unit. */

@@ -2,7 +2,7 @@
  * retry a failed job. */
 import { ApiError } from "../api/client";
 import { h } from "../shell/dom";
-import { dashboardApi, type Jobs, type JobRead } from "./api";
+import { type CurrentRound, dashboardApi, type Jobs, type JobRead } from "./api";
 import { formatEta, formatPercent } from "./format";
 
 const ACTIVE = new Set(["pending", "training", "scoring", "querying"]);
@@ -27,7 +27,26 @@ function describeError(error: unknown): string {
   return error instanceof ApiError ? error.detail : String(error);
 }
 
-function jobRow(job: JobRead, projectId: number, act: (work: () => Promise<unknown>) => void): HTMLElement {
+/**
+ * A job as a lead reads it: by round number and stage ("round 2 · training"), not by job id
+ * ("round #5"). `roundNumbers` maps round ids to numbers; unknown rounds fall back to the id.
+ */
+export function jobName(job: JobRead, roundNumbers: ReadonlyMap<number, number>, current: CurrentRound | null): string {
+  if (job.round_id === null) return job.kind === "ingest" ? "image upload" : `${job.kind} (job ${job.id})`;
+  const number = roundNumbers.get(job.round_id) ?? (current?.id === job.round_id ? current.number : null);
+  const round = number === null ? `round (job ${job.id})` : `round ${number}`;
+  if (job.kind !== "round") return `${round} · ${job.kind}`;
+  // The round job trains, scores and queries; while it runs the round's status names the stage.
+  const stage = job.status === "running" && current?.id === job.round_id && ACTIVE.has(current.status) ? current.status : null;
+  return stage && stage !== "pending" ? `${round} · ${stage}` : round;
+}
+
+function jobRow(
+  job: JobRead,
+  projectId: number,
+  act: (work: () => Promise<unknown>) => void,
+  name: string,
+): HTMLElement {
   const retry =
     job.status === "failed"
       ? h("button", { type: "button", "data-action": "retry", "data-job": job.id }, "Retry")
@@ -39,7 +58,7 @@ function jobRow(job: JobRead, projectId: number, act: (work: () => Promise<unkno
     h(
       "div",
       { class: "job-head" },
-      h("strong", {}, `${job.kind} #${job.id}`),
+      h("strong", { title: `job ${job.id}` }, name),
       h("span", { class: `pill status-${job.status}` }, job.status),
       h("span", { class: "meter job-meter" }, h("span", { style: `width:${(job.progress * 100).toFixed(1)}%` })),
       h("span", { class: "num", "data-testid": "job-progress" }, formatPercent(job.progress, 0)),
@@ -56,6 +75,7 @@ export function jobsPanel(
   projectId: number,
   refresh: () => void,
   status: HTMLElement,
+  roundNumbers: ReadonlyMap<number, number> = new Map(),
 ): HTMLElement {
   const act = (work: () => Promise<unknown>): void => {
     status.textContent = "";
@@ -117,7 +137,7 @@ export function jobsPanel(
     h("div", { class: "actions" }, ...actions),
     status,
     jobs.jobs.length
-      ? h("ul", { class: "jobs" }, ...jobs.jobs.slice(0, 8).map((job) => jobRow(job, projectId, act)))
+      ? h("ul", { class: "jobs" }, ...jobs.jobs.slice(0, 8).map((job) => jobRow(job, projectId, act, jobName(job, roundNumbers, current))))
       : h("p", { class: "muted" }, "No jobs yet."),
   );
 }

@@ -132,8 +132,13 @@ function membersPanel(project: ProjectDetail): HTMLElement {
       );
     });
   };
-  const email = h("input", { type: "email", placeholder: "email of an existing user", required: true });
-  const role = h("select", {}, h("option", { value: "annotator" }, "annotator"), h("option", { value: "lead" }, "lead"));
+  const email = h("input", {
+    type: "email",
+    placeholder: "email of an existing user",
+    required: true,
+    "aria-label": "email of the new member",
+  });
+  const role = h("select", { "aria-label": "role of the new member" }, h("option", { value: "annotator" }, "annotator"), h("option", { value: "lead" }, "lead"));
   const add = h("form", { class: "inline-form" }, email, role, h("button", { type: "submit" }, "Add member"));
   add.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -178,8 +183,8 @@ function classesPanel(project: ProjectDetail): HTMLElement {
       );
     });
   };
-  const name = h("input", { placeholder: "new class", required: true });
-  const colour = h("input", { type: "color", value: "#00aa66" });
+  const name = h("input", { placeholder: "new class", required: true, "aria-label": "name of the new class" });
+  const colour = h("input", { type: "color", value: "#00aa66", "aria-label": "colour of the new class" });
   const add = h("form", { class: "inline-form" }, name, colour, h("button", { type: "submit" }, "Add class"));
   add.addEventListener("submit", (event) => {
     event.preventDefault();

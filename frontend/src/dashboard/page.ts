@@ -93,7 +93,9 @@ export const dashboardPage: Page = async (root, params) => {
           jobs,
         ),
         rounds,
-        h("div", { class: "two-columns even" }, balance, team),
+        // The team table has nine columns: it gets the full width (a half-column cut it).
+        balance,
+        team,
         updated,
       ),
     ),
@@ -105,11 +107,14 @@ export const dashboardPage: Page = async (root, params) => {
   let alive = true;
   let inFlight = false;
 
+  /** Round id -> number, from the last full fetch (jobs name their round by number). */
+  const roundNumbers = new Map<number, number>();
   const renderJobs = (state: Jobs): void => {
-    jobs.replaceChildren(jobsPanel(state, projectId, () => void refresh(true), status));
+    jobs.replaceChildren(jobsPanel(state, projectId, () => void refresh(true), status, roundNumbers));
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
   };
   const render = (board: Dashboard): void => {
+    for (const round of board.rounds) roundNumbers.set(round.id, round.number);
     budget.replaceChildren(budgetPanel(board.budget));
     chart.update(board.learning_curve);
     curveText.replaceChildren(curveDetails(board.learning_curve));

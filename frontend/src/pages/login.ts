@@ -13,12 +13,21 @@ export const loginPage: Page = (root, _params, query) => {
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true, autofocus: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
   const error = h("p", { class: "error", role: "alert" });
+  const expired =
+    query.get("expired") === "1"
+      ? h(
+          "p",
+          { class: "notice", role: "status", "data-notice": "expired" },
+          "Your session expired — sign in again; your unsaved work was kept on this device.",
+        )
+      : null;
   const submit = h("button", { type: "submit", class: "primary" }, "Log in");
   const form = h(
     "form",
     { class: "login-card" },
     h("h1", {}, "Tessera"),
     h("p", { class: "muted" }, "Label only what the model asks about."),
+    expired,
     h("label", {}, "Email", email),
     h("label", {}, "Password", password),
     error,
