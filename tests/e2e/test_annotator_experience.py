@@ -208,3 +208,39 @@ def test_expired_session_says_so_and_keeps_the_unsaved_work(
     page.goto(f"{server.base_url}/login")
     expect(page.locator('input[name="email"]')).to_be_visible()
     expect(page.locator('[data-notice="expired"]')).to_have_count(0)
+
+
+def test_previous_reopens_the_image_just_submitted(
+    server: Server, admin: httpx.Client, page: Page
+) -> None:
+    project = labeling_project(server, admin, images=2)
+    log_in(page, server.base_url, project.annotator)
+    first = wait_paintable(page)
+    expect(page.locator('[data-action="previous"]')).to_have_count(0)
+    image = next(i for i in project.images if i.query_id == first)
+    workspace = WorkspacePage(page, project.width, project.height)
+    y, x0, x1, _ = widest_row_run(image, minimum=2)
+    workspace.press("2")
+    workspace.click(x0, y)
+    workspace.press("Enter")
+    workspace.press("Enter")  # submit with unlabeled superpixels
+    second = wait_paintable(page, previous=str(first))
+
+    # P (or the button) reopens the submitted image with what was saved; a new save of it
+    # is its next version.
+    expect(page.locator('[data-action="previous"]')).to_be_visible()
+    workspace.press("p")
+    assert wait_paintable(page, previous=str(second)) == first
+    assert workspace.progress()[0] == 1
+    expect(page.locator('[data-action="previous"]')).to_have_count(0)
+    workspace.click(x1, y)
+    workspace.press("Enter")
+    workspace.press("Enter")
+    assert wait_paintable(page, previous=str(first)) == second
+
+    mask, version, history, _ = stored_state(server, image.image_id)
+    assert version == 2
+    assert [row.clicks for row in history] == [1, 1]  # each save counts its own session
+    # Both fills: the first save's (class key 2) and the reopened image's (class 1 again).
+    assert (mask[image.pixels_of(int(image.labels[y, x0]))] == 1).all()
+    assert (mask[image.pixels_of(int(image.labels[y, x1]))] == 0).all()

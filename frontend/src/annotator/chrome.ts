@@ -31,6 +31,7 @@ export function buildChrome(
   classes: readonly LabelClass[],
   callbacks: ChromeCallbacks,
   account: HTMLElement | null,
+  hasPrevious = false,
 ): Chrome {
   const stat = (name: StatName, title: string): HTMLElement =>
     h("span", { class: `stat stat-${name}`, "data-stat": name, title });
@@ -56,6 +57,7 @@ export function buildChrome(
     stats.clicks,
     stats.draft,
     h("span", { class: "spacer" }),
+    hasPrevious ? button("previous", "◀ Previous", "Reopen the image you just submitted (P)", "ghost") : null,
     button("skip", "Skip", "Skip (S)", "ghost"),
     button("submit", "Submit ⏎", "Submit and next (Enter)", "primary"),
     button("help", "?", "Shortcuts (?)", "ghost"),

@@ -24,6 +24,9 @@ describe("shortcuts", () => {
     expect(actionFor(key("=", {}))?.action).toBe("zoom-in");
     expect(actionFor(key("f", { ctrlKey: true }))).toBeNull();
     expect(actionFor(key("z"))).toBeNull();
+    expect(actionFor(key("g"))?.action).toBe("tool-fill");
+    expect(actionFor(key("G", { shiftKey: true }))?.action).toBe("fill-remaining");
+    expect(actionFor(key("p"))?.action).toBe("previous");
   });
 
   it("lists every action once, with a key", () => {

@@ -22,6 +22,7 @@ export type Action =
   | "boundaries"
   | "submit"
   | "skip"
+  | "previous"
   | "help"
   | "close";
 
@@ -55,6 +56,7 @@ export const SHORTCUTS: readonly Shortcut[] = [
   { action: "boundaries", keys: ["X"], label: "Dimming and outlines on/off" },
   { action: "submit", keys: ["Enter"], label: "Submit and open the next image" },
   { action: "skip", keys: ["S"], label: "Skip this image (your draft stays on this device)" },
+  { action: "previous", keys: ["P"], label: "Reopen the image you just submitted (while its round is open)" },
   { action: "help", keys: ["?"], label: "Show or hide this help" },
   { action: "close", keys: ["Escape"], label: "Close a dialog" },
 ];

@@ -45,6 +45,8 @@ export interface WorkspaceHost {
   submitted(result: SaveResult): void;
   /** The annotator skipped this task (the lease is released by the page). */
   skip(): void;
+  /** Reopen the task submitted just before this one; absent when there is none. */
+  previous?(): void;
   /** Reload this task from the server; re-apply `carry` (the annotator's edits) if given. */
   reload(carry: Carry | null): void;
   /** The image is no longer open for labeling: move on. */
@@ -166,6 +168,7 @@ export class Workspace {
       this.classes,
       { action: (action, slot) => this.run(action, slot), tool: (tool) => this.selectTool(tool) },
       host.account ?? null,
+      host.previous !== undefined,
     );
     // The page's main landmark (the workspace is the whole page while labeling).
     this.element = h(
@@ -383,6 +386,10 @@ export class Workspace {
         return this.submit();
       case "skip":
         return this.skip();
+      case "previous":
+        if (this.saving || !this.host.previous) return;
+        this.flushDraft();
+        return this.host.previous();
       case "help":
         return this.toggleHelp(!this.helpOpen);
       case "close":

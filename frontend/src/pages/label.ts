@@ -80,6 +80,8 @@ export const labelPage: Page = async (root, params) => {
   let skipped = loadSkipped(projectId);
   let notice: string | null = null;
   let heartbeat: number | undefined;
+  /** The task submitted last, which the annotator may reopen ("previous image"). */
+  let previous: Task | null = null;
 
   const show = (...content: (Node | string)[]): void => {
     window.clearInterval(heartbeat);
@@ -151,7 +153,22 @@ export const labelPage: Page = async (root, params) => {
     }
   };
 
-  const open = async (task: Task, carry: Carry | null, ready?: TaskBundle): Promise<void> => {
+  /**
+   * Reopens the task submitted last: its query is done, so there is no lease to keep; its
+   * round may have closed meanwhile, which the save then reports (409).
+   */
+  const back = async (current: Task, reopen: Task): Promise<void> => {
+    cancelPrefetch(current);
+    try {
+      await api.releaseTask(projectId, current.query_id);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 403) throw error;
+    }
+    previous = null;
+    await open(reopen, null, undefined, true);
+  };
+
+  const open = async (task: Task, carry: Carry | null, ready?: TaskBundle, reopened = false): Promise<void> => {
     if (!ready) {
       container.replaceChildren(h("div", { class: "loading", "data-loading": task.query_id }, "Loading image…"));
     }
@@ -164,9 +181,15 @@ export const labelPage: Page = async (root, params) => {
       {
         submitting: () => prefetch(task),
         submitFailed: () => cancelPrefetch(task),
-        submitted: () => void afterSubmit(),
-        skip: () => void skip(task),
-        reload: (reloadCarry) => void open(task, reloadCarry).catch(fail),
+        submitted: () => {
+          previous = task;
+          void afterSubmit();
+        },
+        skip: () => (reopened ? void next() : void skip(task)),
+        ...(previous && !reopened
+          ? { previous: ((reopen: Task) => () => void back(task, reopen).catch(fail))(previous) }
+          : {}),
+        reload: (reloadCarry) => void open(task, reloadCarry, undefined, reopened).catch(fail),
         next: () => void next(),
         ...(user ? { account: accountControls(user) } : {}),
       },
@@ -174,7 +197,8 @@ export const labelPage: Page = async (root, params) => {
     );
     container.replaceChildren();
     workspace.mount(container);
-    keepLease(task);
+    if (reopened) window.clearInterval(heartbeat);
+    else keepLease(task);
     if (notice) {
       workspace.notify(notice);
       notice = null;
