@@ -244,3 +244,43 @@ def test_previous_reopens_the_image_just_submitted(
     # Both fills: the first save's (class key 2) and the reopened image's (class 1 again).
     assert (mask[image.pixels_of(int(image.labels[y, x0]))] == 1).all()
     assert (mask[image.pixels_of(int(image.labels[y, x1]))] == 0).all()
+
+
+def test_keyboard_painting_fills_the_highlighted_superpixel_and_moves_on(
+    server: Server, admin: httpx.Client, page: Page
+) -> None:
+    project = labeling_project(server, admin)
+    queried = project.images[0]
+    log_in(page, server.base_url, project.annotator)
+    wait_paintable(page)
+    workspace = WorkspacePage(page, project.width, project.height)
+    box = page.locator(".target-box")
+    expect(box).to_be_hidden()
+
+    # N zooms to an unlabeled queried superpixel and outlines it on screen.
+    workspace.press("n")
+    expect(box).to_be_visible()
+    first = int(box.get_attribute("data-superpixel") or -1)
+    assert first in queried.queried
+    ys, xs = queried.pixels_of(first).nonzero()
+    outline = box.bounding_box()
+    assert outline is not None
+    for x, y in ((xs.min(), ys.min()), (xs.max(), ys.max())):
+        sx, sy = workspace.to_screen(int(x), int(y))
+        assert outline["x"] <= sx <= outline["x"] + outline["width"]
+        assert outline["y"] <= sy <= outline["y"] + outline["height"]
+
+    # A fills it with the current class ("car", key 4 -> index 3) and moves to the next.
+    workspace.press("4")
+    workspace.press("a")
+    expect(box).not_to_have_attribute("data-superpixel", str(first))
+    second = int(box.get_attribute("data-superpixel") or -1)
+    workspace.press("a")
+    assert workspace.progress()[0] == 2
+    expect(page.locator('[data-stat="clicks"]')).to_have_text("2 clicks")
+
+    saves = mask_saves(page)
+    workspace.press("Enter")
+    workspace.press("Enter")
+    expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+    assert [body["fills"] for _, body in saves] == [sorted([[first, 3], [second, 3]])]

@@ -254,6 +254,13 @@ describe("drag-fill and fill-all", () => {
     expect(e.labeledSuperpixels).toBe(3);
   });
 
+  it("keyboard fill sets one queried superpixel by its slot", () => {
+    const e = editor([2, 9]);
+    expect(pixelsWith(e.fillSuperpixel(1, 4)!.after, 4)).toHaveLength(16);
+    expect(pixelsWith(e.mask, 4)).toEqual(superpixelPixels(9));
+    expect(e.fillSuperpixel(2, 4)).toBeNull(); // no such slot
+  });
+
   it("fill-all labels only what is still unlabeled, as one undoable diff", () => {
     const e = editor([0, 1, 2]);
     e.fill(0, 0, 3);

@@ -169,6 +169,14 @@ export class MaskEditor {
     return this.recorder.finish(this.mask);
   }
 
+  /** Keyboard fill: every pixel of queried superpixel `slot` gets `value`, as one diff. */
+  fillSuperpixel(slot: number, value: number): Diff | null {
+    if (slot < 0 || slot >= this.regions.slotCount) return null;
+    this.recorder.begin();
+    this.fillSlot(slot, value);
+    return this.recorder.finish(this.mask);
+  }
+
   /**
    * Drag-fill, inside a stroke: fills every queried superpixel the segment from (ax, ay) to
    * (bx, by) passes over (sampled every half pixel, so a fast drag skips none). Each

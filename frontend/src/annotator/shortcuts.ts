@@ -15,6 +15,7 @@ export type Action =
   | "redo"
   | "fit"
   | "next-unlabeled"
+  | "fill-target"
   | "zoom-in"
   | "zoom-out"
   | "mask-opacity"
@@ -48,7 +49,12 @@ export const SHORTCUTS: readonly Shortcut[] = [
   { action: "undo", keys: ["Ctrl+Z"], label: "Undo" },
   { action: "redo", keys: ["Ctrl+Shift+Z", "Ctrl+Y"], label: "Redo" },
   { action: "fit", keys: ["F"], label: "Fit the image to the window" },
-  { action: "next-unlabeled", keys: ["N"], label: "Zoom to the next queried superpixel left unlabeled" },
+  { action: "next-unlabeled", keys: ["N"], label: "Zoom to the next queried superpixel left unlabeled (highlighted)" },
+  {
+    action: "fill-target",
+    keys: ["A"],
+    label: "Fill the highlighted superpixel with the current class, then go to the next (keyboard painting)",
+  },
   { action: "zoom-in", keys: ["+"], label: "Zoom in (or mouse wheel, to the cursor)" },
   { action: "zoom-out", keys: ["-"], label: "Zoom out" },
   { action: "mask-opacity", keys: ["O"], label: "Mask opacity: strong / faint / hidden" },

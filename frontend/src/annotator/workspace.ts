@@ -136,6 +136,9 @@ export class Workspace {
   /** True while the view is the fitted one: a resize of the window fits it again. */
   private fitted = true;
   private lastFocused = -1;
+  /** The superpixel (slot) N zoomed to, outlined on screen; A fills it. -1: none. */
+  private target = -1;
+  private readonly targetBox: HTMLDivElement = h("div", { class: "target-box", hidden: true });
   private cursorKey = "";
 
   constructor(bundle: TaskBundle, host: WorkspaceHost, carry: Carry | null = null) {
@@ -160,7 +163,7 @@ export class Workspace {
       "aria-label": "Image to label: keyboard shortcuts work here (? lists them)",
     });
     this.cursor = h("div", { class: "brush-cursor", hidden: true });
-    this.stage.append(this.layers.element, this.cursor, this.legend);
+    this.stage.append(this.layers.element, this.cursor, this.targetBox, this.legend);
     this.toast = h("div", { class: "toast", role: "status", "aria-live": "polite" });
     this.chrome = buildChrome(
       project,
@@ -365,6 +368,8 @@ export class Workspace {
         return this.fit();
       case "next-unlabeled":
         return this.focusNextUnlabeled();
+      case "fill-target":
+        return this.fillTarget();
       case "zoom-in":
       case "zoom-out": {
         const rect = this.stage.getBoundingClientRect();
@@ -469,14 +474,28 @@ export class Workspace {
     this.requestFrame();
   }
 
-  /** Centres the next queried superpixel that still has unlabeled pixels (key N). */
+  /** Keyboard painting (A): fills the highlighted superpixel, then moves on to the next. */
+  private fillTarget(): void {
+    const labelClass = this.classes[this.classSlot];
+    if (this.stroke || this.saving || !labelClass) return;
+    if (this.target < 0) return this.focusNextUnlabeled();
+    this.clicks += 1;
+    const diff = this.editor.fillSuperpixel(this.target, labelClass.index);
+    if (diff) this.commit(diff);
+    this.focusNextUnlabeled();
+  }
+
+  /** Centres and outlines the next queried superpixel that still has unlabeled pixels (N). */
   private focusNextUnlabeled(): void {
     const slot = this.editor.nextUnlabeled(this.lastFocused);
     if (slot < 0) {
+      this.target = -1;
+      this.requestFrame();
       this.showToast("Every queried superpixel is labeled. Enter submits.");
       return;
     }
     this.lastFocused = slot;
+    this.target = slot;
     const rect = this.stage.getBoundingClientRect();
     const { width, height } = this.bundle.task;
     const fitted = fitView(width, height, rect.width, rect.height);
@@ -549,6 +568,7 @@ export class Workspace {
     }
     this.layers.paintMask(this.editor.mask, this.lut, this.editor.takeDirty());
     this.updateCursor();
+    this.updateTargetBox();
   }
 
   /**
@@ -577,6 +597,20 @@ export class Workspace {
     this.cursor.style.width = `${size}px`;
     this.cursor.style.height = `${size}px`;
     this.cursor.style.transform = `translate(${cx - size / 2}px, ${cy - size / 2}px)`;
+  }
+
+  /** The N target's outline: a screen-space box (a constant 2 px at any zoom). */
+  private updateTargetBox(): void {
+    const bounds = this.target >= 0 ? this.editor.regions.bounds[this.target] : undefined;
+    this.targetBox.hidden = !bounds;
+    if (!bounds) return;
+    const { scale, x, y } = this.view;
+    const pad = 3;
+    this.targetBox.dataset.slot = String(this.target);
+    this.targetBox.dataset.superpixel = String(this.editor.regions.ids[this.target]);
+    this.targetBox.style.transform = `translate(${bounds.x0 * scale + x - pad}px, ${bounds.y0 * scale + y - pad}px)`;
+    this.targetBox.style.width = `${(bounds.x1 - bounds.x0) * scale + 2 * pad}px`;
+    this.targetBox.style.height = `${(bounds.y1 - bounds.y0) * scale + 2 * pad}px`;
   }
 
   private updateStatus(): void {
