@@ -246,6 +246,19 @@ def test_previous_reopens_the_image_just_submitted(
     assert (mask[image.pixels_of(int(image.labels[y, x1]))] == 0).all()
 
 
+def outline_rgba(page: Page, x: int, y: int) -> list[int]:
+    """The context layer's pixel (x, y) (outlines and dimming) after the pending frame."""
+    rgba: list[int] = page.evaluate(
+        """async ([x, y]) => {
+            await new Promise((done) => requestAnimationFrame(() => done()));
+            const canvas = document.querySelector('canvas[data-layer="context"]');
+            return Array.from(canvas.getContext("2d").getImageData(x, y, 1, 1).data);
+        }""",
+        [x, y],
+    )
+    return rgba
+
+
 def test_keyboard_painting_fills_the_highlighted_superpixel_and_moves_on(
     server: Server, admin: httpx.Client, page: Page
 ) -> None:
@@ -270,9 +283,17 @@ def test_keyboard_painting_fills_the_highlighted_superpixel_and_moves_on(
         assert outline["x"] <= sx <= outline["x"] + outline["width"]
         assert outline["y"] <= sy <= outline["y"] + outline["height"]
 
+    # Its outline is bright yellow while unfinished, a quiet green once filled.
+    region = queried.pixels_of(first)
+    edge = region & ~np.pad(region, 1)[2:, 1:-1]  # pixels whose lower neighbour is outside
+    ey, ex = (int(v[0]) for v in edge.nonzero())
+    assert outline_rgba(page, ex, ey) == [255, 214, 0, 255]
+
     # A fills it with the current class ("car", key 4 -> index 3) and moves to the next.
     workspace.press("4")
     workspace.press("a")
+    done = outline_rgba(page, ex, ey)  # canvas stores premultiplied alpha: +-2 rounding
+    assert max(abs(a - b) for a, b in zip(done, [76, 195, 138, 150], strict=True)) <= 2, done
     expect(box).not_to_have_attribute("data-superpixel", str(first))
     second = int(box.get_attribute("data-superpixel") or -1)
     workspace.press("a")

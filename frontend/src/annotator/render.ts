@@ -14,6 +14,10 @@ import { packRgba } from "./colours";
 import type { QueriedRegions } from "./superpixels";
 import type { View } from "./view";
 
+/** Outline of a queried superpixel with unlabeled pixels left, and of a finished one. */
+const OUTLINE_TODO = packRgba(255, 214, 0, 255);
+const OUTLINE_DONE = packRgba(76, 195, 138, 150);
+
 function layer(name: string, width: number, height: number): HTMLCanvasElement {
   const canvas = document.createElement("canvas");
   canvas.width = width;
@@ -41,6 +45,7 @@ export class LayerStack {
   private readonly maskImage: ImageData;
   private readonly maskPixels: Uint32Array;
   private heatDrawn = false;
+  private contextImage: ImageData | null = null;
 
   constructor(width: number, height: number) {
     this.width = width;
@@ -102,7 +107,7 @@ export class LayerStack {
     const out = new Uint32Array(image.data.buffer);
     const dim = packRgba(8, 10, 20, 150);
     const faint = packRgba(255, 255, 255, 70);
-    const bright = packRgba(255, 214, 0, 255);
+    const bright = OUTLINE_TODO;
     for (let y = 0, index = 0; y < height; y++) {
       for (let x = 0; x < width; x++, index++) {
         const label = labels[index];
@@ -123,6 +128,31 @@ export class LayerStack {
       }
     }
     context2d(this.contextLayer).putImageData(image, 0, 0);
+    this.contextImage = image;
+  }
+
+  /**
+   * Restyles the outline of queried superpixel `slot`: bright yellow while it has unlabeled
+   * pixels, a quiet green once every pixel is labeled, so what is left stands out.
+   */
+  markDone(regions: QueriedRegions, slot: number, done: boolean): void {
+    const image = this.contextImage;
+    const bounds = regions.bounds[slot];
+    if (!image || !bounds) return;
+    const out = new Uint32Array(image.data.buffer);
+    const colour = done ? OUTLINE_DONE : OUTLINE_TODO;
+    for (const index of regions.pixelsOf(slot)) {
+      if (out[index] !== 0) out[index] = colour; // the edge pixels are the only ones drawn
+    }
+    context2d(this.contextLayer).putImageData(
+      image,
+      0,
+      0,
+      bounds.x0,
+      bounds.y0,
+      bounds.x1 - bounds.x0,
+      bounds.y1 - bounds.y0,
+    );
   }
 
   /**

@@ -136,6 +136,8 @@ export class Workspace {
   /** True while the view is the fitted one: a resize of the window fits it again. */
   private fitted = true;
   private lastFocused = -1;
+  /** Per queried superpixel: 1 while its outline shows it finished. */
+  private doneShown: Uint8Array;
   /** The superpixel (slot) N zoomed to, outlined on screen; A fills it. -1: none. */
   private target = -1;
   private readonly targetBox: HTMLDivElement = h("div", { class: "target-box", hidden: true });
@@ -222,6 +224,8 @@ export class Workspace {
 
     this.layers.drawImage(bundle.image);
     this.layers.drawContext(regions);
+    this.doneShown = new Uint8Array(regions.slotCount);
+    this.restyleOutlines();
     this.editor.markAllDirty();
     this.layers.setMaskOpacity(OPACITIES[this.opacityStep] as number);
 
@@ -437,6 +441,7 @@ export class Workspace {
   }
 
   private afterEdit(): void {
+    this.restyleOutlines();
     this.requestFrame();
     this.updateStatus();
     this.scheduleDraft();
@@ -462,6 +467,17 @@ export class Workspace {
     } else {
       this.updateStatus();
       this.showToast("Nothing left to fill: every queried superpixel is labeled.");
+    }
+  }
+
+  /** Outlines follow each superpixel's state: finished ones turn quiet (see render.ts). */
+  private restyleOutlines(): void {
+    const shown = this.doneShown;
+    for (let slot = 0; slot < shown.length; slot++) {
+      const done = this.editor.isLabeled(slot) ? 1 : 0;
+      if (shown[slot] === done) continue;
+      shown[slot] = done;
+      this.layers.markDone(this.editor.regions, slot, done === 1);
     }
   }
 
