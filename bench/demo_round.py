@@ -47,10 +47,26 @@ def png(array: np.ndarray[Any, Any]) -> bytes:
     return buffer.getvalue()
 
 
+def group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of every process in process group ``group`` (the worker and
+    its pool processes), from /proc: the work a round needs, whatever else runs here."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp; utime, stime, cutime, cstime follow at 11..14
+            total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
 @dataclass
 class RoundResult:
     number: int
     seconds: dict[str, float]
+    cpu_seconds: float
     iterations: int | None
     max_iterations: int | None
     miou: float | None
@@ -153,9 +169,11 @@ def run_model(model: str, rounds: int, env_base: dict[str, str]) -> tuple[list[R
             f"{time.perf_counter() - clock:.1f} s"
         )
         for number in range(1, rounds + 1):
+            cpu_before = group_cpu_seconds(worker.pid)
             started = run.call("POST", f"/projects/{project}/rounds", 202)
             round_id = started["round"]["id"]
             spent = run.wait_job(project, started["job"]["id"], round_id)
+            cpu = group_cpu_seconds(worker.pid) - cpu_before
             detail = run.call("GET", f"/projects/{project}/rounds/{round_id}", 200)
             models = run.call("GET", f"/projects/{project}/models", 200)
             metrics: dict[str, Any] = next(
@@ -164,6 +182,7 @@ def run_model(model: str, rounds: int, env_base: dict[str, str]) -> tuple[list[R
             result = RoundResult(
                 number,
                 spent,
+                cpu,
                 metrics.get("iterations"),
                 metrics.get("max_iterations"),
                 metrics.get("miou"),
@@ -206,12 +225,13 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("worker settings:", {k: v for k, v in env_base.items() if k.startswith("TESSERA_")})
     totals: dict[str, float] = {}
+    cpu_totals: dict[str, float] = {}
     for model in args.models.split(","):
         results, ingest = run_model(model, args.rounds, env_base)
         print(f"\n== {model}: {ingest}")
         print(
-            "round | train s | score s | query s | round s | iterations | val mIoU | "
-            "asked per picked image: superpixels of open ones, pixel share"
+            "round | train s | score s | query s | round s | worker CPU s | iterations | "
+            "val mIoU | asked per picked image: superpixels of open ones, pixel share"
         )
         for r in results:
             shares = ", ".join(
@@ -222,20 +242,23 @@ def main() -> None:
             print(
                 f"{r.number:5d} | {r.seconds.get('training', 0):7.1f} | "
                 f"{r.seconds.get('scoring', 0):7.1f} | {r.seconds.get('querying', 0):7.1f} | "
-                f"{r.total:7.1f} | {its:>10} | {miou:>8} | {shares}"
+                f"{r.total:7.1f} | {r.cpu_seconds:12.1f} | {its:>10} | {miou:>8} | {shares}"
             )
         later = [r for r in results if r.number > 1]
         if later:
             totals[model] = statistics.mean(r.total for r in later)
             pixel = [p for r in later for p in r.pixel_shares]
+            cpu = cpu_totals[model] = statistics.mean(r.cpu_seconds for r in later)
             print(
-                f"{model}: mean round (train + score + query) {totals[model]:.1f} s; picked "
+                f"{model}: mean round (train + score + query) {totals[model]:.1f} s wall, "
+                f"{cpu:.1f} s of worker CPU time; picked "
                 f"images' pixel share asked: mean {statistics.mean(pixel):.0%}, "
                 f"max {max(pixel):.0%}; load average now {os.getloadavg()[0]:.1f}"
             )
     if len(totals) == 2:
         (a, ta), (b, tb) = totals.items()
-        print(f"\nround time ratio {a}/{b}: {ta / tb:.2f}")
+        print(f"\nround time ratio {a}/{b}: {ta / tb:.2f} wall (the load may differ between them)")
+        print(f"worker CPU time ratio {a}/{b}: {cpu_totals[a] / cpu_totals[b]:.2f}")
 
 
 if __name__ == "__main__":
