@@ -18,6 +18,7 @@ says "either".
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,6 +37,10 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+
+from backend.errors import DomainError
+
+log = logging.getLogger("tessera.api")
 
 
 class NulInText(ValueError):
@@ -122,6 +127,20 @@ def install_bad_input_handlers(app: FastAPI) -> None:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
+    async def domain_error(request: Request, error: Exception) -> JSONResponse:
+        # The one place services' domain errors become HTTP answers.
+        assert isinstance(error, DomainError)
+        log.info(
+            "refused %s %s: %d %s",
+            request.method,
+            request.url.path,
+            error.status_code,
+            error.message,
+            extra={"status": error.status_code, "error": type(error).__name__},
+        )
+        return JSONResponse({"detail": error.message}, status_code=error.status_code)
+
+    app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(NulInText, nul_in_text)
     app.add_exception_handler(StatementError, nul_in_text)

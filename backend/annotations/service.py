@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from fastapi import HTTPException, status
 from numpy.typing import NDArray
 from sqlalchemy import case, or_, select, true, update
 from sqlalchemy.orm import Session, undefer
 
 from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
+from backend.errors import Conflict, NotFound
 from backend.images.validation import UploadRefused, decode_mask
 from backend.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
 from backend.memory import trim_heap
@@ -147,7 +147,7 @@ def superpixel_runs(
         ).where(SuperpixelMap.id == map_id)
     ).one_or_none()
     if row is None or row[0] != image.id:
-        raise HTTPException(status.HTTP_409_CONFLICT, "The query's superpixel map is gone.")
+        raise Conflict("The query's superpixel map is gone.")
     map_image_id, dtype_name, count, created_at = row
     # Maps never change once stored; the database and creation time tell a reused id apart.
     database = session.get_bind().engine.url.render_as_string()
@@ -169,7 +169,7 @@ def _annotation_at(session: Session, image: Image, expected_version: int) -> Ann
         .options(undefer(Annotation.mask_png))
     )
     if annotation is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Image {image.id} has no annotation.")
+        raise NotFound(f"Image {image.id} has no annotation.")
     if annotation.version != expected_version:
         raise StaleVersion(expected_version, annotation.version)
     return annotation
@@ -178,8 +178,7 @@ def _annotation_at(session: Session, image: Image, expected_version: int) -> Ann
 def _open_queries(session: Session, image: Image) -> list[tuple[Query, Round]]:
     queries = active_queries(session, image.id)
     if not queries:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"Image {image.id} is not queried in a round that is collecting labels.",
         )
     return queries
@@ -209,15 +208,14 @@ def save_edit(
     stored mask at ``expected_version`` and stores the result as the next version.
 
     Raises StaleVersion (roll back: nothing changed), EditRefused (the edit breaks a rule),
-    or HTTPException 409 when the image has no open query or the map is not one of its
+    or Conflict when the image has no open query or the map is not one of its
     queries'. Flushes; the caller commits.
     """
     annotation = _annotation_at(session, image, expected_version)
     queries = _open_queries(session, image)
     queried = _queried_by_map(queries)
     if superpixel_map_id not in queried:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"Superpixel map {superpixel_map_id} is not the map of an open query of image "
             f"{image.id} (open: {sorted(queried)}); fetch the task again.",
         )
@@ -271,7 +269,7 @@ def save_mask(
     """Validates a full partial mask for ``image`` and stores it as the next version.
 
     Raises StaleVersion (roll back: nothing changed), UploadRefused (bad mask, or pixels
-    changed outside the queried superpixels), or HTTPException 409 when the image has no
+    changed outside the queried superpixels), or Conflict when the image has no
     open query. Flushes; the caller commits the mask, its history row and the cost together.
     """
     annotation = _annotation_at(session, image, expected_version)

@@ -13,7 +13,6 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from fastapi import HTTPException, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -35,6 +34,7 @@ from backend.dashboard.schemas import (
     TeamMember,
     WarningLevel,
 )
+from backend.errors import InvalidInput
 from backend.masks import UNLABELED, decode_stored_mask
 from backend.models import (
     Annotation,
@@ -615,8 +615,8 @@ MAX_SIMULATION_ROWS = 100_000
 def parse_simulation_rows(data: bytes) -> list[dict[str, Any]]:
     """The rows of a ``tessera simulate`` rounds.jsonl; 422 naming the first bad line."""
 
-    def refuse(detail: str) -> HTTPException:
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+    def refuse(detail: str) -> InvalidInput:
+        return InvalidInput(detail)
 
     try:
         text = data.decode("utf-8")

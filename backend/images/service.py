@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from fastapi import HTTPException, status
 from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import ORMOption
 
+from backend.errors import NotFound
 from backend.images.superpixels import encode_superpixels
 from backend.images.validation import (
     UploadRefused,
@@ -107,7 +107,7 @@ def get_image(session: Session, project_id: int, image_id: int, *load: ORMOption
         select(Image).where(Image.id == image_id, Image.project_id == project_id).options(*load)
     )
     if image is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No image {image_id} in this project.")
+        raise NotFound(f"No image {image_id} in this project.")
     return image
 
 

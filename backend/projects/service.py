@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import HTTPException, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from backend.errors import Conflict, InvalidInput
 from backend.models import (
     Annotation,
     Image,
@@ -44,8 +44,7 @@ def check_model_settings(project: Project) -> None:
     try:
         check_encoder_weights(project.model_architecture, path)
     except WeightsFileError as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise InvalidInput(
             f"encoder_weights_path {str(path)!r}: {error}",
         ) from error
 
@@ -94,15 +93,15 @@ def class_indices(session: Session, project_id: int) -> set[int]:
 def add_class(session: Session, project: Project, body: ClassCreate) -> LabelClass:
     classes = project_classes(session, project.id)
     if any(existing.name == body.name for existing in classes):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"A class named {body.name!r} exists.")
+        raise Conflict(f"A class named {body.name!r} exists.")
     used = {existing.index for existing in classes}
     if body.index is None:
         free = [index for index in range(UNLABELED) if index not in used]
         if not free:
-            raise HTTPException(status.HTTP_409_CONFLICT, "All 255 class indices are in use.")
+            raise Conflict("All 255 class indices are in use.")
         index = free[0]
     elif body.index in used:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"Class index {body.index} is in use.")
+        raise Conflict(f"Class index {body.index} is in use.")
     else:
         index = body.index
     label_class = LabelClass(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from fastapi import HTTPException, status
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from backend.errors import Conflict
 from backend.models import Job, JobStatus, Project, Query, QueryStatus, Round, RoundStatus
 from backend.models.base import utc_now
 from backend.tasks import ORACLE_JOB, ROUND_JOB
+
+log = logging.getLogger(__name__)
 
 ROUND_JOB_KIND = ROUND_JOB
 _UNFINISHED = (
@@ -51,13 +54,11 @@ def ensure_no_unfinished_round(session: Session, project_id: int) -> None:
         job_id = session.scalar(
             select(Job.id).where(Job.round_id == unfinished.id, Job.kind == ROUND_JOB_KIND)
         )
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"Round {unfinished.number} is still pending (waiting for a worker); if none "
             f"takes it, retry its job {job_id} (POST .../jobs/{job_id}/retry).",
         )
-    raise HTTPException(
-        status.HTTP_409_CONFLICT,
+    raise Conflict(
         f"Round {unfinished.number} is still {unfinished.status.value}; close it first.",
     )
 
@@ -102,8 +103,7 @@ def mark_dispatch_failed(session: Session, round_: Round, job: Job, reason: str)
 def close_round(session: Session, round_: Round) -> None:
     """Ends labeling: open leases are dropped and the round counts as complete."""
     if round_.status != RoundStatus.labeling:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"Round {round_.number} is {round_.status.value}; only a labeling round can be closed.",
         )
     session.execute(
@@ -128,8 +128,7 @@ def retry_job(session: Session, job: Job, *, stale_after: timedelta) -> None:
     if job.status == JobStatus.queued:
         waited = utc_now() - (job.dispatched_at or job.created_at)
         if waited < stale_after:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
+            raise Conflict(
                 f"Job {job.id} was queued {waited.total_seconds():.0f} s ago and may still "
                 f"reach a worker; it can be sent again once it has waited "
                 f"{stale_after.total_seconds():.0f} s.",
@@ -138,8 +137,7 @@ def retry_job(session: Session, job: Job, *, stale_after: timedelta) -> None:
         session.flush()
         return
     if job.status != JobStatus.failed:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"Job {job.id} is {job.status.value}; only a failed job, or one left queued, "
             "can be retried.",
         )
@@ -164,8 +162,7 @@ def retry_job(session: Session, job: Job, *, stale_after: timedelta) -> None:
 def create_oracle_job(session: Session, round_: Round) -> Job:
     """A job in which the worker answers the round's open queries from ground truth."""
     if round_.status != RoundStatus.labeling:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise Conflict(
             f"Round {round_.number} is {round_.status.value}; the oracle answers a labeling round.",
         )
     job = Job(
@@ -182,6 +179,12 @@ def create_oracle_job(session: Session, round_: Round) -> Job:
 
 
 def mark_job_dispatch_failed(session: Session, job: Job, reason: str) -> None:
+    log.error(
+        "job %s could not be sent to the broker: %s",
+        job.id,
+        reason,
+        extra={"failed_job_id": job.id, "reason": reason},
+    )
     job.status = JobStatus.failed
     job.error = f"could not reach the task broker: {reason}"
     job.finished_at = utc_now()

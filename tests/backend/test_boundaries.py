@@ -44,3 +44,55 @@ def test_every_setting_is_documented() -> None:
         if f"`TESSERA_{name.upper()}`" not in readme
     ]
     assert not missing, f"settings missing from README.md: {missing}"
+
+
+def test_services_import_no_web_framework() -> None:
+    """Services raise domain errors (backend.errors); HTTP lives in routers and one handler."""
+    import ast
+    from pathlib import Path
+
+    backend = Path(__file__).resolve().parents[2] / "backend"
+    services = sorted(backend.rglob("service.py"))
+    assert len(services) >= 5
+    offending: list[str] = []
+    for path in services:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offending += [
+                f"{path.relative_to(backend.parent)}: {name}"
+                for name in names
+                if name.split(".")[0] in {"fastapi", "starlette"}
+            ]
+    assert not offending, offending
+
+
+def test_domain_errors_answer_with_their_status_and_detail() -> None:
+    from fastapi.testclient import TestClient
+
+    from backend.app import create_app
+    from backend.errors import Conflict, DomainError, InvalidInput, NotFound
+    from backend.settings import Settings
+
+    app = create_app(Settings(database_url="sqlite://"))
+    refusals: dict[str, DomainError] = {
+        "conflict": Conflict("Round 3 is still training; close it first."),
+        "missing": NotFound("No image 7 in this project."),
+        "invalid": InvalidInput("line 2: expected a JSON object."),
+    }
+
+    @app.get("/refuse/{kind}")
+    def refuse(kind: str) -> None:
+        raise refusals[kind]
+
+    client = TestClient(app)
+    for kind, error in refusals.items():
+        answer = client.get(f"/refuse/{kind}")
+        assert answer.status_code == error.status_code
+        assert answer.json() == {"detail": error.message}
+    assert [e.status_code for e in refusals.values()] == [409, 404, 422]
