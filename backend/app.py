@@ -17,6 +17,7 @@ from backend.export.router import router as export_router
 from backend.frontend import mount_frontend
 from backend.http_guards import BodyLimit, CookieOrigin, SecurityHeaders
 from backend.images.router import router as images_router
+from backend.logs import RequestId, configure_logging
 from backend.memory import bound_heap_retention
 from backend.projects.router import router as projects_router
 from backend.rounds.router import router as rounds_router
@@ -62,14 +63,16 @@ def build_api_router() -> APIRouter:
 
 
 class TesseraApp(FastAPI):
-    """FastAPI with the security headers outside its error handler, so 500s get them too."""
+    """FastAPI with the security headers outside its error handler, so 500s get them too,
+    and the request id outside everything, so every answer carries it and is logged."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        return RequestId(SecurityHeaders(super().build_middleware_stack()))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
     engine = make_engine(settings.resolved_database_url)
     refuse_nul_text(engine)
 

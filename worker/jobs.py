@@ -8,6 +8,7 @@ most one execution's results are ever committed.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import threading
@@ -122,8 +123,12 @@ class JobLease:
             self.started_at = job.started_at if job is not None else None
             if job is not None:
                 self._progress = job.progress
+        # In the job's context, so the heartbeat's log lines carry its job id too.
         self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-job-{self.job_id}", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._beat,),
+            name=f"heartbeat-job-{self.job_id}",
+            daemon=True,
         )
         self._thread.start()
         return self

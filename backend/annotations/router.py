@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Annotated
 
@@ -29,6 +30,8 @@ from backend.projects.deps import ProjectAccess, ProjectMember
 from backend.validation_types import Id, IdValue, parse_version_etag
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["annotations"])
+
+log = logging.getLogger(__name__)
 
 PNG = {"content": {"image/png": {}}, "description": "PNG bytes"}
 
@@ -236,6 +239,13 @@ def _save(
             current = service.current_version(session, image.id)
         service.record_conflict(session, image, user, expected=error.expected, current=current)
         session.commit()
+        log.info(
+            "stale save of image %s: version %s, now %s",
+            image.id,
+            error.expected,
+            current,
+            extra={"image_id": image.id, "expected": error.expected, "current": current},
+        )
         raise HTTPException(
             status.HTTP_412_PRECONDITION_FAILED,
             f"The mask changed since version {error.expected} (now {current}); "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ from sqlalchemy.orm import Session
 from backend.models import LoginThrottle
 from backend.models.base import UTCDateTime, utc_now
 from backend.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # A row untouched this long is forgotten (with its lock history).
 FORGET_AFTER = timedelta(days=1)
@@ -177,7 +180,15 @@ def count_login_attempt(session: Session, keys: ThrottleKeys, settings: Settings
         (keys.client, keys.account_from_client, keys.account), rules(settings), strict=True
     ):
         if not _count_attempt(session, key, rule, now):
-            raise LoginLocked(_retry_after(session, key, now))
+            retry_after = _retry_after(session, key, now)
+            # The key is an HMAC: the log names neither the e-mail nor the address.
+            log.warning(
+                "login locked: key %s… for %d s",
+                key[:12],
+                retry_after,
+                extra={"lockout_key": key[:12], "retry_after_s": retry_after},
+            )
+            raise LoginLocked(retry_after)
 
 
 def forget_login_failures(session: Session, keys: ThrottleKeys) -> None:

@@ -59,7 +59,14 @@ def serve(host: str, port: int, workers: int, demo: bool, demo_model: str) -> No
 
         run_demo(settings, host, port, applied, demo_model)
     elif workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+        # The app logs each request itself (JSON, with its request id): no uvicorn access log.
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
     else:
         # Several processes need an import string; each builds its app from the environment.
         uvicorn.run(
@@ -69,4 +76,5 @@ def serve(host: str, port: int, workers: int, demo: bool, demo_model: str) -> No
             port=port,
             workers=workers,
             log_level=settings.log_level,
+            access_log=False,
         )

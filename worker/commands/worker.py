@@ -7,6 +7,7 @@ import os
 
 import click
 
+from backend.logs import configure_logging
 from backend.settings import Settings, get_settings
 
 
@@ -63,9 +64,7 @@ def worker(
     if device is not None:
         settings = settings.model_copy(update={"device": device})
     level = (loglevel or settings.log_level).upper()
-    logging.basicConfig(
-        level=level, format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
-    )
+    configure_logging(level)  # JSON lines; a job's carry its job_id
     _log_startup(settings, concurrency, pool)
 
     from celery.signals import worker_process_init

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from backend.logs import job_id as job_id_var
 from worker.jobs import ClaimOutcome, JobLease, LeaseLost, claim_job, error_text, fail_job
 from worker.runtime import WorkerRuntime, new_holder_id
 
@@ -47,16 +49,29 @@ def run_job(
     A step that loses its lease stops without writing; any other error fails the job with
     the error text, which the API shows and the lead can retry.
     """
+    token = job_id_var.set(job_id)  # every log line of this job carries its id
+    try:
+        _run_claimed(runtime, job_id, step, after_failure)
+    finally:
+        job_id_var.reset(token)
+
+
+def _run_claimed(
+    runtime: WorkerRuntime, job_id: int, step: Step, after_failure: Callable[[], None] | None
+) -> None:
     holder = new_holder_id()
     with runtime.session_factory() as session:
         outcome = claim_job(session, job_id, holder, runtime.settings.job_lease_seconds)
     if outcome is not ClaimOutcome.claimed:
         log.info("job %s not run here: %s", job_id, outcome.value)
         return
+    log.info("job %s started by %s", job_id, holder)
+    started = time.perf_counter()
     lease = JobLease(runtime, job_id, holder)
     try:
         with lease:
             step(lease)
+        log.info("job %s ran for %.1f s", job_id, time.perf_counter() - started)
     except LeaseLost:
         log.warning("job %s was taken over by another worker; this run stops", job_id)
     except Exception as error:
