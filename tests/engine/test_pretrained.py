@@ -258,3 +258,27 @@ def test_unfrozen_encoder_trains_on_images(lite0: PretrainedSegmenter) -> None:
     assert not torch.equal(before, model.encoder.state_dict()["_conv_stem.weight"])
     with pytest.raises(ValueError, match="frozen encoder"):
         encode_images(model, images, CPU)
+
+
+def test_a_training_that_does_not_help_keeps_the_starting_weights(
+    lite0: PretrainedSegmenter,
+) -> None:
+    images, truths = _scenes(4, 32, 48, seed=7)
+    encoded = encode_images(lite0, images, CPU)
+    model = copy.deepcopy(lite0)
+    # A learning rate of 1.0 makes every evaluated state worse than the start.
+    config = TrainConfig(
+        iterations=6, batch_size=2, learning_rate=1.0, validate_every=2, patience=2
+    )
+    result = train_on_features(
+        model,
+        encoded[:2],
+        truths[:2],
+        config,
+        np.random.default_rng(0),
+        validation=(encoded[2:], truths[2:]),
+    )
+    assert result.best_iteration == 0
+    assert result.iterations_run == 4
+    for name, tensor in lite0.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name

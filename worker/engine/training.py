@@ -63,7 +63,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     iterations_run: int = 0  # the iterations actually trained (early stopping ends sooner)
     best_validation_loss: float | None = None
-    best_iteration: int | None = None  # whose weights were kept, when validated
+    best_iteration: int | None = None  # whose weights were kept (0: the starting ones)
     stopped_early: bool = False
 
 
@@ -188,6 +188,11 @@ def _fit(
         weight_decay=config.weight_decay,
     )
     best_loss, best_state, evaluations_without_gain = math.inf, None, 0
+    if held_out_loss is not None:
+        # The weights the training starts from are a candidate too: a round whose new labels
+        # do not lower the held-out loss keeps the previous round's model.
+        best_loss, best_state = held_out_loss(weights), copy.deepcopy(model.state_dict())
+        result.best_iteration = 0
     model.train()
     for iteration in range(config.iterations):
         loss = batch_loss(weights)
