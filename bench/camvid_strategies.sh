@@ -8,7 +8,7 @@
 # in memory) and shared by every seed, strategy and round; only the FPN decoder and the
 # classifier train. Splits: pool = train (367), early stopping on val (101), mIoU on test
 # (233). Each training stops after 4 evaluations (every 25 iterations) without a lower val
-# loss, at most 400 (initial), 200 (per round) and 1,500 (full supervision) iterations.
+# loss, at most 300 (initial), 150 (per round) and 1,200 (full supervision) iterations.
 # 10 random initial images, then 4 rounds x 20 images: dynamic's curve passes ~10% of the
 # pool's pixels around its last rounds. SLIC 16 px (~131 superpixels per image), entropy,
 # T = 20 (cheap path).
@@ -30,6 +30,6 @@ exec .venv/bin/tessera simulate --data "$data" --out runs/bench_camvid \
   --model efficientnet_lite0 --pool-split train --val-split val --test-split test \
   --initial-images 10 --images-per-round 20 --rounds 4 \
   --batch-size 8 --learning-rate 5e-3 \
-  --iterations 400 --finetune-iterations 200 --full-iterations 1500 \
+  --iterations 300 --finetune-iterations 150 --full-iterations 1200 \
   --eval-every 25 --patience 4 \
   --seeds 0,1,2 --device auto "$@"
