@@ -107,8 +107,11 @@ def _register_tasks(app: Celery, settings: Settings) -> None:
                     after_failure(job_id)
 
         task.__name__ = task.__qualname__ = name.replace(".", "_")
+        # shared=False: a shared task would join every Celery app made later in this
+        # process, and the first app's budgets would win over the later app's own.
         app.task(
             name=name,
+            shared=False,
             ignore_result=True,
             soft_time_limit=budget.seconds,
             time_limit=budget.seconds + HARD_LIMIT_GRACE_SECONDS,
