@@ -38,7 +38,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -68,6 +67,16 @@ from backend.models.base import utc_now
 from backend.settings import Settings
 from worker.simulation.synthetic import CLASSES, generate_scene
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests
+from tests.services import free_port
+from tests.worker.processes import (
+    Proc,
+    identify,
+    is_alive,
+    living_children,
+    still_running,
+)
+
 T = TypeVar("T")
 TESSERA = Path(sys.executable).with_name("tessera")
 PG_BIN = Path("/usr/lib/postgresql")
@@ -88,13 +97,6 @@ ORPHAN_GRACE_SECONDS = 5.0
 ROUND_TIMEOUT_SECONDS = 300.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def png(array: np.ndarray[Any, Any]) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -105,53 +107,12 @@ def png(array: np.ndarray[Any, Any]) -> bytes:
 # Processes, read from /proc
 
 
-def _stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat from the state on (the name may hold spaces)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def is_alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] != "Z"
-
-
-# A process for later checks: (pid, start time in clock ticks), since a pid seen minutes ago
-# may belong to another program by now (pids wrap around).
-Proc = tuple[int, int]
-
-
-def identify(pid: int) -> Proc | None:
-    fields = _stat(pid)
-    return (pid, int(fields[19])) if fields is not None else None
-
-
-def still_running(proc: Proc) -> bool:
-    fields = _stat(proc[0])
-    return fields is not None and fields[0] != "Z" and int(fields[19]) == proc[1]
-
-
 def describe(proc: Proc) -> str:
     try:
         command = Path(f"/proc/{proc[0]}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         command = b"?"
     return f"{proc[0]} {command.decode(errors='replace')[:80]}"
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            except (OSError, ValueError):
-                continue
-            if int(parent) == pid and state != "Z":
-                found.append(int(entry.name))
-    return found
 
 
 def parent_of(pid: int) -> int | None:
@@ -303,11 +264,11 @@ class Workers:
         """Records pool processes (call often: a replaced one is seen too)."""
         with self._lock:
             for worker in self.live:
-                children = (identify(pid) for pid in children_of(worker.pid))
+                children = (identify(pid) for pid in living_children(worker.pid))
                 self.seen[worker.proc].update(proc for proc in children if proc is not None)
 
     def pool_of(self, worker: Worker) -> list[int]:
-        return children_of(worker.pid)
+        return living_children(worker.pid)
 
     def owner_of(self, pid: int) -> Worker | None:
         for worker in self.live:
