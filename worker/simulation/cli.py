@@ -367,7 +367,7 @@ def simulate(
             rows.extend(run.run())
             queries.extend(run.queries)
     write_queries(queries, out_dir)
-    text = report(rows, out_dir, title=data_dir.name)
+    text = report(rows, out_dir, title=data_dir.name, split="test" if test_name else "validation")
     (out_dir / "config.json").write_text(
         json.dumps(
             {

@@ -111,11 +111,11 @@ def summarize(rows: Sequence[RoundRow]) -> list[SummaryRow]:
     return summary
 
 
-def format_summary(summary: Sequence[SummaryRow]) -> str:
+def format_summary(summary: Sequence[SummaryRow], split: str = "validation") -> str:
     """Markdown table. "asked of picked" is the share of the picked images' open PIXELS a
     round asked for; static's --static-fraction is a share of their SUPERPIXELS."""
     lines = [
-        "| strategy | round | seeds | labeled pixels | val mIoU (mean ± sd) "
+        f"| strategy | round | seeds | labeled pixels | {split} mIoU (mean ± sd) "
         "| superpixels/image | asked of picked (pixels) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -327,8 +327,8 @@ def label_pixel_axis(axes: Axes, values: Sequence[float]) -> None:
     axes.xaxis.set_major_formatter(percent)
 
 
-def curves_figure(rows: Sequence[RoundRow], title: str = "") -> Figure:
-    """Val mIoU vs labeled pixel fraction, one line per strategy (mean ± sd over seeds);
+def curves_figure(rows: Sequence[RoundRow], title: str = "", split: str = "validation") -> Figure:
+    """mIoU (on ``split``) vs labeled pixel fraction, one line per strategy (mean ± sd over seeds);
     full supervision as a horizontal line."""
     summary = summarize(rows)
     # The object API (no pyplot) needs no display backend and keeps no global state.
@@ -349,7 +349,7 @@ def curves_figure(rows: Sequence[RoundRow], title: str = "") -> Figure:
     xs = [100 * p.pixel_fraction for p in summary if p.strategy != "full"]
     label_pixel_axis(axes, xs or [100.0])
     axes.set_xlabel("labeled pixels (% of pool)")
-    axes.set_ylabel("validation mIoU (%)")
+    axes.set_ylabel(f"{split} mIoU (%)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     if title:
@@ -358,20 +358,25 @@ def curves_figure(rows: Sequence[RoundRow], title: str = "") -> Figure:
     return figure
 
 
-def plot_curves(rows: Sequence[RoundRow], path: Path, title: str = "") -> Path:
+def plot_curves(
+    rows: Sequence[RoundRow], path: Path, title: str = "", split: str = "validation"
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    curves_figure(rows, title).savefig(path)
+    curves_figure(rows, title, split).savefig(path)
     return path
 
 
-def report(rows: Sequence[RoundRow], out_dir: Path, title: str = "") -> str:
-    """Writes the tables and the plot of a run into ``out_dir``; returns the printed text."""
+def report(
+    rows: Sequence[RoundRow], out_dir: Path, title: str = "", split: str = "validation"
+) -> str:
+    """Writes the tables and the plot of a run into ``out_dir``; returns the printed text.
+    ``split`` names the images the mIoU was measured on (test when the run had one)."""
     write_rows(rows, out_dir)
-    plot_curves(rows, out_dir / "miou_vs_pixels.png", title=title)
+    plot_curves(rows, out_dir / "miou_vs_pixels.png", title=title, split=split)
     equal, areas = equal_pixel_table(rows), area_table(rows)
     write_equal_pixels(equal, areas, out_dir)
     return (
-        format_summary(summarize(rows))
+        format_summary(summarize(rows), split)
         + "\n\nAt equal labeled pixels (each seed's curve interpolated, mean ± sd):\n"
         + format_equal_pixels(equal, areas)
     )
@@ -392,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     saved = read_rows(args.out / "rounds.jsonl")
-    text = report(saved, args.out, args.title)
+    config = args.out / "config.json"
+    test_split = json.loads(config.read_text()).get("test_split") if config.is_file() else None
+    text = report(saved, args.out, args.title, split="test" if test_split else "validation")
     if args.at:
         at = [float(v) / 100 for v in args.at.split(",") if v.strip()]
         text += "\n\n" + format_equal_pixels(equal_pixel_table(saved, at), area_table(saved))
