@@ -153,18 +153,16 @@ def score_images(
         scores, predictions = pixel_uncertainty(
             model, images_to_tensor(stacked), method, samples, cheap=cheap, bf16=bf16
         )
-        for index, pixel_scores, predicted in zip(
-            batch, scores.cpu().numpy(), predictions.cpu().numpy(), strict=True
-        ):
-            yield image_uncertainty(
-                pixel_scores,
-                predicted,
-                superpixels[index],
-                labeled[index],
-                image_score_mode=image_score_mode,
-                background_classes=background_classes,
-                class_weights=class_weights,
-            )
+        yield from _batch_uncertainties(
+            batch,
+            scores,
+            predictions,
+            superpixels,
+            labeled,
+            image_score_mode,
+            background_classes,
+            class_weights,
+        )
 
 
 @torch.no_grad()
@@ -197,19 +195,42 @@ def score_encoded(
         scores, predictions = pixel_uncertainty_from_trunk(
             frozen, trunk, encoded[batch[0]].image_size, method, samples, bf16=bf16
         )
-        for index, pixel_scores, predicted in zip(
-            batch, scores.cpu().numpy(), predictions.cpu().numpy(), strict=True
-        ):
-            yield image_uncertainty(
-                pixel_scores,
-                predicted,
-                superpixels[index],
-                labeled[index],
-                image_score_mode=image_score_mode,
-                background_classes=background_classes,
-                class_weights=class_weights,
-            )
+        yield from _batch_uncertainties(
+            batch,
+            scores,
+            predictions,
+            superpixels,
+            labeled,
+            image_score_mode,
+            background_classes,
+            class_weights,
+        )
     frozen.train(was_training)
+
+
+def _batch_uncertainties(
+    batch: Sequence[int],
+    scores: torch.Tensor,
+    predictions: torch.Tensor,
+    superpixels: Sequence[NDArray[np.integer]],
+    labeled: Sequence[NDArray[np.bool_]],
+    image_score_mode: str,
+    background_classes: Sequence[int],
+    class_weights: NDArray[np.floating] | None,
+) -> Iterator[ImageUncertainty]:
+    """One ``ImageUncertainty`` per image of a scored batch (shared by both scoring paths)."""
+    for index, pixel_scores, predicted in zip(
+        batch, scores.cpu().numpy(), predictions.cpu().numpy(), strict=True
+    ):
+        yield image_uncertainty(
+            pixel_scores,
+            predicted,
+            superpixels[index],
+            labeled[index],
+            image_score_mode=image_score_mode,
+            background_classes=background_classes,
+            class_weights=class_weights,
+        )
 
 
 def max_pixel_score(method: str, num_classes: int) -> float:
