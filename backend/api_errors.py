@@ -38,7 +38,7 @@ from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from backend.errors import DomainError
+from core.errors import DomainError
 
 log = logging.getLogger("tessera.api")
 

@@ -12,18 +12,19 @@ from backend.annotations.router import router as annotations_router
 from backend.api_errors import document_errors, install_bad_input_handlers, refuse_nul_text
 from backend.auth.router import router as auth_router
 from backend.dashboard.router import router as dashboard_router
-from backend.db import make_engine, make_session_factory
 from backend.export.router import router as export_router
 from backend.frontend import mount_frontend
 from backend.http_guards import BodyLimit, CookieOrigin, SecurityHeaders
 from backend.images.router import router as images_router
-from backend.logs import RequestId, configure_logging
 from backend.memory import bound_heap_retention
 from backend.projects.router import router as projects_router
+from backend.request_ids import RequestId
 from backend.rounds.router import router as rounds_router
-from backend.settings import Settings, get_settings
 from backend.storage import install_storage_full_handlers
 from backend.users.router import router as users_router
+from core.db import make_engine, make_session_factory
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
 

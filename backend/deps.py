@@ -15,9 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.service import find_token, needs_last_used_update
-from backend.models import TokenKind, User
-from backend.models.base import utc_now
-from backend.settings import Settings
+from core.models import TokenKind, User
+from core.models.base import utc_now
+from core.settings import Settings
 
 
 def get_settings_from_app(request: Request) -> Settings:

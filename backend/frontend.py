@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.settings import Settings
+from core.settings import Settings
 
 # The repository's frontend/dist when running from a checkout (or an editable install).
 DEFAULT_DIST_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"

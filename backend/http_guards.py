@@ -30,8 +30,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.auth.service import find_token
-from backend.models import TokenKind
-from backend.settings import Settings
+from core.models import TokenKind
+from core.settings import Settings
 
 API_PREFIX: Final = "/api/v1"
 # The public routes that may carry a body from someone not signed in.

@@ -56,11 +56,13 @@ from sqlalchemy import create_engine, select, text
 from backend.annotations.edits import MaskEdit
 from backend.annotations.service import save_edit, save_mask
 from backend.auth.service import create_user, hash_password, issue_token
-from backend.db import make_engine, make_session_factory
 from backend.images.service import ingest_images, store_superpixel_map
 from backend.images.validation import UploadSource
-from backend.migrate import upgrade_database
-from backend.models import (
+from backend.projects.schemas import ClassCreate, ProjectCreate
+from backend.projects.service import create_project
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade_database
+from core.models import (
     Annotation,
     Image,
     Membership,
@@ -73,9 +75,7 @@ from backend.models import (
     TokenKind,
     User,
 )
-from backend.projects.schemas import ClassCreate, ProjectCreate
-from backend.projects.service import create_project
-from backend.settings import Settings
+from core.settings import Settings
 
 CELL = 32
 ANNOTATORS = 50

@@ -34,9 +34,9 @@ from PIL import Image
 
 from backend.app import create_app
 from backend.auth.service import create_user, issue_token
-from backend.migrate import upgrade_database
-from backend.models import TokenKind
-from backend.settings import Settings
+from core.migrate import upgrade_database
+from core.models import TokenKind
+from core.settings import Settings
 from worker.demo import DEMO_WORKER_DEFAULTS, PROJECT_SETTINGS, demo_scenes
 from worker.simulation.synthetic import CLASSES
 

@@ -55,7 +55,7 @@ def _rss_kib(field: str) -> int:
 
 
 def _old_provenance(session: Session, project_id: int) -> dict[int, list[dict[str, Any]]]:
-    from backend.models import AnnotationSubmission, Image, Round, User
+    from core.models import AnnotationSubmission, Image, Round, User
 
     rows = session.execute(
         select(AnnotationSubmission, User.email, Round.number)
@@ -83,7 +83,7 @@ def _old_provenance(session: Session, project_id: int) -> dict[int, list[dict[st
 
 
 def _old_labeled_images(session: Session, project_id: int) -> Iterator[tuple[Any, Any]]:
-    from backend.models import Annotation, Image
+    from core.models import Annotation, Image
 
     rows = session.execute(
         select(Image, Annotation)
@@ -115,9 +115,9 @@ def _old_bbox(binary: np.ndarray) -> list[int]:
 
 
 def old_coco_chunks(session: Session, project: Any) -> Iterator[bytes]:
-    from backend.masks import UNLABELED, decode_stored_mask
-    from backend.models.base import utc_now
     from backend.projects.service import project_classes
+    from core.masks import UNLABELED, decode_stored_mask
+    from core.models.base import utc_now
 
     classes = project_classes(session, project.id)
     images: list[dict[str, Any]] = []
@@ -173,10 +173,10 @@ def old_coco_chunks(session: Session, project: Any) -> Iterator[bytes]:
 def old_zip_chunks(session: Session, project: Any) -> Iterator[bytes]:
     import backend
     from backend.export.service import _classes_json, mask_entry_name
-    from backend.masks import UNLABELED
-    from backend.models.base import utc_now
     from backend.projects.schemas import ProjectSettings
     from backend.projects.service import project_classes
+    from core.masks import UNLABELED
+    from core.models.base import utc_now
 
     handle: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
     classes = project_classes(session, project.id)
@@ -246,13 +246,13 @@ def partial_mask(rng: np.random.Generator) -> np.ndarray:
 def build(database_url: str, counts: list[int]) -> list[int]:
     """Migrates the database and creates one project per count of labeled images."""
     from backend.auth.service import create_user, hash_password
-    from backend.db import make_engine, make_session_factory
-    from backend.masks import encode_mask_png
-    from backend.migrate import upgrade_database
-    from backend.models import Annotation, Image, ImageStatus, Split, User
     from backend.projects.schemas import ClassCreate, ProjectCreate
     from backend.projects.service import create_project
-    from backend.settings import Settings
+    from core.db import make_engine, make_session_factory
+    from core.masks import encode_mask_png
+    from core.migrate import upgrade_database
+    from core.models import Annotation, Image, ImageStatus, Split, User
+    from core.settings import Settings
 
     settings = Settings(database_url=database_url, secret_key="bench")
     upgrade_database(settings)
@@ -314,9 +314,9 @@ def build(database_url: str, counts: list[int]) -> list[int]:
 
 
 def child(database_url: str, project_id: int, export_format: str, path: str, out: Path) -> None:
-    from backend.db import make_engine, make_session_factory
     from backend.export import service
-    from backend.models import Project
+    from core.db import make_engine, make_session_factory
+    from core.models import Project
 
     chunks = {
         ("coco", "old"): old_coco_chunks,

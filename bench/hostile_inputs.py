@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
-from backend.migrate import upgrade_database
+from core.migrate import upgrade_database
 from tests.backend.builders import World
 from tests.backend.conftest import small_limits
 from tests.backend.test_hostile_inputs import seed_target

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from backend import app as app_module
-from backend.logs import RequestId
-from backend.settings import Settings
+from backend.request_ids import RequestId
+from core.settings import Settings
 
 
 def _app(with_request_id: bool) -> FastAPI:

@@ -31,10 +31,10 @@ from pathlib import Path
 import httpx
 
 from backend.auth.service import create_user, issue_token
-from backend.db import make_engine, make_session_factory
-from backend.models import TokenKind
 from backend.projects.schemas import ClassCreate, ProjectCreate
 from backend.projects.service import create_project
+from core.db import make_engine, make_session_factory
+from core.models import TokenKind
 
 SECRET = "bench-secret-key-bench-secret-key-0123"
 PASSWORD = "correct horse battery"

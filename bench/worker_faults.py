@@ -60,11 +60,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.app import create_app
 from backend.auth.service import create_user, issue_token
-from backend.db import make_engine, make_session_factory
-from backend.migrate import upgrade_database
-from backend.models import Annotation, Job, JobStatus, Round, TokenKind
-from backend.models.base import utc_now
-from backend.settings import Settings
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade_database
+from core.models import Annotation, Job, JobStatus, Round, TokenKind
+from core.models.base import utc_now
+from core.settings import Settings
 from worker.simulation.synthetic import CLASSES, generate_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests

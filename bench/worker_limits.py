@@ -53,12 +53,12 @@ def build(database_url: str, sizes: list[tuple[int, int]]) -> tuple[int, list[in
     """One project (U-Net, 32 px SLIC) with one stored PNG per size; returns the project id,
     the image ids and the PNG sizes in bytes."""
     from backend.auth.service import create_user, hash_password
-    from backend.db import make_engine, make_session_factory
-    from backend.migrate import upgrade_database
-    from backend.models import Annotation, Image, ImageStatus, ModelArchitecture, Split, User
     from backend.projects.schemas import ClassCreate, ProjectCreate
     from backend.projects.service import create_project
-    from backend.settings import Settings
+    from core.db import make_engine, make_session_factory
+    from core.migrate import upgrade_database
+    from core.models import Annotation, Image, ImageStatus, ModelArchitecture, Split, User
+    from core.settings import Settings
 
     settings = Settings(database_url=database_url, secret_key="bench")
     upgrade_database(settings)
@@ -109,8 +109,8 @@ def build(database_url: str, sizes: list[tuple[int, int]]) -> tuple[int, list[in
 
 def child(database_url: str, project_id: int, image_id: int, max_pixels: int | None) -> None:
     """Computes and stores (not committed) the image's map; prints the measurements."""
-    from backend.db import make_engine, make_session_factory
-    from backend.models import Image, Project
+    from core.db import make_engine, make_session_factory
+    from core.models import Image, Project
     from worker.tasks.ingest import ensure_current_map
 
     factory = make_session_factory(make_engine(database_url))
@@ -137,10 +137,10 @@ def validation_child(database_url: str, image_id: int) -> None:
     decode, the thumbnail), measured like ``child``."""
     from sqlalchemy import select
 
-    from backend.db import make_engine, make_session_factory
     from backend.images.validation import UploadSource, decode_upload
-    from backend.models import Image
-    from backend.settings import Settings
+    from core.db import make_engine, make_session_factory
+    from core.models import Image
+    from core.settings import Settings
 
     factory = make_session_factory(make_engine(database_url))
     with factory() as session:

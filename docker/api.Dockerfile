@@ -11,6 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     TESSERA_FRONTEND_DIST_DIR=/app/frontend/dist
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
+COPY core/ core/
 COPY backend/ backend/
 COPY worker/ worker/
 COPY migrations/ migrations/

@@ -3,6 +3,7 @@ FROM pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
+COPY core/ core/
 COPY backend/ backend/
 COPY worker/ worker/
 COPY migrations/ migrations/

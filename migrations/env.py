@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from backend.db import make_engine
-from backend.models import Base
-from backend.settings import get_settings
+from core.db import make_engine
+from core.models import Base
+from core.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -36,7 +36,7 @@ from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 from sqlalchemy import Engine, MetaData, select
 
-from backend.models import Base
+from core.models import Base
 from tests.backend.builders import png_bytes, rgb_image
 
 MASK_WIDTH, MASK_HEIGHT = 32, 24

@@ -1,6 +1,6 @@
 """The Celery app, made by ``create_celery_app(settings)``; importing this module does nothing.
 
-Tasks are registered by name (``backend.tasks``) and take one job id. Results and progress
+Tasks are registered by name (``core.dispatch``) and take one job id. Results and progress
 go to the job rows in the database, never to a Celery result backend. Messages are
 acknowledged after the task ends (``acks_late``) and put back when a pool process dies
 (``reject_on_worker_lost``); what a killed *worker* held is recovered by the watchdog
@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 from celery import Celery, Task, bootsteps, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
-from backend.broker import broker_connection
-from backend.settings import Settings, get_settings
-from backend.tasks import INGEST_TASK, ORACLE_TASK, RUN_ROUND_TASK, SCORE_TASK
+from core.broker import broker_connection
+from core.dispatch import INGEST_TASK, ORACLE_TASK, RUN_ROUND_TASK, SCORE_TASK
+from core.settings import Settings, get_settings
 from worker.jobs import JobLease, fail_job
 from worker.runtime import runtime_for
 from worker.tasks.common import run_job

@@ -10,8 +10,8 @@ import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from backend.models import ModelArchitecture, ModelCheckpoint, Project
-from backend.settings import Settings
+from core.models import ModelArchitecture, ModelCheckpoint, Project
+from core.settings import Settings
 from worker.engine.encoders import encoder_spec
 from worker.engine.model import ModelConfig, SegmentationModel, build_model, encoder_weights_path
 

@@ -11,9 +11,8 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.images.superpixels import decode_superpixels
-from backend.masks import UNLABELED, decode_stored_mask
-from backend.models import (
+from core.masks import UNLABELED, decode_stored_mask
+from core.models import (
     Annotation,
     Image,
     LabelClass,
@@ -22,6 +21,7 @@ from backend.models import (
     QueryStatus,
     SuperpixelMap,
 )
+from core.superpixel_codec import decode_superpixels
 from worker.engine.superpixels import work_shape
 
 

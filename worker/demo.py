@@ -46,9 +46,9 @@ from sqlalchemy import select
 
 from backend.app import create_app
 from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
-from backend.db import make_engine, make_session_factory
-from backend.models import User
-from backend.settings import Settings, get_settings
+from core.db import make_engine, make_session_factory
+from core.models import User
+from core.settings import Settings, get_settings
 from worker.parent_death import die_with
 from worker.simulation.synthetic import CLASSES, generate_scene
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from backend.db import make_engine, make_session_factory
-from backend.models import ModelArchitecture, Project
-from backend.settings import Settings
+from core.db import make_engine, make_session_factory
+from core.models import ModelArchitecture, Project
+from core.settings import Settings
 from worker.checkpoints import check_encoder_weights
 from worker.engine.model import ModelConfig
 

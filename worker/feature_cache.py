@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.models import Image, ImageFeatures
+from core.models import Image, ImageFeatures
 from worker.data import image_rgb
 from worker.engine.features import (
     EncodedImage,

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from backend.models import Job, JobStatus, Round, RoundStatus
-from backend.models.base import utc_now
+from core.models import Job, JobStatus, Round, RoundStatus
+from core.models.base import utc_now
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.models import ProjectLock
-from backend.models.base import utc_now
+from core.models import ProjectLock
+from core.models.base import utc_now
 
 TRAINING_LOCK = "training"
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db import make_engine, make_session_factory
-from backend.settings import Settings
+from core.db import make_engine, make_session_factory
+from core.settings import Settings
 
 if TYPE_CHECKING:
     import torch

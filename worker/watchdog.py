@@ -23,10 +23,10 @@ from datetime import timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.models import Image, ImageStatus, Job, JobStatus
-from backend.models.base import utc_now
-from backend.settings import Settings
-from backend.tasks import INGEST_JOB, BrokerUnavailable, send_job
+from core.dispatch import INGEST_JOB, BrokerUnavailable, send_job
+from core.models import Image, ImageStatus, Job, JobStatus
+from core.models.base import utc_now
+from core.settings import Settings
 from worker.jobs import fail_job
 from worker.runtime import WorkerRuntime
 

@@ -4,7 +4,7 @@ An edit names what changed since the version it was made on: ``fills`` (superpix
 the query's map -> class) and ``runs`` (row-major pixel runs ``offset, length, class``
 inside the image, sorted, not overlapping, none inside a filled superpixel); class 255
 erases. Checking and applying one touches only the edited pixels: the stored mask rows are
-inflated, written at those positions and deflated again (``backend.masks.MaskRows``).
+inflated, written at those positions and deflated again (``core.masks.MaskRows``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from backend.annotations.superpixel_runs import SuperpixelRuns, expand_ranges
-from backend.masks import UNLABELED, MaskRows
+from core.masks import UNLABELED, MaskRows
 
 
 class EditRefused(Exception):

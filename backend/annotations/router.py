@@ -22,12 +22,12 @@ from backend.annotations.schemas import (
 from backend.deps import SessionDep, SettingsDep
 from backend.images.service import get_image
 from backend.images.validation import UploadRefused
-from backend.masks import empty_mask, encode_mask_png
-from backend.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
-from backend.models import Query as QueryRow
-from backend.models.base import utc_now
 from backend.projects.deps import ProjectAccess, ProjectMember
 from backend.validation_types import Id, IdValue, parse_version_etag
+from core.masks import empty_mask, encode_mask_png
+from core.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
+from core.models import Query as QueryRow
+from core.models.base import utc_now
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["annotations"])
 

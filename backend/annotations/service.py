@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session, undefer
 
 from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
-from backend.errors import Conflict, NotFound
 from backend.images.validation import UploadRefused, decode_mask
-from backend.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
 from backend.memory import trim_heap
-from backend.models import (
+from backend.projects.service import class_indices
+from core.errors import Conflict, NotFound
+from core.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
+from core.models import (
     Annotation,
     AnnotationSubmission,
     Image,
@@ -36,9 +37,8 @@ from backend.models import (
     SuperpixelMap,
     User,
 )
-from backend.models.base import utc_now
-from backend.projects.service import class_indices
-from backend.settings import Settings
+from core.models.base import utc_now
+from core.settings import Settings
 
 # How many candidate queries one "next task" call tries to claim before giving up.
 _CLAIM_ATTEMPTS = 20

@@ -94,7 +94,7 @@ class SuperpixelRuns:
         count: int,
         kept: NDArray[np.int64] | None = None,
     ) -> SuperpixelRuns:
-        """From the stored encoding (``backend.images.superpixels``), without an int32 copy."""
+        """From the stored encoding (``core.superpixel_codec``), without an int32 copy."""
         raw = zlib.decompress(blob)
         labels: NDArray[np.integer] = np.frombuffer(raw, dtype=_DTYPES[dtype_name])
         return cls.from_labels(labels.reshape(height, width), count, kept)

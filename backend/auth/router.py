@@ -10,9 +10,9 @@ from sqlalchemy import select
 from backend.auth import service, throttle
 from backend.auth.schemas import LoginRequest, TokenCreate, TokenCreated, TokenInfo
 from backend.deps import CurrentUser, SessionDep, SettingsDep
-from backend.models import ApiToken, TokenKind
 from backend.users.schemas import UserRead
 from backend.validation_types import Id
+from core.models import ApiToken, TokenKind
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

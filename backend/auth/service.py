@@ -17,8 +17,8 @@ from pwdlib import PasswordHash
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.models import ApiToken, TokenKind, User
-from backend.models.base import utc_now
+from core.models import ApiToken, TokenKind, User
+from core.models.base import utc_now
 
 TOKEN_PREFIX = "tsr_"
 LAST_USED_RESOLUTION = timedelta(minutes=10)

@@ -31,9 +31,9 @@ from sqlalchemy import ColumnElement, and_, case, delete, literal, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from backend.models import LoginThrottle
-from backend.models.base import UTCDateTime, utc_now
-from backend.settings import Settings
+from core.models import LoginThrottle
+from core.models.base import UTCDateTime, utc_now
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.db import make_engine, make_session_factory
-from backend.migrate import upgrade_database
-from backend.models import Project
-from backend.settings import Settings, get_settings
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade_database
+from core.models import Project
+from core.settings import Settings, get_settings
 
 
 @contextmanager

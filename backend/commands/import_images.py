@@ -14,8 +14,8 @@ from sqlalchemy import select
 from backend.commands.common import command_session, find_project
 from backend.images.service import ingest_images, set_ground_truth
 from backend.images.validation import UploadRefused, UploadSource
-from backend.models import Image, Split
-from backend.settings import get_settings
+from core.models import Image, Split
+from core.settings import get_settings
 
 
 def _files(directory: Path, recursive: bool) -> list[Path]:

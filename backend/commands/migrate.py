@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from backend.migrate import upgrade_database
-from backend.settings import get_settings
+from core.migrate import upgrade_database
+from core.settings import get_settings
 
 
 @click.command()

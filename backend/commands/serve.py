@@ -6,8 +6,8 @@ import os
 
 import click
 
-from backend.migrate import upgrade_database
-from backend.settings import DEFAULT_SECRET_KEY, get_settings
+from core.migrate import upgrade_database
+from core.settings import DEFAULT_SECRET_KEY, get_settings
 
 
 @click.command()

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from backend.auth.password_policy import password_problem
 from backend.auth.service import create_user, normalize_email
 from backend.commands.common import command_session
-from backend.models import User
+from core.models import User
 
 
 @click.group()

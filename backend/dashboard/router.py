@@ -26,9 +26,9 @@ from backend.dashboard.schemas import (
     TeamMember,
 )
 from backend.deps import SessionDep, SettingsDep
-from backend.models import SimulationResult
 from backend.projects.deps import ProjectLead
 from backend.validation_types import Id
+from core.models import SimulationResult
 
 router = APIRouter(prefix="/projects/{project_id}/dashboard", tags=["dashboard"])
 

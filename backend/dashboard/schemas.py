@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from backend.models import RoundStatus
 from backend.rounds.schemas import JobRead
+from core.models import RoundStatus
 
 WarningLevel = Literal["none", "ok", "warning", "critical", "exhausted"]
 BudgetUnit = Literal["pixels", "superpixels", "images", "hours"]

@@ -34,9 +34,12 @@ from backend.dashboard.schemas import (
     TeamMember,
     WarningLevel,
 )
-from backend.errors import InvalidInput
-from backend.masks import UNLABELED, decode_stored_mask
-from backend.models import (
+from backend.projects.service import project_classes
+from backend.rounds.schemas import JobRead
+from backend.validation_types import JsonRefused, load_json_limited
+from core.errors import InvalidInput
+from core.masks import UNLABELED, decode_stored_mask
+from core.models import (
     Annotation,
     AnnotationClassCounts,
     AnnotationSubmission,
@@ -55,9 +58,6 @@ from backend.models import (
     SuperpixelMap,
     User,
 )
-from backend.projects.service import project_classes
-from backend.rounds.schemas import JobRead
-from backend.validation_types import JsonRefused, load_json_limited
 
 WARN_AT = 0.75
 CRITICAL_AT = 0.9

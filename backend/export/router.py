@@ -11,8 +11,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.export import service
-from backend.models import Project
 from backend.projects.deps import ProjectLead
+from core.models import Project
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["export"])
 

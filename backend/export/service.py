@@ -29,8 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
 import backend
-from backend.masks import UNLABELED, decode_stored_mask
-from backend.models import (
+from backend.projects.schemas import ProjectSettings
+from backend.projects.service import project_classes
+from core.masks import UNLABELED, decode_stored_mask
+from core.models import (
     Annotation,
     AnnotationSubmission,
     Image,
@@ -39,9 +41,7 @@ from backend.models import (
     Round,
     User,
 )
-from backend.models.base import utc_now
-from backend.projects.schemas import ProjectSettings
-from backend.projects.service import project_classes
+from core.models.base import utc_now
 
 FORMAT_VERSION = 1
 _BATCH = 100

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from backend.models import Job, JobStatus
-from backend.models.base import utc_now
-from backend.settings import Settings
-from backend.tasks import INGEST_JOB, BrokerUnavailable, send_job
+from core.dispatch import INGEST_JOB, BrokerUnavailable, send_job
+from core.models import Job, JobStatus
+from core.models.base import utc_now
+from core.settings import Settings
 
 
 def create_ingest_jobs(

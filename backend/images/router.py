@@ -25,10 +25,10 @@ from backend.images import service
 from backend.images.ingest_jobs import create_ingest_jobs, send_ingest_jobs
 from backend.images.schemas import DuplicateRead, ImageRead, ImageUpdate, UploadReport
 from backend.images.validation import UploadRefused, UploadSource, display_name
-from backend.models import Annotation, Image, ImageStatus, Split, SuperpixelMap
 from backend.projects.deps import ProjectLead, ProjectMember
-from backend.settings import Settings
 from backend.validation_types import MAX_ID, Id, IdValue
+from core.models import Annotation, Image, ImageStatus, Split, SuperpixelMap
+from core.settings import Settings
 
 router = APIRouter(prefix="/projects/{project_id}/images", tags=["images"])
 

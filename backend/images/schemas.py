@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.models import ImageStatus, Split
+from core.models import ImageStatus, Split
 
 
 class ImageRead(BaseModel):

@@ -10,8 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import ORMOption
 
-from backend.errors import NotFound
-from backend.images.superpixels import encode_superpixels
 from backend.images.validation import (
     UploadRefused,
     UploadSource,
@@ -20,10 +18,12 @@ from backend.images.validation import (
     iter_upload_files,
     upright_bytes,
 )
-from backend.masks import encode_mask_png
-from backend.models import Annotation, Image, ImageStatus, Project, Split, SuperpixelMap
 from backend.projects.service import class_indices
-from backend.settings import Settings
+from core.errors import NotFound
+from core.masks import encode_mask_png
+from core.models import Annotation, Image, ImageStatus, Project, Split, SuperpixelMap
+from core.settings import Settings
+from core.superpixel_codec import encode_superpixels
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from backend.settings import Settings
+from core.settings import Settings
 
 UNLABELED: Final = 255
 

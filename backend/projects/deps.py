@@ -12,8 +12,8 @@ from fastapi import Depends, HTTPException, Path, status
 from sqlalchemy import select
 
 from backend.deps import CurrentUser, SessionDep
-from backend.models import Membership, Project, Role, User
 from backend.validation_types import MAX_ID
+from core.models import Membership, Project, Role, User
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
 from backend.deps import CurrentUser, SessionDep
-from backend.models import LabelClass, Membership, Project, Role, User
 from backend.projects import service
 from backend.projects.deps import ProjectLead, ProjectMember
 from backend.projects.schemas import (
@@ -22,6 +21,7 @@ from backend.projects.schemas import (
     ProjectSettingsUpdate,
 )
 from backend.validation_types import Id
+from core.models import LabelClass, Membership, Project, Role, User
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

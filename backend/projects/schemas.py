@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.models import (
+from backend.validation_types import MAX_BIGINT
+from core.models import (
     ImageScoring,
     ModelArchitecture,
     Role,
@@ -15,7 +16,6 @@ from backend.models import (
     SuperpixelAlgorithm,
     Uncertainty,
 )
-from backend.validation_types import MAX_BIGINT
 
 BackgroundClasses = Annotated[
     list[Annotated[int, Field(ge=0, lt=255)]],

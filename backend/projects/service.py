@@ -7,8 +7,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.errors import Conflict, InvalidInput
-from backend.models import (
+from backend.projects.schemas import ClassCreate, ProjectCreate, ProjectSettingsUpdate
+from backend.projects.weights import WeightsFileError, check_encoder_weights
+from core.errors import Conflict, InvalidInput
+from core.models import (
     Annotation,
     Image,
     LabelClass,
@@ -18,8 +20,6 @@ from backend.models import (
     Role,
     User,
 )
-from backend.projects.schemas import ClassCreate, ProjectCreate, ProjectSettingsUpdate
-from backend.projects.weights import WeightsFileError, check_encoder_weights
 
 UNLABELED = 255
 # Settings that null clears; a null for any other one in an update leaves it as it is.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from backend.models import ModelArchitecture
+from core.models import ModelArchitecture
 
 # Bytes per element of torch's typed storages, by class name.
 _ELEMENT_SIZES = {

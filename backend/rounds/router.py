@@ -15,8 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from backend.deps import SessionDep, SettingsDep
-from backend.models import Job, JobStatus, ModelCheckpoint, Round
-from backend.models import Query as QueryRow
 from backend.projects.deps import ProjectLead, ProjectMember
 from backend.rounds import service
 from backend.rounds.schemas import (
@@ -27,8 +25,10 @@ from backend.rounds.schemas import (
     RoundRead,
     RoundStarted,
 )
-from backend.tasks import BrokerUnavailable, send_job
 from backend.validation_types import Id
+from core.dispatch import BrokerUnavailable, send_job
+from core.models import Job, JobStatus, ModelCheckpoint, Round
+from core.models import Query as QueryRow
 
 router = APIRouter(prefix="/projects/{project_id}")
 

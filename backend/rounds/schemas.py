@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from backend.models import JobStatus, QueryStatus, RoundStatus
+from core.models import JobStatus, QueryStatus, RoundStatus
 
 
 class RoundRead(BaseModel):

@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from backend.errors import Conflict
-from backend.models import Job, JobStatus, Project, Query, QueryStatus, Round, RoundStatus
-from backend.models.base import utc_now
-from backend.tasks import ORACLE_JOB, ROUND_JOB
+from core.dispatch import ORACLE_JOB, ROUND_JOB
+from core.errors import Conflict
+from core.models import Job, JobStatus, Project, Query, QueryStatus, Round, RoundStatus
+from core.models.base import utc_now
 
 log = logging.getLogger(__name__)
 

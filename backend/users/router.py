@@ -8,9 +8,9 @@ from sqlalchemy import and_, delete, select
 from backend.auth import throttle
 from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
 from backend.deps import Admin, CurrentUser, SessionDep, SettingsDep
-from backend.models import ApiToken, TokenKind, User
 from backend.users.schemas import OwnAccountUpdate, UserCreate, UserRead, UserUpdate
 from backend.validation_types import Id
+from core.models import ApiToken, TokenKind, User
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -1,5 +1,5 @@
 """Stored masks in the updatable PNG layout (issue 13): filter type 0 on every row, one zlib
-stream, so a save inflates, writes and deflates without PNG filtering (``backend.masks``).
+stream, so a save inflates, writes and deflates without PNG filtering (``core.masks``).
 
 Existing masks are re-encoded in that layout (pixels unchanged; any PNG reader still opens
 them). On PostgreSQL the column is stored EXTERNAL: the bytes are already deflated, so TOAST
@@ -30,7 +30,7 @@ depends_on: str | Sequence[str] | None = None
 _BATCH = 64
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# A frozen copy of the encoder in backend/masks.py at this revision: the migration keeps
+# A frozen copy of the encoder in core/masks.py at this revision: the migration keeps
 # writing what this revision means even after that module changes.
 
 

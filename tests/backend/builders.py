@@ -26,7 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.auth.service import create_user, hash_password, issue_token
 from backend.images.service import ingest_images, set_ground_truth, store_superpixel_map
 from backend.images.validation import UploadSource
-from backend.models import (
+from backend.projects.schemas import ClassCreate, ProjectCreate
+from backend.projects.service import create_project
+from core.models import (
     Image,
     Job,
     Membership,
@@ -41,9 +43,7 @@ from backend.models import (
     TokenKind,
     User,
 )
-from backend.projects.schemas import ClassCreate, ProjectCreate
-from backend.projects.service import create_project
-from backend.settings import Settings
+from core.settings import Settings
 
 PASSWORD = "correct horse battery"
 CLASSES = [("sky", "#8080ff"), ("road", "#804080"), ("car", "#40008c")]

@@ -18,9 +18,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.app import create_app
-from backend.migrate import upgrade_database
-from backend.models import Base
-from backend.settings import Settings
+from core.migrate import upgrade_database
+from core.models import Base
+from core.settings import Settings
 from tests.backend.builders import World
 from tests.services import postgres_database
 

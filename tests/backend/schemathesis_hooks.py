@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.service import create_user, issue_token
-from backend.db import make_engine, make_session_factory
-from backend.models import Membership, Project, Role, TokenKind, User
+from core.db import make_engine, make_session_factory
+from core.models import Membership, Project, Role, TokenKind, User
 from tests.backend.builders import password_hash
 
 

@@ -18,8 +18,8 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import AnnotationSubmission, Query, QueryStatus, Round, RoundStatus
-from backend.models.base import utc_now
+from core.models import AnnotationSubmission, Query, QueryStatus, Round, RoundStatus
+from core.models.base import utc_now
 from tests.backend.builders import Account, World, grid_labels, png_bytes
 
 WIDTH, HEIGHT, CELL = 32, 24, 8  # 4 x 3 = 12 superpixels of 64 px
@@ -292,7 +292,7 @@ def test_simultaneous_next_task_calls_never_share_a_query(
         world.query(setup.round, image, [2])
     annotators = [world.user(f"extra{i}@example.org") for i in range(6)]
     with world.factory() as session:
-        from backend.models import Membership, Role
+        from core.models import Membership, Role
 
         for annotator in annotators:
             session.add(
@@ -331,7 +331,7 @@ def test_a_crowd_asking_at_once_each_gets_a_task_while_queries_are_open(
         world.query(setup.round, image, [2])
     annotators = [world.user(f"crowd{i}@example.org") for i in range(crowd)]
     with world.factory() as session:
-        from backend.models import Membership, Role
+        from core.models import Membership, Role
 
         for annotator in annotators:
             session.add(

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.password_policy import password_problem
-from backend.models import ApiToken, User
+from core.models import ApiToken, User
 from tests.backend.builders import PASSWORD, World
 
 

@@ -23,7 +23,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from backend.models import Base, SimulationResult
+from core.models import Base, SimulationResult
 from tests.backend.builders import PASSWORD, Account, World, png_bytes, rgb_image
 from tests.backend.conftest import _truncate
 

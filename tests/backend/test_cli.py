@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.cli import main
-from backend.models import Image, User
-from backend.settings import Settings, get_settings
+from core.models import Image, User
+from core.settings import Settings, get_settings
 from tests.backend.builders import World, png_bytes, rgb_image
 
 

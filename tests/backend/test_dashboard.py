@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.dashboard.service import fit_log_curve, warning_level
-from backend.masks import UNLABELED, decode_stored_mask
-from backend.models import (
+from backend.rounds.service import close_round
+from core.masks import UNLABELED, decode_stored_mask
+from core.models import (
     Annotation,
     AnnotationClassCounts,
     AnnotationSubmission,
@@ -36,8 +37,7 @@ from backend.models import (
     SuperpixelMap,
     User,
 )
-from backend.rounds.service import close_round
-from backend.settings import Settings
+from core.settings import Settings
 from tests.backend.builders import Account, World, png_bytes
 
 W, H, CELL = 32, 24, 8  # 4 x 3 = 12 grid superpixels of 64 pixels per image

@@ -10,9 +10,9 @@ from hypothesis.extra.numpy import arrays
 from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.export.service import rle_counts, rle_decode
-from backend.images.superpixels import decode_superpixels, encode_superpixels
 from backend.images.validation import display_name
-from backend.masks import decode_mask_rows, decode_stored_mask, encode_mask_png, stored_rows
+from core.masks import decode_mask_rows, decode_stored_mask, encode_mask_png, stored_rows
+from core.superpixel_codec import decode_superpixels, encode_superpixels
 from tests.backend.builders import png_bytes
 
 shapes = st.tuples(st.integers(1, 12), st.integers(1, 12))

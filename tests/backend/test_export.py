@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
 from backend.export.service import class_segments, rle_counts, rle_decode
-from backend.settings import Settings
+from core.settings import Settings
 from tests.backend.builders import World, grid_labels, png_bytes
 from tests.backend.test_server import running_server
 

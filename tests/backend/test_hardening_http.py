@@ -21,8 +21,8 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.app import create_app
-from backend.models import Image
-from backend.settings import Settings
+from core.models import Image
+from core.settings import Settings
 from tests.backend.builders import PASSWORD, Account, World, png_bytes, rgb_image
 from tests.backend.test_server import running_server
 

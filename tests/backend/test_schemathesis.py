@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.db import make_engine, make_session_factory
-from backend.migrate import upgrade_database
-from backend.models import Split
-from backend.settings import Settings
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade_database
+from core.models import Split
+from core.settings import Settings
 from tests.backend.builders import World
 from tests.backend.test_server import running_server
 from tests.services import fresh_database

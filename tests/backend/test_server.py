@@ -18,8 +18,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from backend.migrate import alembic_config
-from backend.settings import DEFAULT_SECRET_KEY, Settings
+from core.migrate import alembic_config
+from core.settings import DEFAULT_SECRET_KEY, Settings
 from tests.backend.builders import Account, World, grid_labels, png_bytes
 from tests.services import free_port
 

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import Annotation, AnnotationSubmission, Image, Job, JobStatus
-from backend.storage import StorageFull, disk_full_cause, write_file_atomically
+from core.models import Annotation, AnnotationSubmission, Image, Job, JobStatus
+from core.storage import StorageFull, disk_full_cause, write_file_atomically
 from tests.backend.builders import Account, World, png_bytes
 
 WIDTH, HEIGHT, CELL = 400, 304, 8

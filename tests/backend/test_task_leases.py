@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import Query, QueryStatus
-from backend.models.base import utc_now
+from core.models import Query, QueryStatus
+from core.models.base import utc_now
 from tests.backend.builders import Account, World, grid_labels, png_bytes
 
 WIDTH, HEIGHT, CELL = 32, 24, 8

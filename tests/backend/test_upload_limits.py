@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import Image
+from core.models import Image
 from tests.backend.builders import World, png_bytes, rgb_image
 from tests.backend.test_upload_refusals import png_header_only
 

@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import Annotation, Image
+from core.models import Annotation, Image
 from tests.backend.builders import Account, World, png_bytes, rgb_image
 
 

@@ -16,9 +16,9 @@ import numpy as np
 from playwright.sync_api import Page, Request, expect
 from sqlalchemy import select
 
-from backend.db import make_engine, make_session_factory
-from backend.masks import UNLABELED, decode_stored_mask, encode_mask_png
-from backend.models import Annotation, AnnotationSubmission, Image, Query, QueryStatus
+from core.db import make_engine, make_session_factory
+from core.masks import UNLABELED, decode_stored_mask, encode_mask_png
+from core.models import Annotation, AnnotationSubmission, Image, Query, QueryStatus
 from tests.e2e.scenario import LabelingProject, labeling_project
 from tests.e2e.server import Server
 from tests.e2e.workspace_page import WorkspacePage, interior_point, log_in, wait_paintable

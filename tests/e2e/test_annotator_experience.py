@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 from playwright.sync_api import Page, expect
 
-from backend.masks import UNLABELED
+from core.masks import UNLABELED
 from tests.e2e.scenario import labeling_project
 from tests.e2e.seed import QueriedImage
 from tests.e2e.server import PASSWORD, Server

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.app import create_app
-from backend.settings import Settings
+from core.settings import Settings
 from tests.e2e.server import REPO
 
 TYPES = REPO / "frontend" / "src" / "api" / "types.ts"

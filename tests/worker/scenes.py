@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.models import Annotation
+from core.models import Annotation
 from tests.worker.conftest import Api
 from worker.simulation.synthetic import CLASSES, generate_scene
 

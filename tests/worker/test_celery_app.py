@@ -9,9 +9,9 @@ from pathlib import Path
 
 from kombu import Connection
 
-from backend.broker import broker_connection
-from backend.settings import Settings
-from backend.tasks import INGEST_TASK, ORACLE_TASK, RUN_ROUND_TASK, SCORE_TASK
+from core.broker import broker_connection
+from core.dispatch import INGEST_TASK, ORACLE_TASK, RUN_ROUND_TASK, SCORE_TASK
+from core.settings import Settings
 from worker.celery_app import create_celery_app
 
 

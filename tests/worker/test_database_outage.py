@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import text, update
 
-from backend.models import Job
-from backend.models.base import utc_now
+from core.models import Job
+from core.models.base import utc_now
 from tests.worker.conftest import Api, Stack
 from worker.jobs import JobLease
 from worker.runtime import runtime_for

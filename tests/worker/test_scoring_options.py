@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.models import ImageScoring, Project
+from core.models import ImageScoring, Project
 from worker.tasks.score import ScoringOptions
 
 

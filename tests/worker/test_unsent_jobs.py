@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import update
 
-from backend.models import Job, Project
-from backend.models.base import utc_now
 from backend.rounds import service
+from core.models import Job, Project
+from core.models.base import utc_now
 from tests.worker.conftest import TINY_WORKER, Api, Stack
 from tests.worker.flows import wait_for_ingest, wait_for_job
 from tests.worker.scenes import create_scene_project

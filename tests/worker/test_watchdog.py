@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from backend.models import Job, JobStatus, Round, RoundStatus
-from backend.models.base import utc_now
+from core.models import Job, JobStatus, Round, RoundStatus
+from core.models.base import utc_now
 from tests.worker.conftest import Api, Stack
 from worker.runtime import runtime_for
 from worker.watchdog import resend_stale_queued_jobs, take_over_lapsed_jobs

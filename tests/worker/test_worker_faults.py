@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend.models import Job, JobStatus, Round
-from backend.models.base import utc_now
+from core.models import Job, JobStatus, Round
+from core.models.base import utc_now
 from tests.worker.conftest import Api, Stack, WorkerProcess, wait_for
 from tests.worker.flows import first_round_answered_by_oracle, wait_for_ingest, wait_for_job
 from tests.worker.processes import (

@@ -13,7 +13,7 @@ import pytest
 from celery.exceptions import TimeLimitExceeded
 from PIL import Image
 
-from backend.tasks import INGEST_TASK
+from core.dispatch import INGEST_TASK
 from tests.worker.conftest import Api, Stack
 from tests.worker.flows import wait_for_ingest, wait_for_job
 from worker.celery_app import HARD_LIMIT_GRACE_SECONDS, create_celery_app

@@ -6,8 +6,8 @@ import click
 from sqlalchemy import select
 
 from backend.commands.common import command_session, find_project
-from backend.models import Round, RoundStatus
-from backend.settings import get_settings
+from core.models import Round, RoundStatus
+from core.settings import get_settings
 from worker.engine.oracle import ORACLE_MODES
 from worker.tasks.oracle import answer_round
 

@@ -7,8 +7,8 @@ import os
 
 import click
 
-from backend.logs import configure_logging
-from backend.settings import Settings, get_settings
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
 
 
 @click.command()
@@ -69,7 +69,7 @@ def worker(
 
     from celery.signals import worker_process_init
 
-    from backend.migrate import upgrade_database
+    from core.migrate import upgrade_database
     from worker.celery_app import create_celery_app
     from worker.parent_death import die_with
 
@@ -91,7 +91,7 @@ def worker(
 def _log_startup(settings: Settings, concurrency: int, pool: str) -> None:
     import torch
 
-    from backend.broker import broker_connection
+    from core.broker import broker_connection
     from worker.engine.model import resolve_device
 
     # Named without initialising CUDA here (see above); each pool process logs its GPU.

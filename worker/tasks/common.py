@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from backend.logs import job_id as job_id_var
+from core.logs import job_id as job_id_var
 from worker.jobs import ClaimOutcome, JobLease, LeaseLost, claim_job, error_text, fail_job
 from worker.runtime import WorkerRuntime, new_holder_id
 

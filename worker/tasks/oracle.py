@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from backend.annotations.service import StaleVersion, save_mask
 from backend.auth.service import hash_password
-from backend.masks import encode_mask_png
-from backend.models import (
+from core.masks import encode_mask_png
+from core.models import (
     Annotation,
     Image,
     Job,
@@ -27,8 +27,8 @@ from backend.models import (
     SuperpixelMap,
     User,
 )
-from backend.models.base import utc_now
-from backend.settings import Settings
+from core.models.base import utc_now
+from core.settings import Settings
 from worker.data import ground_truth, partial_mask, superpixel_labels
 from worker.engine.oracle import ORACLE_MODES, oracle_label
 from worker.jobs import JobLease

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, undefer
 
-from backend.models import (
+from core.models import (
     Annotation,
     Image,
     ImageScore,
@@ -21,7 +21,7 @@ from backend.models import (
     RoundStatus,
     Split,
 )
-from backend.models.base import utc_now
+from core.models.base import utc_now
 from worker.data import (
     labeled,
     partial_mask,

@@ -18,8 +18,8 @@ import logging
 
 from sqlalchemy import select
 
-from backend.models import Job, JobStatus, Round, RoundStatus
-from backend.tasks import BrokerUnavailable, send_job
+from core.dispatch import BrokerUnavailable, send_job
+from core.models import Job, JobStatus, Round, RoundStatus
 from worker.checkpoints import round_checkpoint
 from worker.jobs import JobLease
 from worker.tasks.query import UNSCORED_STRATEGIES, project_has_labels, write_round_queries

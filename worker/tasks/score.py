@@ -14,7 +14,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.models import (
+from core.dispatch import SCORE_JOB, BrokerUnavailable, send_job
+from core.models import (
     Annotation,
     Image,
     ImageScore,
@@ -26,8 +27,7 @@ from backend.models import (
     Round,
     Split,
 )
-from backend.models.base import utc_now
-from backend.tasks import SCORE_JOB, BrokerUnavailable, send_job
+from core.models.base import utc_now
 from worker.checkpoints import load_model, round_checkpoint
 from worker.data import (
     answered,

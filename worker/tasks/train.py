@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import Annotation, Image, ModelCheckpoint, Project, Round, Split
+from core.models import Annotation, Image, ModelCheckpoint, Project, Round, Split
 from worker import locks
 from worker.checkpoints import (
     config_metrics,

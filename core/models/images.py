@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
-from backend.models.base import Base, UTCDateTime, utc_now
+from core.models.base import Base, UTCDateTime, utc_now
 
 
 class Split(enum.StrEnum):
@@ -65,7 +65,7 @@ class SuperpixelMap(Base):
     """Per-pixel superpixel ids of one image for one (size, algorithm).
 
     ``labels_zlib`` is zlib(raw little-endian ``dtype`` array of shape (height, width)), labels
-    0..count-1; the API serves these bytes unchanged (see ``backend.images.superpixels``).
+    0..count-1; the API serves these bytes unchanged (see ``core.superpixel_codec``).
     """
 
     __tablename__ = "superpixel_maps"

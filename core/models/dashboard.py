@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.models.base import Base, UTCDateTime, utc_now
+from core.models.base import Base, UTCDateTime, utc_now
 
 
 class SaveConflict(Base):

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, UTCDateTime, utc_now
+from core.models.base import Base, UTCDateTime, utc_now
 
 
 class User(Base):

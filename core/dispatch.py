@@ -2,7 +2,7 @@
 
 The worker registers tasks under these names (``worker/celery_app.py``); the API only sends
 ids of rows it has already committed (STYLE: enqueue after the commit, pass ids). Producer
-and worker reach the broker through ``backend.broker``, so both use the same transport.
+and worker reach the broker through ``core.broker``, so both use the same transport.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Final
 
 from celery import Celery
 
-from backend.broker import broker_connection
-from backend.models import Job
-from backend.models.base import utc_now
-from backend.settings import Settings
+from core.broker import broker_connection
+from core.models import Job
+from core.models.base import utc_now
+from core.settings import Settings
 
 RUN_ROUND_TASK: Final = "tessera.run_round"
 INGEST_TASK: Final = "tessera.ingest"

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.models.base import Base, UTCDateTime
+from core.models.base import Base, UTCDateTime
 
 
 class ProjectLock(Base):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
-from backend.models.base import Base, UTCDateTime, utc_now
+from core.models.base import Base, UTCDateTime, utc_now
 
 
 class Annotation(Base):

@@ -34,8 +34,8 @@ from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
-from backend.settings import Settings
-from backend.storage import write_file_atomically
+from core.settings import Settings
+from core.storage import write_file_atomically
 
 EMBEDDED_SCHEME: Final = "tessera-files"
 

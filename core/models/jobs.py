@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.models.base import Base, UTCDateTime, utc_now
+from core.models.base import Base, UTCDateTime, utc_now
 
 
 class JobStatus(enum.StrEnum):

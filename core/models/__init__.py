@@ -1,14 +1,14 @@
 """Every table, imported here so that ``Base.metadata`` is complete for Alembic."""
 
-from backend.models.annotations import Annotation, AnnotationSubmission
-from backend.models.base import Base
-from backend.models.checkpoints import ModelCheckpoint
-from backend.models.dashboard import AnnotationClassCounts, SaveConflict, SimulationResult
-from backend.models.features import ImageFeatures
-from backend.models.images import Image, ImageStatus, Split, SuperpixelMap
-from backend.models.jobs import Job, JobStatus
-from backend.models.locks import ProjectLock
-from backend.models.projects import (
+from core.models.annotations import Annotation, AnnotationSubmission
+from core.models.base import Base
+from core.models.checkpoints import ModelCheckpoint
+from core.models.dashboard import AnnotationClassCounts, SaveConflict, SimulationResult
+from core.models.features import ImageFeatures
+from core.models.images import Image, ImageStatus, Split, SuperpixelMap
+from core.models.jobs import Job, JobStatus
+from core.models.locks import ProjectLock
+from core.models.projects import (
     ImageScoring,
     LabelClass,
     Membership,
@@ -19,9 +19,9 @@ from backend.models.projects import (
     SuperpixelAlgorithm,
     Uncertainty,
 )
-from backend.models.rounds import Query, QueryStatus, Round, RoundStatus
-from backend.models.scores import ImageScore
-from backend.models.users import ApiToken, LoginThrottle, TokenKind, User
+from core.models.rounds import Query, QueryStatus, Round, RoundStatus
+from core.models.scores import ImageScore
+from core.models.users import ApiToken, LoginThrottle, TokenKind, User
 
 __all__ = [
     "Annotation",
