@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, LargeBinary, false
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from core.models.base import Base, UTCDateTime, utc_now
@@ -57,3 +57,5 @@ class AnnotationSubmission(Base):
     superpixel_ids: Mapped[list[int]] = mapped_column(JSON)
     clicks: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # The annotator started from the model's prediction (accepted the pre-fill, then fixed).
+    prefilled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -74,6 +74,9 @@ class Query(Base):
     )
     superpixel_ids: Mapped[list[int]] = mapped_column(JSON)
     superpixel_scores: Mapped[list[float]] = mapped_column(JSON)
+    # The model's predicted class of each asked superpixel, in superpixel_ids' order (the
+    # annotator may accept it as a pre-fill); NULL when the round had no model (random).
+    predicted_classes: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     image_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Per-pixel uncertainty quantized to 0..255, as a greyscale PNG.
     uncertainty_png: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))

@@ -14,7 +14,9 @@ class ImageScore(Base):
     """MC-dropout uncertainty of one pool image under one round's model.
 
     ``superpixel_scores`` is zlib(little-endian float32 (n,)), NaN = nothing left to label;
-    ``unlabeled_pixels`` is zlib(little-endian int32 (n,)), per superpixel of the map.
+    ``unlabeled_pixels`` is zlib(little-endian int32 (n,)), per superpixel of the map;
+    ``superpixel_classes`` is zlib(uint8 (n,)): the class the model predicts for most of each
+    superpixel's pixels (NULL for rows scored before it was stored).
     One row per (round, image): a re-run scoring chunk finds its rows and skips them.
     """
 
@@ -30,6 +32,7 @@ class ImageScore(Base):
     image_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # NULL: all labeled
     superpixel_scores: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     unlabeled_pixels: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    superpixel_classes: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
     # Kept until the query step copies it onto the picked images' queries, then cleared.
     uncertainty_png: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
