@@ -56,7 +56,7 @@ from sqlalchemy import create_engine, select, text
 from backend.annotations.edits import MaskEdit
 from backend.annotations.service import save_edit, save_mask
 from backend.auth.service import create_user, hash_password, issue_token
-from backend.images.service import ingest_images, store_superpixel_map
+from backend.images.service import ingest_images
 from backend.images.validation import UploadSource
 from backend.projects.schemas import ClassCreate, ProjectCreate
 from backend.projects.service import create_project
@@ -76,6 +76,7 @@ from core.models import (
     User,
 )
 from core.settings import Settings
+from core.superpixel_maps import store_superpixel_map
 
 CELL = 32
 ANNOTATORS = 50

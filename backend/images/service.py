@@ -1,4 +1,5 @@
-"""Image ingest, ground truth and superpixel maps. Functions flush; the caller commits."""
+"""Image ingest, ground truth and finding superpixel maps (the worker stores them:
+``core.superpixel_maps``). Functions flush; the caller commits."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from core.errors import NotFound
 from core.masks import encode_mask_png
 from core.models import Annotation, Image, ImageStatus, Project, Split, SuperpixelMap
 from core.settings import Settings
-from core.superpixel_codec import encode_superpixels
 
 
 @dataclass(frozen=True)
@@ -126,35 +126,6 @@ def set_ground_truth(
     image.ground_truth_png = encode_mask_png(mask)
     session.flush()
     return mask
-
-
-def store_superpixel_map(
-    session: Session,
-    image: Image,
-    labels: NDArray[np.integer],
-    *,
-    size: int,
-    algorithm: str,
-) -> SuperpixelMap:
-    """Caches an image's superpixels (the worker's ingest step; tests call it directly)."""
-    if labels.shape != (image.height, image.width):
-        raise ValueError(
-            f"labels of shape {labels.shape} do not match image {image.height}x{image.width}"
-        )
-    dtype, blob, count = encode_superpixels(labels)
-    row = session.scalar(
-        select(SuperpixelMap).where(
-            SuperpixelMap.image_id == image.id,
-            SuperpixelMap.size == size,
-            SuperpixelMap.algorithm == algorithm,
-        )
-    )
-    if row is None:
-        row = SuperpixelMap(image_id=image.id, size=size, algorithm=algorithm)
-        session.add(row)
-    row.dtype, row.labels_zlib, row.count = dtype, blob, count
-    session.flush()
-    return row
 
 
 def current_superpixel_map(

@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.service import create_user, hash_password, issue_token
-from backend.images.service import ingest_images, set_ground_truth, store_superpixel_map
+from backend.images.service import ingest_images, set_ground_truth
 from backend.images.validation import UploadSource
 from backend.projects.schemas import ClassCreate, ProjectCreate
 from backend.projects.service import create_project
@@ -44,6 +44,7 @@ from core.models import (
     User,
 )
 from core.settings import Settings
+from core.superpixel_maps import store_superpixel_map
 
 PASSWORD = "correct horse battery"
 CLASSES = [("sky", "#8080ff"), ("road", "#804080"), ("car", "#40008c")]

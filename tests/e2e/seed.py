@@ -21,10 +21,10 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from backend.images.service import store_superpixel_map
 from core.db import make_engine, make_session_factory
 from core.masks import encode_mask_png
 from core.models import Image, ImageStatus, Project, Query, Round, RoundStatus
+from core.superpixel_maps import store_superpixel_map
 from tests.e2e.scene import boundary_uncertainty
 from worker.engine.reductions import superpixel_scores
 from worker.engine.strategies import dynamic_query

@@ -11,9 +11,9 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.images.service import store_superpixel_map
 from core.models import Image, ImageStatus, Job, ModelArchitecture, Project, SuperpixelMap
 from core.settings import Settings
+from core.superpixel_maps import store_superpixel_map
 from worker.checkpoints import model_config
 from worker.data import class_count, current_map, image_rgb, image_rgb_at_most
 from worker.engine.model import build_model
