@@ -1,0 +1,1 @@
+"""Schema revisions, one module each (Alembic skips this file)."""
