@@ -139,6 +139,14 @@ def unpack_counts(blob: bytes) -> NDArray[np.int64]:
     return np.frombuffer(zlib.decompress(blob), dtype="<i4").astype(np.int64)
 
 
+def pack_classes(values: NDArray[np.uint8]) -> bytes:
+    return zlib.compress(np.ascontiguousarray(values, dtype=np.uint8).tobytes(), 6)
+
+
+def unpack_classes(blob: bytes) -> NDArray[np.uint8]:
+    return np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
+
+
 def png_bytes(array: NDArray[np.uint8]) -> bytes:
     buffer = io.BytesIO()
     PILImage.fromarray(array, mode="L").save(buffer, format="PNG")

@@ -6,6 +6,7 @@ from worker.engine.reductions import (
     foreground_mask,
     image_score,
     labeled_class_counts,
+    superpixel_majority_classes,
     superpixel_scores,
     unlabeled_pixel_counts,
 )
@@ -55,3 +56,19 @@ def test_foreground_mask_needs_a_background_class() -> None:
     assert foreground_mask(predicted, [0]).tolist() == [[False, True], [True, False]]
     with pytest.raises(ValueError, match="background class"):
         foreground_mask(predicted, [])
+
+
+def test_superpixel_majority_classes_takes_the_most_predicted_class_of_each_superpixel() -> None:
+    superpixels = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]])
+    predicted = np.array([[3, 3, 1, 0], [3, 0, 1, 1], [2, 2, 5, 5], [5, 5, 2, 2]])
+    # Superpixel 2 ties 4-4 between classes 2 and 5: the lower index wins; 3 has no pixels.
+    np.testing.assert_array_equal(
+        superpixel_majority_classes(predicted, superpixels, 4), [3, 1, 2, 255]
+    )
+
+
+def test_superpixel_majority_classes_refuses_mismatched_shapes_and_big_classes() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        superpixel_majority_classes(np.zeros((2, 2), int), np.zeros((2, 3), int), 1)
+    with pytest.raises(ValueError, match=r"not in 0\.\.254"):
+        superpixel_majority_classes(np.full((2, 2), 255), np.zeros((2, 2), int), 1)

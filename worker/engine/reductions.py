@@ -45,6 +45,30 @@ def unlabeled_pixel_counts(
     return np.bincount(ids, minlength=n_superpixels).astype(np.int64)
 
 
+def superpixel_majority_classes(
+    predicted: NDArray[np.integer], superpixels: NDArray[np.integer], n_superpixels: int
+) -> NDArray[np.uint8]:
+    """The class predicted for most pixels of each superpixel (ties: the lowest index).
+
+    predicted: (H, W) class indices 0..254; superpixels: (H, W) ids 0..n-1.
+    Returns (n,) uint8; 255 for a superpixel with no pixels.
+    """
+    if predicted.shape != superpixels.shape:
+        raise ValueError(
+            f"predicted shape {predicted.shape} does not match superpixels {superpixels.shape}"
+        )
+    classes = predicted.ravel().astype(np.int64)
+    if classes.size and (classes.min() < 0 or classes.max() > 254):
+        raise ValueError(f"predicted classes {classes.min()}..{classes.max()} are not in 0..254")
+    ids = superpixels.ravel().astype(np.int64)
+    width = int(classes.max()) + 1 if classes.size else 1
+    votes = np.bincount(ids * width + classes, minlength=n_superpixels * width)
+    votes = votes.reshape(n_superpixels, width)
+    majority: NDArray[np.uint8] = votes.argmax(axis=1).astype(np.uint8)
+    majority[votes.sum(axis=1) == 0] = 255
+    return majority
+
+
 def image_score(
     pixel_scores: NDArray[np.floating],
     labeled: NDArray[np.bool_] | None = None,
