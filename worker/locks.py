@@ -7,7 +7,8 @@ the next worker takes it over.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,11 +36,18 @@ def _ensure_row(session: Session, project_id: int, name: str) -> None:
 
 
 def try_acquire(
-    session: Session, project_id: int, name: str, holder: str, job_id: int, lease_seconds: float
+    session: Session,
+    project_id: int,
+    name: str,
+    holder: str,
+    job_id: int,
+    lease_seconds: float,
+    now: Callable[[], datetime] = utc_now,
 ) -> bool:
-    """Takes the lock when it is free, lapsed or already ours; commits."""
+    """Takes the lock when it is free, lapsed or already ours; commits. ``now`` is the
+    clock the lease is read and written with (a test passes its own to lapse a lease)."""
     _ensure_row(session, project_id, name)
-    now = utc_now()
+    at = now()
     taken = session.execute(
         update(ProjectLock)
         .where(
@@ -48,14 +56,14 @@ def try_acquire(
             or_(
                 ProjectLock.holder.is_(None),
                 ProjectLock.holder == holder,
-                ProjectLock.expires_at < now,
+                ProjectLock.expires_at < at,
             ),
         )
         .values(
             holder=holder,
             job_id=job_id,
-            acquired_at=now,
-            expires_at=now + timedelta(seconds=lease_seconds),
+            acquired_at=at,
+            expires_at=at + timedelta(seconds=lease_seconds),
         )
         .execution_options(synchronize_session=False)
     )
@@ -63,7 +71,14 @@ def try_acquire(
     return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def renew(session: Session, project_id: int, name: str, holder: str, lease_seconds: float) -> bool:
+def renew(
+    session: Session,
+    project_id: int,
+    name: str,
+    holder: str,
+    lease_seconds: float,
+    now: Callable[[], datetime] = utc_now,
+) -> bool:
     """Extends our lease; False when the lock is no longer ours. Does not commit, so a
     final write can be fenced by it in the same transaction."""
     renewed = session.execute(
@@ -73,7 +88,7 @@ def renew(session: Session, project_id: int, name: str, holder: str, lease_secon
             ProjectLock.name == name,
             ProjectLock.holder == holder,
         )
-        .values(expires_at=utc_now() + timedelta(seconds=lease_seconds))
+        .values(expires_at=now() + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
     return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
