@@ -192,6 +192,7 @@ def edit_mask(
             expected_version=expected,
             clicks=body.clicks,
             seconds=body.seconds,
+            prefilled=body.prefilled,
             done=body.done,
             settings=settings,
         ),
@@ -297,6 +298,9 @@ def _task(project_id: int, query: QueryRow, round_: Round, image: Image, version
         superpixel_map_id=query.superpixel_map_id,
         superpixel_ids=list(query.superpixel_ids),
         superpixel_scores=list(query.superpixel_scores),
+        predicted_classes=None
+        if query.predicted_classes is None
+        else list(query.predicted_classes),
         mask_version=version,
         lease_expires_at=query.lease_expires_at,
         links=TaskLinks(

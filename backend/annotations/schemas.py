@@ -31,6 +31,7 @@ class Task(BaseModel):
                     "superpixel_map_id": 7,
                     "superpixel_ids": [4, 9, 17],
                     "superpixel_scores": [0.91, 0.88, 0.87],
+                    "predicted_classes": [1, 1, 2],
                     "mask_version": 0,
                     "lease_expires_at": "2026-01-01T12:15:00Z",
                     "links": {
@@ -53,6 +54,11 @@ class Task(BaseModel):
     superpixel_map_id: int
     superpixel_ids: list[int] = Field(description="The superpixels to label in this image.")
     superpixel_scores: list[float]
+    predicted_classes: list[int] | None = Field(
+        default=None,
+        description="The model's class for each of superpixel_ids (same order), for the "
+        "annotator to accept as a pre-fill and correct; null when the round had no model.",
+    )
     mask_version: int = Field(description="Send as If-Match when saving the mask.")
     lease_expires_at: datetime
     links: TaskLinks
@@ -78,6 +84,7 @@ class MaskEditBody(BaseModel):
                     "runs": [[48020, 6, 1], [48500, 8, 1]],
                     "clicks": 4,
                     "seconds": 12.5,
+                    "prefilled": False,
                     "done": False,
                 }
             ]
@@ -99,6 +106,9 @@ class MaskEditBody(BaseModel):
     )
     clicks: int = Field(default=0, ge=0, le=10_000_000)
     seconds: float = Field(default=0.0, ge=0, le=86_400)
+    prefilled: bool = Field(
+        default=False, description="The annotator started from the model's predicted classes."
+    )
     done: bool = Field(default=False, description="Marks the image's query as labeled.")
 
 
@@ -140,3 +150,4 @@ class SubmissionRead(BaseModel):
     superpixel_ids: list[int]
     clicks: int
     seconds: float
+    prefilled: bool

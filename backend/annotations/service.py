@@ -203,6 +203,7 @@ def save_edit(
     seconds: float,
     done: bool,
     settings: Settings,
+    prefilled: bool = False,
 ) -> SaveOutcome:
     """Applies an edit (fills of queried superpixels, brushed runs inside them) to the
     stored mask at ``expected_version`` and stores the result as the next version.
@@ -251,6 +252,7 @@ def save_edit(
         seconds=seconds,
         done=done,
         settings=settings,
+        prefilled=prefilled,
     )
 
 
@@ -345,6 +347,7 @@ def _store_version(
     seconds: float,
     done: bool,
     settings: Settings,
+    prefilled: bool = False,
 ) -> SaveOutcome:
     """The compare-and-set write of a checked mask, its history row, the query's state and
     the round's spend."""
@@ -380,6 +383,7 @@ def _store_version(
             superpixel_ids=touched,
             clicks=clicks,
             seconds=seconds,
+            prefilled=prefilled,
         )
     )
     query_done = newest_query.status == QueryStatus.done
