@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.rounds.schemas import JobRead
 from core.models import RoundStatus
@@ -29,6 +29,8 @@ class BudgetLine(BaseModel):
 
 
 class Budget(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     lines: list[BudgetLine]
     level: WarningLevel = Field(
         description="From the largest spent fraction of the pixel and hour budgets: ok below "
@@ -87,6 +89,8 @@ class LearningCurve(BaseModel):
 
 
 class RoundRow(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: int
     number: int
     strategy: str

@@ -170,7 +170,10 @@ class ProjectCreate(ProjectSettings):
 
 
 class ProjectRead(ProjectSettings):
-    model_config = ConfigDict(from_attributes=True)
+    # Answers carry every setting: required in the OpenAPI (serialization) schema.
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
     id: int
     name: str

@@ -45,7 +45,9 @@ class RoundDetail(RoundRead):
 
 
 class JobRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
     id: int
     project_id: int | None

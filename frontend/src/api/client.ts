@@ -5,7 +5,7 @@
 import type { MaskEdit } from "../annotator/edit";
 import { type Labels, type SuperpixelMap } from "../annotator/superpixels";
 import { zlibDecompress } from "../annotator/png";
-import type { MaskEditRequest, Project, ProjectDetail, SaveResult, Task, User } from "./types";
+import type { JsonAnswer, MaskEditRequest, Project, ProjectDetail, SaveResult, Task, User } from "./types";
 
 export const API = "/api/v1";
 
@@ -89,7 +89,7 @@ function versionOf(response: Response): number {
 
 export const api = {
   login(email: string, password: string): Promise<User> {
-    return json<User>(`${API}/auth/login`, { method: "POST", json: { email, password } });
+    return json<JsonAnswer<"/api/v1/auth/login", "post">>(`${API}/auth/login`, { method: "POST", json: { email, password } });
   },
 
   async logout(): Promise<void> {
@@ -99,15 +99,15 @@ export const api = {
   /** The signed-in user, or null without a session. */
   async me(): Promise<User | null> {
     const response = await request(`${API}/users/me`, { accept: [401] });
-    return response.status === 401 ? null : ((await response.json()) as User);
+    return response.status === 401 ? null : ((await response.json()) as JsonAnswer<"/api/v1/users/me", "get">);
   },
 
   projects(): Promise<Project[]> {
-    return json<Project[]>(`${API}/projects`);
+    return json<JsonAnswer<"/api/v1/projects", "get">>(`${API}/projects`);
   },
 
   project(projectId: number): Promise<ProjectDetail> {
-    return json<ProjectDetail>(`${API}/projects/${projectId}`);
+    return json<JsonAnswer<"/api/v1/projects/{project_id}", "get">>(`${API}/projects/${projectId}`);
   },
 
   /**
@@ -120,7 +120,7 @@ export const api = {
       `${API}/projects/${projectId}/tasks/next${query ? `?${query}` : ""}`,
       { method: "POST", accept: [204] },
     );
-    return response.status === 204 ? null : ((await response.json()) as Task);
+    return response.status === 204 ? null : ((await response.json()) as JsonAnswer<"/api/v1/projects/{project_id}/tasks/next", "post">);
   },
 
   async releaseTask(projectId: number, queryId: number): Promise<void> {
@@ -170,7 +170,7 @@ export const api = {
       seconds: Math.round(save.seconds * 10) / 10,
       done: save.done,
     };
-    return json<SaveResult>(link, {
+    return json<JsonAnswer<"/api/v1/projects/{project_id}/images/{image_id}/mask", "patch">>(link, {
       method: "PATCH",
       json: body,
       headers: { "If-Match": `"${save.version}"` },
@@ -187,7 +187,7 @@ export const api = {
     url.searchParams.set("clicks", String(save.clicks));
     url.searchParams.set("seconds", save.seconds.toFixed(1));
     url.searchParams.set("done", String(save.done));
-    return json<SaveResult>(url.pathname + url.search, {
+    return json<JsonAnswer<"/api/v1/projects/{project_id}/images/{image_id}/mask", "put">>(url.pathname + url.search, {
       method: "PUT",
       body: new Blob([png as BlobPart], { type: "image/png" }),
       headers: { "Content-Type": "image/png", "If-Match": `"${save.version}"` },

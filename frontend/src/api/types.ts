@@ -1,100 +1,52 @@
 /**
- * The parts of the REST API (/api/v1, see /api/v1/openapi.json) the browser uses, typed by
- * hand from the backend's pydantic schemas (the schemas.py module of each backend domain).
+ * The parts of the REST API (/api/v1) the browser uses, under the front end's names. Each is
+ * an alias into schema.d.ts, which openapi-typescript generates from the API's OpenAPI
+ * document (`.venv/bin/python scripts/api_types.py`; tests/backend/test_api_types.py fails
+ * when the checked-in copy is stale), so a backend schema change reaches `tsc`.
  */
+import type { components, paths } from "./schema";
 
-export type Role = "lead" | "annotator";
+type Schemas = components["schemas"];
 
-export interface User {
-  id: number;
-  email: string;
-  name: string;
-  is_admin: boolean;
-  is_active: boolean;
-  created_at: string;
+export type Role = Schemas["Role"];
+export type User = Schemas["UserRead"];
+export type LabelClass = Schemas["ClassRead"];
+export type Project = Schemas["ProjectRead"];
+export type ProjectDetail = Schemas["ProjectDetail"];
+/** The body of PATCH /projects/{id}: fields left out keep their value. */
+export type ProjectSettingsUpdate = Schemas["ProjectSettingsUpdate"];
+export type TaskLinks = Schemas["TaskLinks"];
+export type Task = Schemas["Task"];
+/**
+ * The body of PATCH .../mask: an edit of the version sent as If-Match (annotator/edit.ts).
+ * `fills` are [superpixel id, class]; `runs` are [offset, length, class], row-major offsets,
+ * sorted, not overlapping.
+ */
+export type MaskEditRequest = Schemas["MaskEditBody"];
+export type SaveResult = Schemas["SaveResult"];
+
+type Method = "get" | "put" | "post" | "patch" | "delete";
+
+/**
+ * The JSON body of a path's success answer (its lowest 2xx status with a JSON body), e.g.
+ * `JsonAnswer<"/api/v1/projects/{project_id}", "get">`: a client method typed with it breaks
+ * the build when the route's response model changes.
+ */
+export type JsonAnswer<P extends keyof paths, M extends Method> = paths[P][M] extends {
+  responses: infer R;
 }
+  ? R extends { 200: { content: { "application/json": infer T } } }
+    ? T
+    : R extends { 201: { content: { "application/json": infer T } } }
+      ? T
+      : R extends { 202: { content: { "application/json": infer T } } }
+        ? T
+        : never
+  : never;
 
-export interface LabelClass {
-  id: number;
-  index: number;
-  name: string;
-  colour: string;
+/** The JSON request body of a path's method. */
+export type JsonRequest<P extends keyof paths, M extends Method> = paths[P][M] extends {
+  requestBody?: { content: { "application/json": infer T } };
 }
-
-export interface ProjectSettings {
-  superpixel_size: number;
-  superpixel_algorithm: string;
-  strategy: string;
-  static_fraction: number;
-  uncertainty: string;
-  mc_samples: number;
-  initial_images: number;
-  images_per_round: number;
-  budget_pixels: number | null;
-  budget_hours: number | null;
-  model_architecture: "efficientnet_lite0" | "unet";
-  encoder_weights_path: string | null;
-  max_iterations: number | null;
-  finetune_max_iterations: number | null;
-  early_stopping_patience: number | null;
-  validate_every: number;
-  image_score: "mean" | "foreground_weighted";
-  background_classes: number[];
-  class_balance: boolean;
-}
-
-export interface Project extends ProjectSettings {
-  id: number;
-  name: string;
-  description: string;
-  created_at: string;
-}
-
-export interface ProjectDetail extends Project {
-  role: Role;
-  classes: LabelClass[];
-  image_count: number;
-}
-
-export interface TaskLinks {
-  image: string;
-  mask: string;
-  superpixels: string;
-  uncertainty: string | null;
-}
-
-export interface Task {
-  query_id: number;
-  round_id: number;
-  round_number: number;
-  image_id: number;
-  width: number;
-  height: number;
-  superpixel_map_id: number;
-  superpixel_ids: number[];
-  superpixel_scores: number[];
-  mask_version: number;
-  lease_expires_at: string;
-  links: TaskLinks;
-}
-
-/** The body of PATCH .../mask: an edit of the version sent as If-Match (annotator/edit.ts). */
-export interface MaskEditRequest {
-  superpixel_map_id: number;
-  /** [superpixel id, class] */
-  fills: [number, number][];
-  /** [offset, length, class], row-major offsets, sorted, not overlapping */
-  runs: [number, number, number][];
-  clicks: number;
-  seconds: number;
-  done: boolean;
-}
-
-export interface SaveResult {
-  image_id: number;
-  version: number;
-  changed_pixels: number;
-  changed_superpixels: number;
-  labeled_pixels: number;
-  query_done: boolean;
-}
+  ? T
+  : never;
