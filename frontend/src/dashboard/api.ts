@@ -4,7 +4,7 @@
  * api/types.ts), named as the dashboard's modules use them.
  */
 import { API, request } from "../api/client";
-import type { JsonAnswer, LabelClass, ProjectDetail, ProjectSettingsUpdate, Role } from "../api/types";
+import type { JsonAnswer, JsonRequest, LabelClass, ProjectDetail, ProjectSettingsUpdate, Role } from "../api/types";
 import type { components } from "../api/schema";
 
 type Schemas = components["schemas"];
@@ -44,14 +44,14 @@ export const dashboardApi = {
   jobs(projectId: number): Promise<Jobs> {
     return json<JsonAnswer<"/api/v1/projects/{project_id}/dashboard/jobs", "get">>(`${base(projectId)}/dashboard/jobs`);
   },
-  startRound(projectId: number): Promise<unknown> {
+  startRound(projectId: number): Promise<JsonAnswer<"/api/v1/projects/{project_id}/rounds", "post">> {
     return json(`${base(projectId)}/rounds`, { method: "POST" });
   },
-  closeRound(projectId: number, roundId: number): Promise<unknown> {
+  closeRound(projectId: number, roundId: number): Promise<JsonAnswer<"/api/v1/projects/{project_id}/rounds/{round_id}/close", "post">> {
     return json(`${base(projectId)}/rounds/${roundId}/close`, { method: "POST" });
   },
   oracle(projectId: number, roundId: number, mode: "exact" | "dominant"): Promise<JobRead> {
-    return json<JsonAnswer<"/api/v1/projects/{project_id}/rounds/{round_id}/oracle", "post">>(`${base(projectId)}/rounds/${roundId}/oracle`, { method: "POST", json: { mode } });
+    return json<JsonAnswer<"/api/v1/projects/{project_id}/rounds/{round_id}/oracle", "post">>(`${base(projectId)}/rounds/${roundId}/oracle`, { method: "POST", json: { mode } satisfies JsonRequest<"/api/v1/projects/{project_id}/rounds/{round_id}/oracle", "post"> });
   },
   retryJob(projectId: number, jobId: number): Promise<JobRead> {
     return json<JsonAnswer<"/api/v1/projects/{project_id}/jobs/{job_id}/retry", "post">>(`${base(projectId)}/jobs/${jobId}/retry`, { method: "POST" });
@@ -63,16 +63,16 @@ export const dashboardApi = {
     return json<JsonAnswer<"/api/v1/projects/{project_id}/members", "get">>(`${base(projectId)}/members`);
   },
   addMember(projectId: number, email: string, role: Role): Promise<MemberRead> {
-    return json<JsonAnswer<"/api/v1/projects/{project_id}/members", "post">>(`${base(projectId)}/members`, { method: "POST", json: { email, role } });
+    return json<JsonAnswer<"/api/v1/projects/{project_id}/members", "post">>(`${base(projectId)}/members`, { method: "POST", json: { email, role } satisfies JsonRequest<"/api/v1/projects/{project_id}/members", "post"> });
   },
   setRole(projectId: number, userId: number, role: Role): Promise<MemberRead> {
-    return json<JsonAnswer<"/api/v1/projects/{project_id}/members/{user_id}", "patch">>(`${base(projectId)}/members/${userId}`, { method: "PATCH", json: { role } });
+    return json<JsonAnswer<"/api/v1/projects/{project_id}/members/{user_id}", "patch">>(`${base(projectId)}/members/${userId}`, { method: "PATCH", json: { role } satisfies JsonRequest<"/api/v1/projects/{project_id}/members/{user_id}", "patch"> });
   },
   async removeMember(projectId: number, userId: number): Promise<void> {
     await request(`${base(projectId)}/members/${userId}`, { method: "DELETE" });
   },
   addClass(projectId: number, name: string, colour: string): Promise<LabelClass> {
-    return json<JsonAnswer<"/api/v1/projects/{project_id}/classes", "post">>(`${base(projectId)}/classes`, { method: "POST", json: { name, colour } });
+    return json<JsonAnswer<"/api/v1/projects/{project_id}/classes", "post">>(`${base(projectId)}/classes`, { method: "POST", json: { name, colour } satisfies JsonRequest<"/api/v1/projects/{project_id}/classes", "post"> });
   },
   updateClass(projectId: number, classId: number, changes: { name?: string; colour?: string }): Promise<LabelClass> {
     return json<JsonAnswer<"/api/v1/projects/{project_id}/classes/{class_id}", "patch">>(`${base(projectId)}/classes/${classId}`, { method: "PATCH", json: changes });
