@@ -55,7 +55,7 @@ from sqlalchemy import create_engine, select, text
 
 from backend.annotations.edits import MaskEdit
 from backend.annotations.service import save_edit, save_mask
-from backend.auth.service import create_user, hash_password, issue_token
+from backend.auth.service import create_user, issue_token
 from backend.images.service import ingest_images
 from backend.images.validation import UploadSource
 from backend.projects.schemas import ClassCreate, ProjectCreate
@@ -75,6 +75,7 @@ from core.models import (
     TokenKind,
     User,
 )
+from core.passwords import hash_password
 from core.settings import Settings
 from core.superpixel_maps import store_superpixel_map
 
@@ -303,7 +304,7 @@ def running_server(settings: Settings, log_path: Path) -> Iterator[Server]:
         TESSERA_SECRET_KEY=settings.secret_key,
         TESSERA_LOG_LEVEL="warning",
     )
-    command = [sys.executable, "-c", "from backend.cli import main; main()", "serve"]
+    command = [sys.executable, "-c", "from tessera.cli import main; main()", "serve"]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],

@@ -1,7 +1,7 @@
 """Seconds per round of the demo project, and how much of each picked image it asks for.
 
 Builds the project ``tessera serve --demo`` makes (its generated scenes, settings and worker
-defaults, ``worker/demo.py``) in a fresh SQLite database, starts ``tessera worker`` on the
+defaults, ``demo/``) in a fresh SQLite database, starts ``tessera worker`` on the
 embedded broker, and runs rounds 1..N with the oracle answering each (``exact``). For every
 round after the first it prints the seconds spent training, scoring and querying (from the
 round's status changes, polled every 0.1 s), the model's iterations and validation mIoU, and
@@ -17,34 +17,20 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from backend.app import create_app
-from backend.auth.service import create_user, issue_token
-from core.migrate import upgrade_database
-from core.models import TokenKind
-from core.settings import Settings
-from worker.demo import DEMO_WORKER_DEFAULTS, PROJECT_SETTINGS, demo_scenes
-from worker.simulation.synthetic import CLASSES
+# A sibling module: ``python bench/demo_round.py`` puts bench/ first on the path.
+from round_service import BenchService
 
-
-def png(array: np.ndarray[Any, Any]) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+from demo.environment import DEMO_WORKER_DEFAULTS
+from demo.scenes import demo_scenes, project_body
 
 
 def group_cpu_seconds(group: int) -> float:
@@ -78,104 +64,38 @@ class RoundResult:
         return sum(self.seconds.values())
 
 
-class Run:
-    def __init__(self, client: TestClient, headers: dict[str, str]) -> None:
-        self.client, self.headers = client, headers
-
-    def call(self, method: str, path: str, expect: int, **kwargs: Any) -> Any:
-        response = self.client.request(method, f"/api/v1{path}", headers=self.headers, **kwargs)
-        assert response.status_code == expect, response.text
-        return response.json() if response.content else None
-
-    def wait_job(self, project: int, job_id: int, round_id: int | None = None) -> dict[str, float]:
-        """Seconds spent in each round status (or in the job) until the job ends."""
-        spent: dict[str, float] = {}
-        last, since = "", time.perf_counter()
-        while True:
-            job = self.call("GET", f"/projects/{project}/jobs/{job_id}", 200)
-            state = job["status"]
-            if round_id is not None and state == "running":
-                state = self.call("GET", f"/projects/{project}/rounds/{round_id}", 200)["status"]
-            now = time.perf_counter()
-            if state != last:
-                if last:
-                    spent[last] = spent.get(last, 0.0) + now - since
-                last, since = state, now
-            if job["status"] in ("succeeded", "failed"):
-                assert job["status"] == "succeeded", job["error"]
-                return spent
-            time.sleep(0.1)
-
-    def superpixel_map(self, project: int, image_id: int, map_id: int) -> np.ndarray[Any, Any]:
-        response = self.client.get(
-            f"/api/v1/projects/{project}/images/{image_id}/superpixels",
-            params={"map_id": map_id},
-            headers=self.headers,
-        )
-        assert response.status_code == 200, response.text
-        shape = (
-            int(response.headers["X-Superpixel-Height"]),
-            int(response.headers["X-Superpixel-Width"]),
-        )
-        dtype = np.dtype(response.headers["X-Superpixel-Dtype"]).newbyteorder("<")
-        return np.frombuffer(zlib.decompress(response.content), dtype=dtype).reshape(shape)
+def asked_shares(service: BenchService, project: int, query: dict[str, Any]) -> tuple[float, float]:
+    """Of a picked image: the share of its still-open superpixels asked, and the share of its
+    pixels asked."""
+    labels = service.superpixel_map(project, query["image_id"], query["superpixel_map_id"])
+    asked = np.isin(labels, query["superpixel_ids"])
+    mask = service.client.get(
+        f"/api/v1/projects/{project}/images/{query['image_id']}/mask", headers=service.headers
+    )
+    known = np.asarray(Image.open(io.BytesIO(mask.content))) != 255
+    open_ids = np.unique(labels[~known]) if (~known).any() else np.array([])
+    return len(query["superpixel_ids"]) / max(len(open_ids), 1), float(asked.mean())
 
 
 def run_model(model: str, rounds: int, env_base: dict[str, str]) -> tuple[list[RoundResult], str]:
-    data_dir = Path(tempfile.mkdtemp(prefix=f"tessera-demo-{model}-"))
-    settings = Settings(data_dir=data_dir, secret_key="bench", task_queue="bench")
-    upgrade_database(settings)
-    app = create_app(settings)
-    with app.state.session_factory() as session:
-        user = create_user(session, "bench@example.org", "bench-password", is_admin=True)
-        _, secret = issue_token(session, user, TokenKind.api, key="bench")
-        session.commit()
-    run = Run(TestClient(app), {"Authorization": f"Bearer {secret}"})
-    classes = [
-        {"name": c["name"], "colour": "#" + bytes(cast(list[int], c["color"])).hex()}
-        for c in CLASSES
-    ]
-    body = {"name": "demo", "classes": classes, **PROJECT_SETTINGS, "model_architecture": model}
-    project = run.call("POST", "/projects", 201, json=body)["id"]
-    scenes = demo_scenes()
-    for split, rows in scenes.items():
-        files = [("files", (name, png(image))) for name, image, _ in rows]
-        created = run.call(
-            "POST", f"/projects/{project}/images", 201, files=files, data={"split": split}
-        )["created"]
-        for image, (_, _, truth) in zip(created, rows, strict=True):
-            run.call(
-                "PUT",
-                f"/projects/{project}/images/{image['id']}/ground-truth",
-                200,
-                files={"file": ("m.png", png(truth))},
-            )
-    env = {**env_base, "TESSERA_DATA_DIR": str(data_dir), "TESSERA_TASK_QUEUE": "bench"}
-    env.update(TESSERA_SECRET_KEY="bench", TESSERA_DATABASE_URL=settings.resolved_database_url)
-    log = (data_dir / "worker.log").open("wb")
-    clock = time.perf_counter()
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tessera"), "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    results: list[RoundResult] = []
-    try:
-        for job in run.call("GET", f"/projects/{project}/jobs", 200):
-            run.wait_job(project, job["id"])
+    with BenchService(f"tessera-demo-{model}-") as service:
+        project = service.create_project(project_body("demo", "", model))
+        scenes = demo_scenes()
+        for split, rows in scenes.items():
+            service.upload(project, split, rows)
+        clock = time.perf_counter()
+        worker = service.start_worker(env_base)
+        service.wait_for_jobs(project)
         ingest = f"worker start + ingest of {sum(len(r) for r in scenes.values())} images: " + (
             f"{time.perf_counter() - clock:.1f} s"
         )
+        results: list[RoundResult] = []
         for number in range(1, rounds + 1):
             cpu_before = group_cpu_seconds(worker.pid)
-            started = run.call("POST", f"/projects/{project}/rounds", 202)
-            round_id = started["round"]["id"]
-            spent = run.wait_job(project, started["job"]["id"], round_id)
+            round_id, spent = service.run_round(project)
             cpu = group_cpu_seconds(worker.pid) - cpu_before
-            detail = run.call("GET", f"/projects/{project}/rounds/{round_id}", 200)
-            models = run.call("GET", f"/projects/{project}/models", 200)
+            detail = service.call("GET", f"/projects/{project}/rounds/{round_id}", 200)
+            models = service.call("GET", f"/projects/{project}/models", 200)
             metrics: dict[str, Any] = next(
                 (m["metrics"] for m in models if m["round_id"] == round_id), {}
             )
@@ -188,28 +108,11 @@ def run_model(model: str, rounds: int, env_base: dict[str, str]) -> tuple[list[R
                 metrics.get("miou"),
             )
             for query in detail["queries"]:
-                labels = run.superpixel_map(project, query["image_id"], query["superpixel_map_id"])
-                asked = np.isin(labels, query["superpixel_ids"])
-                mask = run.client.get(
-                    f"/api/v1/projects/{project}/images/{query['image_id']}/mask",
-                    headers=run.headers,
-                )
-                known = np.asarray(Image.open(io.BytesIO(mask.content))) != 255
-                open_ids = np.unique(labels[~known]) if (~known).any() else np.array([])
-                result.superpixel_shares.append(
-                    len(query["superpixel_ids"]) / max(len(open_ids), 1)
-                )
-                result.pixel_shares.append(float(asked.mean()))
+                superpixel_share, pixel_share = asked_shares(service, project, query)
+                result.superpixel_shares.append(superpixel_share)
+                result.pixel_shares.append(pixel_share)
             results.append(result)
-            oracle = run.call("POST", f"/projects/{project}/rounds/{round_id}/oracle", 202, json={})
-            run.wait_job(project, oracle["id"])
-            run.call("POST", f"/projects/{project}/rounds/{round_id}/close", 200)
-    finally:
-        worker.terminate()  # the main process stops its pool processes
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+            service.answer_and_close(project, round_id)
     return results, ingest
 
 

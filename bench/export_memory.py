@@ -245,13 +245,14 @@ def partial_mask(rng: np.random.Generator) -> np.ndarray:
 
 def build(database_url: str, counts: list[int]) -> list[int]:
     """Migrates the database and creates one project per count of labeled images."""
-    from backend.auth.service import create_user, hash_password
+    from backend.auth.service import create_user
     from backend.projects.schemas import ClassCreate, ProjectCreate
     from backend.projects.service import create_project
     from core.db import make_engine, make_session_factory
     from core.masks import encode_mask_png
     from core.migrate import upgrade_database
     from core.models import Annotation, Image, ImageStatus, Split, User
+    from core.passwords import hash_password
     from core.settings import Settings
 
     settings = Settings(database_url=database_url, secret_key="bench")

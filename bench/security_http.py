@@ -65,7 +65,7 @@ def start_server(database: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
         "TESSERA_MAX_BODY_BYTES": str(BODY_LIMIT),
         "TESSERA_LOG_LEVEL": "warning",
     }
-    command = [sys.executable, "-c", "from backend.cli import main; main()", "serve"]
+    command = [sys.executable, "-c", "from tessera.cli import main; main()", "serve"]
     process = subprocess.Popen(
         [*command, "--port", str(port)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )

@@ -52,12 +52,13 @@ def smooth_rgb(height: int, width: int) -> np.ndarray:
 def build(database_url: str, sizes: list[tuple[int, int]]) -> tuple[int, list[int], list[int]]:
     """One project (U-Net, 32 px SLIC) with one stored PNG per size; returns the project id,
     the image ids and the PNG sizes in bytes."""
-    from backend.auth.service import create_user, hash_password
+    from backend.auth.service import create_user
     from backend.projects.schemas import ClassCreate, ProjectCreate
     from backend.projects.service import create_project
     from core.db import make_engine, make_session_factory
     from core.migrate import upgrade_database
     from core.models import Annotation, Image, ImageStatus, ModelArchitecture, Split, User
+    from core.passwords import hash_password
     from core.settings import Settings
 
     settings = Settings(database_url=database_url, secret_key="bench")

@@ -4,7 +4,7 @@ Linux's ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` makes the kernel kill the child whe
 thread that forked it ends; a parent that died before the call is caught by comparing
 ``getppid()`` with the parent's pid afterwards. Elsewhere only that comparison is made.
 
-Used for the demo's worker subprocess (``worker/demo.py``) and for the pool processes of
+Used for the demo's worker subprocess (``demo/worker_process.py``) and for the pool processes of
 ``tessera worker`` (``worker/commands/worker.py``): a killed worker must not leave a pool
 process behind that holds its model (on a GPU, its memory). Celery's prefork pool makes the
 same call in its own initializer (``celery.concurrency.prefork.process_initializer``, Linux

@@ -13,12 +13,12 @@ import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from pwdlib import PasswordHash
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.models import ApiToken, TokenKind, User
 from core.models.base import utc_now
+from core.passwords import hash_password, password_hasher
 
 TOKEN_PREFIX = "tsr_"
 LAST_USED_RESOLUTION = timedelta(minutes=10)
@@ -27,17 +27,8 @@ _DUMMY_PASSWORD = "not-a-real-password"
 
 
 @lru_cache(maxsize=1)
-def password_hasher() -> PasswordHash:
-    return PasswordHash.recommended()
-
-
-@lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return password_hasher().hash(_DUMMY_PASSWORD)
-
-
-def hash_password(password: str) -> str:
-    return password_hasher().hash(password)
 
 
 def normalize_email(email: str) -> str:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from backend.commands.common import command_session, find_project
 from backend.export.service import coco_export_chunks, export_zip_chunks
+from core.commands import command_session, find_project
 
 
 @click.command("export")

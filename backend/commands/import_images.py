@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from backend.commands.common import command_session, find_project
 from backend.images.service import ingest_images, set_ground_truth
 from backend.images.validation import UploadRefused, UploadSource
+from core.commands import command_session, find_project
 from core.models import Image, Split
 from core.settings import get_settings
 

@@ -1,49 +1,20 @@
-"""``tessera serve``: upgrade the database, then run the API with uvicorn."""
+"""``tessera serve``: upgrade the database, then run the API with uvicorn.
+
+The ``--demo`` flag is added by the ``demo`` package (``demo/command.py``), which wraps this
+command: the backend knows nothing of the demo or the worker.
+"""
 
 from __future__ import annotations
-
-import os
 
 import click
 
 from core.migrate import upgrade_database
-from core.settings import DEFAULT_SECRET_KEY, get_settings
+from core.settings import DEFAULT_SECRET_KEY, Settings, get_settings
 
 
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option(
-    "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="API processes."
-)
-@click.option(
-    "--demo",
-    is_flag=True,
-    help="Also run a worker and, on first start, create a demo project with its first round "
-    "queried (generated scenes, no download) and demo logins; Ctrl-C stops both.",
-)
-@click.option(
-    "--demo-model",
-    type=click.Choice(["efficientnet_lite0", "unet"]),
-    default="efficientnet_lite0",
-    show_default=True,
-    help="The demo project's model: the pretrained encoder (features cached, learns from "
-    "few labels on a CPU) or the U-Net from scratch.",
-)
-def serve(host: str, port: int, workers: int, demo: bool, demo_model: str) -> None:
-    """Run the Tessera API (upgrades the database schema first)."""
-    import uvicorn
-
-    from backend.app import create_app
-
-    applied: dict[str, str] = {}
-    if demo:
-        if workers != 1:
-            raise click.UsageError("--demo runs one API process; leave out --workers.")
-        # Lazily: the demo module is the worker side's (the backend never loads it otherwise).
-        from worker.demo import prepare_demo_environment
-
-        applied = prepare_demo_environment(os.environ)
+def checked_settings() -> Settings:
+    """The settings to serve with, after refusing a production start with unsafe values
+    (a usage error naming each) and upgrading the database schema."""
     settings = get_settings()
     problems = settings.production_problems()
     if problems:
@@ -54,11 +25,16 @@ def serve(host: str, port: int, workers: int, demo: bool, demo_model: str) -> No
             err=True,
         )
     upgrade_database(settings)
-    if demo:
-        from worker.demo import run_demo
+    return settings
 
-        run_demo(settings, host, port, applied, demo_model)
-    elif workers == 1:
+
+def serve_api(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Runs the API until it is stopped (Ctrl-C or SIGTERM)."""
+    import uvicorn
+
+    from backend.app import create_app
+
+    if workers == 1:
         # The app logs each request itself (JSON, with its request id): no uvicorn access log.
         uvicorn.run(
             create_app(settings),
@@ -78,3 +54,14 @@ def serve(host: str, port: int, workers: int, demo: bool, demo_model: str) -> No
             log_level=settings.log_level,
             access_log=False,
         )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="API processes."
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the Tessera API (upgrades the database schema first)."""
+    serve_api(checked_settings(), host, port, workers)

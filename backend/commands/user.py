@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from backend.auth.password_policy import password_problem
 from backend.auth.service import create_user, normalize_email
-from backend.commands.common import command_session
+from core.commands import command_session
 from core.models import User
 
 

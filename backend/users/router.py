@@ -6,11 +6,12 @@ from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import and_, delete, select
 
 from backend.auth import throttle
-from backend.auth.service import create_user, hash_password, normalize_email, password_hasher
+from backend.auth.service import create_user, normalize_email
 from backend.deps import Admin, CurrentUser, SessionDep, SettingsDep
 from backend.users.schemas import OwnAccountUpdate, UserCreate, UserRead, UserUpdate
 from backend.validation_types import Id
 from core.models import ApiToken, TokenKind, User
+from core.passwords import hash_password, password_hasher
 
 router = APIRouter(prefix="/users", tags=["users"])
 

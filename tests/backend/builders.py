@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.auth.service import create_user, hash_password, issue_token
+from backend.auth.service import create_user, issue_token
 from backend.images.service import ingest_images, set_ground_truth
 from backend.images.validation import UploadSource
 from backend.projects.schemas import ClassCreate, ProjectCreate
@@ -43,6 +43,7 @@ from core.models import (
     TokenKind,
     User,
 )
+from core.passwords import hash_password
 from core.settings import Settings
 from core.superpixel_maps import store_superpixel_map
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.cli import main
+from tessera.cli import main
 from core.models import Image, User
 from core.settings import Settings, get_settings
 from tests.backend.builders import World, png_bytes, rgb_image

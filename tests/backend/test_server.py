@@ -44,7 +44,7 @@ def running_server(env_overrides: dict[str, str], log_path: Path) -> Iterator[st
             [
                 sys.executable,
                 "-c",
-                "from backend.cli import main; main()",
+                "from tessera.cli import main; main()",
                 "serve",
                 "--port",
                 str(port),

@@ -65,7 +65,7 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
 def tessera(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Runs the ``tessera`` CLI (as ``python -m``-style entry point) and checks it succeeded."""
     return subprocess.run(
-        [sys.executable, "-c", "from backend.cli import main; main()", *args],
+        [sys.executable, "-c", "from tessera.cli import main; main()", *args],
         env=process_env(env),
         cwd=REPO,
         capture_output=True,
@@ -92,7 +92,7 @@ def running_server(database_url: str, data_dir: Path, log_path: Path) -> Iterato
     tessera(["user", "add", ADMIN_EMAIL, "--admin", "--name", "Admin"], env)
     port = free_port()
     with log_path.open("wb") as log:
-        command = [sys.executable, "-c", "from backend.cli import main; main()"]
+        command = [sys.executable, "-c", "from tessera.cli import main; main()"]
         process = subprocess.Popen(
             [*command, "serve", "--port", str(port)],
             env=process_env(env),

@@ -94,7 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, frontend_dist: Path) -> Iter
             [
                 sys.executable,
                 "-c",
-                "from backend.cli import main; main()",
+                "from tessera.cli import main; main()",
                 "worker",
                 "--hostname",
                 f"dash-{uuid.uuid4().hex[:6]}@%h",

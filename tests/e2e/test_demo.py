@@ -31,9 +31,11 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 from playwright.sync_api import Page, expect
 
+from demo.accounts import ANNOTATOR_EMAIL, LEAD_EMAIL
+from demo.environment import STATE_FILE
+from demo.run import READY_LINE
 from tests.e2e.server import REPO, free_port, process_env
 from tests.e2e.workspace_page import WorkspacePage, interior_point, log_in, wait_paintable
-from worker.demo import ANNOTATOR_EMAIL, LEAD_EMAIL, READY_LINE, STATE_FILE
 
 # Smaller than the demo's own defaults: the test needs the loop, not a good model.
 TEST_MODEL = {
@@ -98,7 +100,7 @@ class DemoProcess:
                 [
                     sys.executable,
                     "-c",
-                    "from backend.cli import main; main()",
+                    "from tessera.cli import main; main()",
                     "serve",
                     "--demo",
                     "--port",

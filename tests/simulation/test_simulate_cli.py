@@ -20,7 +20,7 @@ TINY_RUN = [
 
 
 def tessera(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from backend.cli import main; main()", *map(str, args)]
+    command = [sys.executable, "-c", "from tessera.cli import main; main()", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 

@@ -18,7 +18,7 @@ SMALL_RUN = [
 
 
 def tessera(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from backend.cli import main; main()", *map(str, args)]
+    command = [sys.executable, "-c", "from tessera.cli import main; main()", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 

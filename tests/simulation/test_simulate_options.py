@@ -114,7 +114,7 @@ def test_gpu_sized_settings_on_a_cpu_warn_with_an_eta_before_the_run(
 ) -> None:
     # 2 million initial iterations: the warning must come before any of them run.
     args = [a if a != "15" else "2000000" for a in TINY_RUN]
-    command = [sys.executable, "-c", "from backend.cli import main; main()", "simulate"]
+    command = [sys.executable, "-c", "from tessera.cli import main; main()", "simulate"]
     command += ["--data", str(dataset), "--out", str(tmp_path / "out"), *args]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

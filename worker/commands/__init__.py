@@ -1,1 +1,1 @@
-"""``tessera`` subcommands that run worker code (listed in ``backend.cli.COMMANDS``)."""
+"""``tessera`` subcommands that run worker code (listed in ``tessera.cli.COMMANDS``)."""

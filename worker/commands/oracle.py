@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from backend.commands.common import command_session, find_project
+from core.commands import command_session, find_project
 from core.models import Round, RoundStatus
 from core.settings import get_settings
 from worker.engine.oracle import ORACLE_MODES

@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.annotations.service import StaleVersion, save_mask
-from backend.auth.service import hash_password
 from core.masks import encode_mask_png
 from core.models import (
     Annotation,
@@ -28,6 +27,7 @@ from core.models import (
     User,
 )
 from core.models.base import utc_now
+from core.passwords import hash_password
 from core.settings import Settings
 from worker.data import ground_truth, partial_mask, superpixel_labels
 from worker.engine.oracle import ORACLE_MODES, oracle_label

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from backend.auth.password_policy import password_problem
-from worker.demo import DemoState
+from demo.environment import DemoState
 
 
 def test_generated_demo_passwords_pass_the_policy(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What every database-touching command shares: an upgraded database and a session."""
+"""What every database-touching ``tessera`` command shares (the API's and the worker's): an
+upgraded database, a session, and finding a project by id or name."""
 
 from __future__ import annotations
 

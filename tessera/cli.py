@@ -1,8 +1,5 @@
-"""The ``tessera`` command line.
-
-Subcommands are loaded lazily by dotted path so that ``tessera serve`` never imports torch
-and ``tessera simulate`` never imports the web stack.
-"""
+"""The ``tessera`` command group: each subcommand by the dotted path of its click command,
+imported only when it runs (or when its own help is asked for)."""
 
 from __future__ import annotations
 
@@ -12,7 +9,10 @@ import click
 
 # name -> ("module:attribute" of a click.Command, one-line help shown by `tessera --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("backend.commands.serve:serve", "Run the API server (upgrades the database first)."),
+    "serve": (
+        "demo.command:serve",
+        "Run the API (upgrades the database first); --demo adds a worker and a demo project.",
+    ),
     "migrate": ("backend.commands.migrate:migrate", "Upgrade the database schema, then exit."),
     "user": ("backend.commands.user:user", "Manage user accounts (tessera user add EMAIL)."),
     "import": (

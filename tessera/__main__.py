@@ -1,0 +1,5 @@
+"""``python -m tessera``: the ``tessera`` command."""
+
+from tessera.cli import main
+
+main()
