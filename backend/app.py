@@ -16,9 +16,12 @@ from backend.export.router import router as export_router
 from backend.frontend import mount_frontend
 from backend.http_guards import BodyLimit, CookieOrigin, SecurityHeaders
 from backend.images.router import router as images_router
+from backend.invitations.router import project_router as project_invitations_router
+from backend.invitations.router import router as invitations_router
 from backend.memory import bound_heap_retention
 from backend.projects.router import router as projects_router
 from backend.request_ids import RequestId
+from backend.review.router import router as review_router
 from backend.rounds.router import router as rounds_router
 from backend.storage import install_storage_full_handlers
 from backend.users.router import router as users_router
@@ -52,6 +55,9 @@ def build_api_router() -> APIRouter:
         rounds_router,
         dashboard_router,
         export_router,
+        project_invitations_router,
+        invitations_router,
+        review_router,
     ):
         api.include_router(router)
 

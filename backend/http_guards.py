@@ -36,6 +36,8 @@ from core.settings import Settings
 API_PREFIX: Final = "/api/v1"
 # The public routes that may carry a body from someone not signed in.
 ANONYMOUS_BODY_PATHS: Final = frozenset({f"{API_PREFIX}/auth/login", f"{API_PREFIX}/auth/logout"})
+# Accepting an invitation: the link's secret in the path is the credential (a password body).
+ANONYMOUS_BODY_PATTERN: Final = re.compile(rf"^{API_PREFIX}/invitations/[^/]{{1,100}}/accept$")
 # Bodies at most this long from a caller with some credential are read without first
 # checking it (the route checks it anyway); larger ones are checked first.
 CHECK_CREDENTIAL_ABOVE: Final = 64 * 1024
@@ -132,7 +134,8 @@ class BodyLimit:
         if length.isdigit() and int(length) > limit:
             await _json(send, 413, BodyTooLarge(limit, setting).detail)
             return
-        if scope["path"] not in ANONYMOUS_BODY_PATHS:
+        path = scope["path"]
+        if path not in ANONYMOUS_BODY_PATHS and not ANONYMOUS_BODY_PATTERN.match(path):
             has_credential = (
                 _bearer_secret(headers) is not None
                 or _cookie(headers, settings.session_cookie_name) is not None

@@ -189,6 +189,11 @@ class Settings(BaseSettings):
     task_lease_seconds: int = Field(
         default=15 * 60, gt=0, description="How long a handed-out task stays reserved."
     )
+    sent_back_hold_seconds: int = Field(
+        default=3 * 24 * 3600,
+        gt=0,
+        description="How long an image a lead sent back stays reserved for its annotator.",
+    )
     # Mask saves (backend/annotations): bounded memory under many annotators at once.
     mask_work_slots: int = Field(
         default=4,

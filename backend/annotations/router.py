@@ -23,6 +23,8 @@ from backend.deps import SessionDep, SettingsDep
 from backend.images.service import get_image
 from backend.images.validation import UploadRefused
 from backend.projects.deps import ProjectAccess, ProjectMember
+from backend.review.schemas import ReviewNote
+from backend.review.service import sent_back_note
 from backend.validation_types import Id, IdValue, parse_version_etag
 from core.masks import empty_mask, encode_mask_png
 from core.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
@@ -285,7 +287,14 @@ def list_submissions(
     )
 
 
-def _task(project_id: int, query: QueryRow, round_: Round, image: Image, version: int) -> Task:
+def _task(
+    project_id: int,
+    query: QueryRow,
+    round_: Round,
+    image: Image,
+    version: int,
+    review_note: ReviewNote | None = None,
+) -> Task:
     base = f"/api/v1/projects/{project_id}"
     assert query.lease_expires_at is not None
     return Task(
@@ -303,6 +312,7 @@ def _task(project_id: int, query: QueryRow, round_: Round, image: Image, version
         else list(query.predicted_classes),
         mask_version=version,
         lease_expires_at=query.lease_expires_at,
+        review_note=review_note,
         links=TaskLinks(
             image=f"{base}/images/{image.id}/file",
             mask=f"{base}/images/{image.id}/mask",
@@ -342,7 +352,8 @@ def next_task(
     query, round_ = claimed
     image = get_image(session, access.project.id, query.image_id)
     version = session.scalar(select(Annotation.version).where(Annotation.image_id == image.id))
-    return _task(access.project.id, query, round_, image, int(version or 0))
+    note = sent_back_note(session, query.id)
+    return _task(access.project.id, query, round_, image, int(version or 0), note)
 
 
 def _get_query(session: SessionDep, project_id: int, query_id: int) -> QueryRow:

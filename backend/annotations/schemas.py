@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.review.schemas import ReviewNote
+
 
 class TaskLinks(BaseModel):
     image: str
@@ -19,6 +21,7 @@ class Task(BaseModel):
     """An image handed to one annotator until ``lease_expires_at``."""
 
     model_config = ConfigDict(
+        json_schema_serialization_defaults_required=True,
         json_schema_extra={
             "examples": [
                 {
@@ -61,6 +64,10 @@ class Task(BaseModel):
     )
     mask_version: int = Field(description="Send as If-Match when saving the mask.")
     lease_expires_at: datetime
+    review_note: ReviewNote | None = Field(
+        default=None,
+        description="The lead's comment when this task was sent back in review; null otherwise.",
+    )
     links: TaskLinks
 
 

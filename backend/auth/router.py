@@ -6,13 +6,15 @@ from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.auth import service, throttle
 from backend.auth.schemas import LoginRequest, TokenCreate, TokenCreated, TokenInfo
 from backend.deps import CurrentUser, SessionDep, SettingsDep
 from backend.users.schemas import UserRead
 from backend.validation_types import Id
-from core.models import ApiToken, TokenKind
+from core.models import ApiToken, TokenKind, User
+from core.settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -55,6 +57,13 @@ def login(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Wrong e-mail or password.")
     throttle.forget_login_failures(session, keys)
     service.forget_expired_sessions(session, user)
+    start_session(session, user, settings, response)
+    return UserRead.model_validate(user)
+
+
+def start_session(session: Session, user: User, settings: Settings, response: Response) -> None:
+    """Signs ``user`` in on this browser: a session token, committed, set as an HttpOnly,
+    SameSite=Lax cookie (login, and accepting an invitation)."""
     _, secret = service.issue_token(
         session,
         user,
@@ -72,7 +81,6 @@ def login(
         secure=settings.session_cookie_secure,
         path="/",
     )
-    return UserRead.model_validate(user)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -6,6 +6,7 @@ from core.models.checkpoints import ModelCheckpoint
 from core.models.dashboard import AnnotationClassCounts, SaveConflict, SimulationResult
 from core.models.features import ImageFeatures
 from core.models.images import Image, ImageStatus, Split, SuperpixelMap
+from core.models.invitations import Invitation
 from core.models.jobs import Job, JobStatus
 from core.models.locks import ProjectLock
 from core.models.projects import (
@@ -19,6 +20,7 @@ from core.models.projects import (
     SuperpixelAlgorithm,
     Uncertainty,
 )
+from core.models.reviews import Review, ReviewDecision
 from core.models.rounds import Query, QueryStatus, Round, RoundStatus
 from core.models.scores import ImageScore
 from core.models.users import ApiToken, LoginThrottle, TokenKind, User
@@ -34,6 +36,7 @@ __all__ = [
     "ImageScore",
     "ImageScoring",
     "ImageStatus",
+    "Invitation",
     "Job",
     "JobStatus",
     "LabelClass",
@@ -45,6 +48,8 @@ __all__ = [
     "ProjectLock",
     "Query",
     "QueryStatus",
+    "Review",
+    "ReviewDecision",
     "Role",
     "Round",
     "RoundStatus",

@@ -23,7 +23,9 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from core.models import Base, SimulationResult
+from backend.invitations.schemas import InvitationCreate
+from backend.invitations.service import create_invitation
+from core.models import Base, Project, SimulationResult, User
 from tests.backend.builders import PASSWORD, Account, World, png_bytes, rgb_image
 from tests.backend.conftest import _truncate
 
@@ -105,6 +107,15 @@ RULES: dict[tuple[str, str], Level] = {
     ("GET", f"{P}/dashboard/simulations"): Level.lead,
     ("POST", f"{P}/dashboard/simulations"): Level.lead,
     ("DELETE", f"{P}/dashboard/simulations/{{simulation_id}}"): Level.lead,
+    ("POST", f"{P}/invitations"): Level.lead,
+    ("GET", f"{P}/invitations"): Level.lead,
+    ("DELETE", f"{P}/invitations/{{invitation_id}}"): Level.lead,
+    # The link's secret is the credential.
+    ("GET", f"{API}/invitations/{{token}}"): Level.public,
+    ("POST", f"{API}/invitations/{{token}}/accept"): Level.public,
+    ("GET", f"{P}/review/images"): Level.lead,
+    ("GET", f"{P}/review/images/{{image_id}}"): Level.lead,
+    ("POST", f"{P}/review/images/{{image_id}}"): Level.lead,
 }
 
 SIMULATION_JSONL = (
@@ -146,7 +157,7 @@ def expected_refusal(level: Level, role: str) -> int | None:
 @dataclass
 class Matrix:
     accounts: dict[str, Account]
-    ids: dict[str, int]
+    ids: dict[str, Any]
 
 
 def build(world: World) -> Matrix:
@@ -167,7 +178,7 @@ def build(world: World) -> Matrix:
         list(range(12)),
         uncertainty_png=png_bytes(np.zeros((24, 32), dtype=np.uint8)),
     )
-    ids = {
+    ids: dict[str, Any] = {
         "project_id": project,
         "image_id": image,
         "round_id": round_,
@@ -176,6 +187,7 @@ def build(world: World) -> Matrix:
         "class_id": 1,  # the first class created in a fresh (truncated) database
         "simulation_id": _simulation(world, project),
     }
+    ids["invitation_id"], ids["token"] = _invitation(world, project, accounts["lead"])
     world.model(project, round_)
     return Matrix(accounts, ids)
 
@@ -187,6 +199,22 @@ def _simulation(world: World, project_id: int) -> int:
         session.add(result)
         session.commit()
         return result.id
+
+
+def _invitation(world: World, project_id: int, lead: Account) -> tuple[int, str]:
+    with world.factory() as session:
+        project = session.get(Project, project_id)
+        inviter = session.get(User, lead.id)
+        assert project is not None and inviter is not None
+        invitation, secret = create_invitation(
+            session,
+            project,
+            inviter,
+            InvitationCreate(email="invitee@example.org"),
+            key=world.settings.secret_key,
+        )
+        session.commit()
+        return invitation.id, secret
 
 
 def _zip_of_one_image() -> bytes:
@@ -226,6 +254,11 @@ def request_for(method: str, path: str, role: str, matrix: Matrix) -> tuple[str,
             "json": {"email": "outsider@example.org", "role": "annotator"}
         },
         ("PATCH", f"{P}/members/{{user_id}}"): lambda: {"json": {"role": "lead"}},
+        ("POST", f"{P}/invitations"): lambda: {"json": {"email": "someone@example.org"}},
+        ("POST", f"{API}/invitations/{{token}}/accept"): lambda: {
+            "json": {"password": "violet staircase thunder"}
+        },
+        ("POST", f"{P}/review/images/{{image_id}}"): lambda: {"json": {"decision": "accepted"}},
         ("POST", f"{P}/images"): lambda: {
             "files": [("files", ("bundle.zip", _zip_of_one_image(), "application/zip"))]
         },

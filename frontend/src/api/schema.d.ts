@@ -194,7 +194,9 @@ export interface paths {
         head?: never;
         /**
          * Update Project
-         * @description Changes settings; they apply from the next round on.
+         * @description Changes settings; they apply from the next round on. A new superpixel size or
+         *     algorithm, or a new pretrained model, queues ingest jobs that recompute the maps or
+         *     encoder features of every image (listed under ``GET .../jobs``); rounds wait for them.
          */
         patch: operations["update_project_api_v1_projects__project_id__patch"];
         trace?: never;
@@ -904,6 +906,144 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project_id}/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Invitations
+         * @description The project's invitations, newest first, pending, accepted or expired (never the link).
+         */
+        get: operations["list_invitations_api_v1_projects__project_id__invitations_get"];
+        put?: never;
+        /**
+         * Create Invitation
+         * @description Invites a new member: the answer holds a one-time link (``/invite/<token>``) to send
+         *     them; opening it lets them choose a password and join with ``role``. A pending link for
+         *     the same e-mail stops working.
+         */
+        post: operations["create_invitation_api_v1_projects__project_id__invitations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project_id}/invitations/{invitation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Invitation
+         * @description Revokes a pending invitation: its link stops working.
+         */
+        delete: operations["revoke_invitation_api_v1_projects__project_id__invitations__invitation_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Invitation
+         * @description What a pending link invites to (no login needed: the link is the credential).
+         */
+        get: operations["read_invitation_api_v1_invitations__token__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/{token}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept Invitation
+         * @description Creates the invitee's account with the chosen password, adds them to the project and
+         *     signs this browser in (session cookie). The link then stops working.
+         */
+        post: operations["accept_invitation_api_v1_invitations__token__accept_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project_id}/review/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Browse Images
+         * @description The project's images in id order with where each stands, one page at a time.
+         *
+         *     ``GET .../review/images?state=submitted&round_id=3&limit=20``: the submitted images of
+         *     round 3 waiting for review. A round filter uses that round's query of each image;
+         *     otherwise an image's newest query decides its state.
+         */
+        get: operations["browse_images_api_v1_projects__project_id__review_images_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project_id}/review/images/{image_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Review
+         * @description One image for review: its state, the query's superpixels, links to the image, mask and
+         *     superpixel map, and every decision so far.
+         */
+        get: operations["read_review_api_v1_projects__project_id__review_images__image_id__get"];
+        put?: never;
+        /**
+         * Review Image
+         * @description Accepts a submitted image, or sends it back (``comment`` required): it returns to the
+         *     annotator who labeled it, first in their queue, with the comment shown in the workspace.
+         *     Recorded with who and when; ``GET`` the image for the history.
+         */
+        post: operations["review_image_api_v1_projects__project_id__review_images__image_id__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -958,6 +1098,42 @@ export interface components {
              * @default
              */
             name: string;
+        };
+        /** BrowserImage */
+        BrowserImage: {
+            /** Image Id */
+            image_id: number;
+            /** Filename */
+            filename: string;
+            /** Width */
+            width: number;
+            /** Height */
+            height: number;
+            split: components["schemas"]["Split"];
+            state: components["schemas"]["ImageState"];
+            /** Round Id */
+            round_id: number | null;
+            /** Round Number */
+            round_number: number | null;
+            /** Query Id */
+            query_id: number | null;
+            /** @description Who last saved the query's labels, or holds it. */
+            annotator: components["schemas"]["Person"] | null;
+            /**
+             * Submitted At
+             * @description When the query's labels were last saved.
+             */
+            submitted_at: string | null;
+            links: components["schemas"]["BrowserLinks"];
+        };
+        /** BrowserLinks */
+        BrowserLinks: {
+            /** Thumbnail */
+            thumbnail: string;
+            /** Image */
+            image: string;
+            /** Mask */
+            mask: string;
         };
         /** Budget */
         Budget: {
@@ -1151,6 +1327,20 @@ export interface components {
              */
             detail?: components["schemas"]["ValidationError"][] | string;
         };
+        /** ImagePage */
+        ImagePage: {
+            /**
+             * Total
+             * @description Images matching the filters, on all pages.
+             */
+            total: number;
+            /** Offset */
+            offset: number;
+            /** Limit */
+            limit: number;
+            /** Items */
+            items: components["schemas"]["BrowserImage"][];
+        };
         /** ImageRead */
         ImageRead: {
             /** Id */
@@ -1194,6 +1384,12 @@ export interface components {
          */
         ImageScoring: "mean" | "foreground_weighted";
         /**
+         * ImageState
+         * @description Where an image stands, from its newest query (or the query of the round filtered on).
+         * @enum {string}
+         */
+        ImageState: "unlabeled" | "asked" | "submitted" | "accepted" | "sent_back";
+        /**
          * ImageStatus
          * @enum {string}
          */
@@ -1207,6 +1403,133 @@ export interface components {
         ImageUpdate: {
             split: components["schemas"]["Split"];
         };
+        /**
+         * InvitationAccept
+         * @example {
+         *       "name": "Ann",
+         *       "password": "a long passphrase"
+         *     }
+         */
+        InvitationAccept: {
+            /**
+             * Password
+             * @description At least 10 characters, not blank, not a common or easily guessed password.
+             */
+            password: string;
+            /** Name */
+            name?: string | null;
+        };
+        /** InvitationAccepted */
+        InvitationAccepted: {
+            user: components["schemas"]["UserRead"];
+            /** Project Id */
+            project_id: number;
+        };
+        /**
+         * InvitationCreate
+         * @example {
+         *       "email": "ann@example.org",
+         *       "role": "annotator"
+         *     }
+         */
+        InvitationCreate: {
+            /** Email */
+            email: string;
+            /**
+             * Name
+             * @default
+             */
+            name: string;
+            /** @default annotator */
+            role: components["schemas"]["Role"];
+            /**
+             * Expires In Days
+             * @description The link stops working after this many days.
+             * @default 7
+             */
+            expires_in_days: number;
+        };
+        /** InvitationCreated */
+        InvitationCreated: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            /** Name */
+            name: string;
+            role: components["schemas"]["Role"];
+            state: components["schemas"]["InvitationState"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Accepted At */
+            accepted_at: string | null;
+            /**
+             * Token
+             * @description The link's secret; shown only in this answer.
+             */
+            token: string;
+            /**
+             * Link
+             * @description The page the invitee opens: /invite/<token>.
+             */
+            link: string;
+        };
+        /**
+         * InvitationPreview
+         * @description What the invitee sees before choosing a password.
+         */
+        InvitationPreview: {
+            /** Email */
+            email: string;
+            /** Name */
+            name: string;
+            role: components["schemas"]["Role"];
+            /** Project Id */
+            project_id: number;
+            /** Project Name */
+            project_name: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+        };
+        /** InvitationRead */
+        InvitationRead: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            /** Name */
+            name: string;
+            role: components["schemas"]["Role"];
+            state: components["schemas"]["InvitationState"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Accepted At */
+            accepted_at: string | null;
+        };
+        /**
+         * InvitationState
+         * @enum {string}
+         */
+        InvitationState: "pending" | "accepted" | "expired";
         /** JobRead */
         JobRead: {
             /** Id */
@@ -1306,6 +1629,7 @@ export interface components {
          *           2
          *         ]
          *       ],
+         *       "prefilled": false,
          *       "runs": [
          *         [
          *           48020,
@@ -1355,6 +1679,12 @@ export interface components {
              * @default 0
              */
             seconds: number;
+            /**
+             * Prefilled
+             * @description The annotator started from the model's predicted classes.
+             * @default false
+             */
+            prefilled: boolean;
             /**
              * Done
              * @description Marks the image's query as labeled.
@@ -1438,6 +1768,15 @@ export interface components {
             current_password?: string | null;
             /** New Password */
             new_password?: string | null;
+        };
+        /** Person */
+        Person: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            /** Name */
+            name: string;
         };
         /**
          * ProjectCreate
@@ -1853,6 +2192,111 @@ export interface components {
          */
         QueryStatus: "open" | "assigned" | "done";
         /**
+         * ReviewCreate
+         * @example {
+         *       "comment": "The car's wheels are labeled as road.",
+         *       "decision": "sent_back"
+         *     }
+         */
+        ReviewCreate: {
+            decision: components["schemas"]["ReviewDecision"];
+            /**
+             * Comment
+             * @description Required when sending back: what the annotator should fix.
+             * @default
+             */
+            comment: string;
+        };
+        /**
+         * ReviewDecision
+         * @enum {string}
+         */
+        ReviewDecision: "accepted" | "sent_back";
+        /**
+         * ReviewDetail
+         * @description One image as the review page shows it: the labels to judge and what happened so far.
+         */
+        ReviewDetail: {
+            /** Image Id */
+            image_id: number;
+            /** Filename */
+            filename: string;
+            /** Width */
+            width: number;
+            /** Height */
+            height: number;
+            split: components["schemas"]["Split"];
+            state: components["schemas"]["ImageState"];
+            /** Round Id */
+            round_id: number | null;
+            /** Round Number */
+            round_number: number | null;
+            /** Query Id */
+            query_id: number | null;
+            /** @description Who last saved the query's labels, or holds it. */
+            annotator: components["schemas"]["Person"] | null;
+            /**
+             * Submitted At
+             * @description When the query's labels were last saved.
+             */
+            submitted_at: string | null;
+            links: components["schemas"]["BrowserLinks"];
+            /** Superpixel Map Id */
+            superpixel_map_id: number | null;
+            /**
+             * Superpixel Ids
+             * @description The superpixels the query asked for.
+             */
+            superpixel_ids: number[];
+            /** Mask Version */
+            mask_version: number;
+            /**
+             * Superpixels
+             * @description Link to the query's superpixel map.
+             */
+            superpixels: string | null;
+            /**
+             * History
+             * @description Every decision on this image, oldest first.
+             */
+            history: components["schemas"]["ReviewRead"][];
+        };
+        /**
+         * ReviewNote
+         * @description The lead's comment on a task that was sent back, shown in the workspace.
+         */
+        ReviewNote: {
+            /** Comment */
+            comment: string;
+            /**
+             * Reviewer
+             * @description The reviewer's name, or e-mail without a name.
+             */
+            reviewer: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** ReviewRead */
+        ReviewRead: {
+            /** Id */
+            id: number;
+            decision: components["schemas"]["ReviewDecision"];
+            /** Comment */
+            comment: string;
+            reviewer: components["schemas"]["Person"] | null;
+            annotator: components["schemas"]["Person"] | null;
+            /** Mask Version */
+            mask_version: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
          * Role
          * @enum {string}
          */
@@ -2085,6 +2529,8 @@ export interface components {
             clicks: number;
             /** Seconds */
             seconds: number;
+            /** Prefilled */
+            prefilled: boolean;
         };
         /**
          * SuperpixelAlgorithm
@@ -2105,6 +2551,11 @@ export interface components {
          *         "uncertainty": "/api/v1/projects/1/queries/12/uncertainty"
          *       },
          *       "mask_version": 0,
+         *       "predicted_classes": [
+         *         1,
+         *         1,
+         *         2
+         *       ],
          *       "query_id": 12,
          *       "round_id": 3,
          *       "round_number": 2,
@@ -2145,6 +2596,11 @@ export interface components {
             /** Superpixel Scores */
             superpixel_scores: number[];
             /**
+             * Predicted Classes
+             * @description The model's class for each of superpixel_ids (same order), for the annotator to accept as a pre-fill and correct; null when the round had no model.
+             */
+            predicted_classes: number[] | null;
+            /**
              * Mask Version
              * @description Send as If-Match when saving the mask.
              */
@@ -2154,6 +2610,8 @@ export interface components {
              * Format: date-time
              */
             lease_expires_at: string;
+            /** @description The lead's comment when this task was sent back in review; null otherwise. */
+            review_note: components["schemas"]["ReviewNote"] | null;
             links: components["schemas"]["TaskLinks"];
         };
         /** TaskLinks */
@@ -6131,6 +6589,530 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorDetail"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_invitations_api_v1_projects__project_id__invitations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationRead"][];
+                };
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The caller is not a lead of this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such project, or the caller is not a member of it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_invitation_api_v1_projects__project_id__invitations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvitationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationCreated"];
+                };
+            };
+            /** @description The body cannot be parsed (malformed JSON or multipart data) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The caller is not a lead of this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such project, or the caller is not a member of it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description An account with this e-mail exists: add it as a member */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    revoke_invitation_api_v1_projects__project_id__invitations__invitation_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id (1 .. 2^31-1). */
+                invitation_id: number;
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The caller is not a lead of this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such resource here (the message names it) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The invitation was already used */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_invitation_api_v1_invitations__token__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The link's secret */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationPreview"];
+                };
+            };
+            /** @description No such invitation link */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The link was already used or has expired */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    accept_invitation_api_v1_invitations__token__accept_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The link's secret */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvitationAccept"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationAccepted"];
+                };
+            };
+            /** @description The body cannot be parsed (malformed JSON or multipart data) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such invitation link */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An account with the invited e-mail was created meanwhile */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The link was already used or has expired */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The password breaks the password policy */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    browse_images_api_v1_projects__project_id__review_images_get: {
+        parameters: {
+            query?: {
+                /** @description Only images asked in this round. */
+                round_id?: number | null;
+                /** @description Only images in this state. */
+                state?: components["schemas"]["ImageState"] | null;
+                /** @description Only images this user labeled (or holds). */
+                annotator_id?: number | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagePage"];
+                };
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The caller is not a lead of this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such project, or the caller is not a member of it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_review_api_v1_projects__project_id__review_images__image_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id (1 .. 2^31-1). */
+                image_id: number;
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewDetail"];
+                };
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The caller is not a lead of this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such resource here (the message names it) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    review_image_api_v1_projects__project_id__review_images__image_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id (1 .. 2^31-1). */
+                image_id: number;
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewRead"];
+                };
+            };
+            /** @description The body cannot be parsed (malformed JSON or multipart data) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The caller is not a lead of this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such resource here (the message names it) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The image is not in a state the decision applies to (the message says) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
