@@ -246,15 +246,22 @@ def test_previous_reopens_the_image_just_submitted(
     assert (mask[image.pixels_of(int(image.labels[y, x1]))] == 0).all()
 
 
-def outline_rgba(page: Page, x: int, y: int) -> list[int]:
-    """The context layer's pixel (x, y) (outlines and dimming) after the pending frame."""
+def outline_rgba(page: Page, x: int, y: int, image_width: int) -> list[int]:
+    """The outline overlay's pixel on the lower edge of image pixel (x, y): the last stage
+    row whose centre still lies in image row y (outlines are drawn in screen pixels)."""
     rgba: list[int] = page.evaluate(
-        """async ([x, y]) => {
+        """async ([x, y, imageWidth]) => {
             await new Promise((done) => requestAnimationFrame(() => done()));
-            const canvas = document.querySelector('canvas[data-layer="context"]');
-            return Array.from(canvas.getContext("2d").getImageData(x, y, 1, 1).data);
+            const stage = document.querySelector(".stage").getBoundingClientRect();
+            const layer = document.querySelector('canvas[data-layer="mask"]');
+            const mask = layer.getBoundingClientRect();
+            const scale = mask.width / imageWidth;
+            const sx = Math.floor(mask.left - stage.left + (x + 0.5) * scale);
+            const sy = Math.ceil(mask.top - stage.top + (y + 1) * scale - 0.5) - 1;
+            const canvas = document.querySelector('canvas[data-layer="outlines"]');
+            return Array.from(canvas.getContext("2d").getImageData(sx, sy, 1, 1).data);
         }""",
-        [x, y],
+        [x, y, image_width],
     )
     return rgba
 
@@ -287,13 +294,13 @@ def test_keyboard_painting_fills_the_highlighted_superpixel_and_moves_on(
     region = queried.pixels_of(first)
     edge = region & ~np.pad(region, 1)[2:, 1:-1]  # pixels whose lower neighbour is outside
     ey, ex = (int(v[0]) for v in edge.nonzero())
-    assert outline_rgba(page, ex, ey) == [255, 214, 0, 255]
+    assert outline_rgba(page, ex, ey, project.width) == [255, 214, 0, 255]
 
     # A fills it with the current class ("car", key 4 -> index 3) and moves to the next.
     workspace.press("4")
     workspace.press("a")
-    done = outline_rgba(page, ex, ey)  # canvas stores premultiplied alpha: +-2 rounding
-    assert max(abs(a - b) for a, b in zip(done, [76, 195, 138, 150], strict=True)) <= 2, done
+    done = outline_rgba(page, ex, ey, project.width)  # premultiplied alpha: +-2 rounding
+    assert max(abs(a - b) for a, b in zip(done, [76, 195, 138, 210], strict=True)) <= 2, done
     expect(box).not_to_have_attribute("data-superpixel", str(first))
     second = int(box.get_attribute("data-superpixel") or -1)
     workspace.press("a")

@@ -32,6 +32,7 @@ export function buildChrome(
   callbacks: ChromeCallbacks,
   account: HTMLElement | null,
   hasPrevious = false,
+  hasPrediction = false,
 ): Chrome {
   const stat = (name: StatName, title: string): HTMLElement =>
     h("span", { class: `stat stat-${name}`, "data-stat": name, title });
@@ -114,6 +115,7 @@ export function buildChrome(
     toolButton("fill", "Fill", "G"),
     toolButton("brush", "Brush", "B"),
     toolButton("eraser", "Eraser", "E"),
+    predictionButton(hasPrediction, callbacks),
     h("div", { class: "brush-row" }, h("kbd", {}, "["), stats.brush, h("kbd", {}, "]")),
     h("h3", {}, "Classes"),
     palette,
@@ -128,6 +130,26 @@ export function buildChrome(
     account,
   );
   return { topbar, toolbar, stats, toolButtons, paletteButtons };
+}
+
+/** "Accept prediction" (R): disabled, saying why, when the round had no model to predict. */
+function predictionButton(available: boolean, callbacks: ChromeCallbacks): HTMLButtonElement {
+  const node = h(
+    "button",
+    {
+      type: "button",
+      class: "toggle prediction",
+      "data-action": "accept-prediction",
+      title: available
+        ? "Fill every unlabeled queried superpixel with the model's predicted class (R)"
+        : "No prediction for this image: its round had no model yet",
+    },
+    h("span", {}, "Accept prediction"),
+    h("kbd", {}, "R"),
+  );
+  node.disabled = !available;
+  node.addEventListener("click", () => callbacks.action("accept-prediction"));
+  return node;
 }
 
 /** The uncertainty map's legend: its colour ramp from low to high (shown with the map). */

@@ -16,6 +16,8 @@ export interface Draft {
   baseVersion: number;
   clicks: number;
   seconds: number;
+  /** The model's prediction was accepted (absent in drafts written before pre-fill). */
+  prefilled?: boolean;
   savedAt: string;
   /** base64 of little-endian uint32 triples (start, length, value). */
   runs: string;

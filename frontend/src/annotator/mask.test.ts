@@ -279,4 +279,25 @@ describe("drag-fill and fill-all", () => {
     history.undo((indices, values) => e.applyValues(indices, values));
     expect(e.labeledSuperpixels).toBe(1);
   });
+
+  it("pre-fills each remaining superpixel with its own class, keeping labels already there", () => {
+    const e = editor([0, 1, 2]);
+    e.beginStroke();
+    e.paintSegment(4, 0, 4, 0, 1, 1); // one pixel of superpixel 1 labeled by hand
+    e.endStroke();
+    // Slot 0 (superpixel 0) -> class 3, slot 1 -> 2, slot 2 has no prediction (-1).
+    const predicted = [3, 2, -1];
+    const diff = e.fillRemainingBySlot((slot) => predicted[slot] ?? -1);
+    expect(diff!.indices).toHaveLength(16 + 15);
+    expect(pixelsWith(e.mask, 3)).toEqual(superpixelPixels(0));
+    expect(pixelsWith(e.mask, 1)).toEqual([4]);
+    expect(pixelsWith(e.mask, 2)).toHaveLength(15);
+    expect(pixelsWith(e.mask, UNLABELED)).toHaveLength(W * H - 32);
+    expect(e.labeledSuperpixels).toBe(2);
+    const history = new History();
+    history.push(diff!);
+    history.undo((indices, values) => e.applyValues(indices, values));
+    expect(e.labeledSuperpixels).toBe(0);
+    expect(pixelsWith(e.mask, 1)).toEqual([4]);
+  });
 });

@@ -204,9 +204,19 @@ export class MaskEditor {
    * already labeled keep their class), as one diff; null when nothing was left.
    */
   fillRemaining(value: number): Diff | null {
+    return this.fillRemainingBySlot(() => value);
+  }
+
+  /**
+   * Pre-fill: like `fillRemaining`, but each queried superpixel (slot) gets its own class,
+   * `valueOf(slot)` (the model's prediction); slots it answers -1 for are left as they are.
+   */
+  fillRemainingBySlot(valueOf: (slot: number) => number): Diff | null {
     this.recorder.begin();
     for (let slot = 0; slot < this.regions.slotCount; slot++) {
       if (this.unlabeled[slot] === 0) continue;
+      const value = valueOf(slot);
+      if (value < 0 || value >= UNLABELED) continue;
       for (const pixel of this.regions.pixelsOf(slot)) {
         if (this.mask[pixel] === UNLABELED) this.write(pixel, value);
       }

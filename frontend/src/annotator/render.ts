@@ -3,20 +3,29 @@
  *
  *   image        the photo, drawn once
  *   mask         class colours; only the dirty rectangle of each edit is recoloured and put
- *   context      locked pixels dimmed, superpixel boundaries (queried ones bright), drawn once
+ *   context      locked pixels dimmed, drawn once
  *   uncertainty  overlay: the model's heat map, drawn once when first shown, off by default
  *
  * Zooming and panning change one transform and repaint nothing; painting touches only the
- * mask layer's dirty rectangle, once per animation frame.
+ * mask layer's dirty rectangle, once per animation frame. Superpixel outlines are not in the
+ * stack: `OutlineOverlay` draws them in screen pixels over it (outlines.ts).
  */
 import { type Rect, isEmpty } from "./geometry";
 import { packRgba } from "./colours";
+import { type OutlineSource, drawOutlines } from "./outlines";
 import type { QueriedRegions } from "./superpixels";
 import type { View } from "./view";
 
-/** Outline of a queried superpixel with unlabeled pixels left, and of a finished one. */
-const OUTLINE_TODO = packRgba(255, 214, 0, 255);
-const OUTLINE_DONE = packRgba(76, 195, 138, 150);
+/**
+ * Outline colours by style (outlines.ts): none, locked (faint), asked and finished (quiet
+ * green), asked with unlabeled pixels left (bright yellow, what still needs work).
+ */
+const OUTLINE_COLOURS = Uint32Array.from([
+  0,
+  packRgba(255, 255, 255, 80),
+  packRgba(76, 195, 138, 210),
+  packRgba(255, 214, 0, 255),
+]);
 
 function layer(name: string, width: number, height: number): HTMLCanvasElement {
   const canvas = document.createElement("canvas");
@@ -45,7 +54,6 @@ export class LayerStack {
   private readonly maskImage: ImageData;
   private readonly maskPixels: Uint32Array;
   private heatDrawn = false;
-  private contextImage: ImageData | null = null;
 
   constructor(width: number, height: number) {
     this.width = width;
@@ -96,63 +104,15 @@ export class LayerStack {
     );
   }
 
-  /**
-   * Dims every locked pixel and draws boundaries: queried superpixels get a bright outline on
-   * their inner edge, the others a faint one. One pass over the image, at load.
-   */
+  /** Dims every locked pixel: one pass over the image, at load. */
   drawContext(regions: QueriedRegions): void {
     const { width, height } = this;
-    const { labels, editable } = regions;
     const image = new ImageData(width, height);
     const out = new Uint32Array(image.data.buffer);
     const dim = packRgba(8, 10, 20, 150);
-    const faint = packRgba(255, 255, 255, 70);
-    const bright = OUTLINE_TODO;
-    for (let y = 0, index = 0; y < height; y++) {
-      for (let x = 0; x < width; x++, index++) {
-        const label = labels[index];
-        const edge =
-          (x + 1 < width && labels[index + 1] !== label) ||
-          (y + 1 < height && labels[index + width] !== label) ||
-          (x > 0 && labels[index - 1] !== label) ||
-          (y > 0 && labels[index - width] !== label);
-        if (editable[index] === 1) {
-          if (edge) out[index] = bright;
-        } else {
-          // Locked: one-sided edges keep the faint lines 1 px wide.
-          const lockedEdge =
-            (x + 1 < width && labels[index + 1] !== label) ||
-            (y + 1 < height && labels[index + width] !== label);
-          out[index] = lockedEdge ? faint : dim;
-        }
-      }
-    }
+    const { editable } = regions;
+    for (let index = 0; index < out.length; index++) if (editable[index] === 0) out[index] = dim;
     context2d(this.contextLayer).putImageData(image, 0, 0);
-    this.contextImage = image;
-  }
-
-  /**
-   * Restyles the outline of queried superpixel `slot`: bright yellow while it has unlabeled
-   * pixels, a quiet green once every pixel is labeled, so what is left stands out.
-   */
-  markDone(regions: QueriedRegions, slot: number, done: boolean): void {
-    const image = this.contextImage;
-    const bounds = regions.bounds[slot];
-    if (!image || !bounds) return;
-    const out = new Uint32Array(image.data.buffer);
-    const colour = done ? OUTLINE_DONE : OUTLINE_TODO;
-    for (const index of regions.pixelsOf(slot)) {
-      if (out[index] !== 0) out[index] = colour; // the edge pixels are the only ones drawn
-    }
-    context2d(this.contextLayer).putImageData(
-      image,
-      0,
-      0,
-      bounds.x0,
-      bounds.y0,
-      bounds.x1 - bounds.x0,
-      bounds.y1 - bounds.y0,
-    );
   }
 
   /**
@@ -190,5 +150,42 @@ export class LayerStack {
 
   setBoundariesVisible(visible: boolean): void {
     this.contextLayer.hidden = !visible;
+  }
+}
+
+/**
+ * The superpixel outlines, a canvas the size of the stage in CSS pixels over the layer stack:
+ * redrawn whenever the view, the stage size or a superpixel's state changes, so every line
+ * stays one CSS pixel wide at any zoom.
+ */
+export class OutlineOverlay {
+  readonly element: HTMLCanvasElement;
+  private readonly ctx: CanvasRenderingContext2D;
+  private image: ImageData | null = null;
+
+  constructor(private readonly source: OutlineSource) {
+    this.element = document.createElement("canvas");
+    this.element.className = "outline-overlay";
+    this.element.dataset.layer = "outlines";
+    this.ctx = context2d(this.element);
+  }
+
+  /** Redraws for `view` on a stage `width` x `height` CSS pixels. */
+  draw(view: View, width: number, height: number): void {
+    const w = Math.max(1, Math.floor(width));
+    const h = Math.max(1, Math.floor(height));
+    if (!this.image || this.image.width !== w || this.image.height !== h) {
+      this.element.width = w;
+      this.element.height = h;
+      this.element.style.width = `${w}px`;
+      this.element.style.height = `${h}px`;
+      this.image = new ImageData(w, h);
+    }
+    drawOutlines(new Uint32Array(this.image.data.buffer), w, h, view, this.source, OUTLINE_COLOURS);
+    this.ctx.putImageData(this.image, 0, 0);
+  }
+
+  setVisible(visible: boolean): void {
+    this.element.hidden = !visible;
   }
 }

@@ -7,6 +7,7 @@ export type Action =
   | "class"
   | "tool-fill"
   | "fill-remaining"
+  | "accept-prediction"
   | "tool-brush"
   | "tool-eraser"
   | "brush-smaller"
@@ -41,6 +42,11 @@ export const SHORTCUTS: readonly Shortcut[] = [
     action: "fill-remaining",
     keys: ["Shift+G"],
     label: "Fill every queried superpixel still unlabeled with the current class",
+  },
+  {
+    action: "accept-prediction",
+    keys: ["R"],
+    label: "Accept the model's prediction: every queried superpixel still unlabeled takes its predicted class (then correct what is wrong)",
   },
   { action: "tool-brush", keys: ["B"], label: "Brush (clipped to queried superpixels)" },
   { action: "tool-eraser", keys: ["E"], label: "Eraser (back to unlabeled)" },

@@ -15,7 +15,8 @@ import { History } from "./history";
 import { type Diff, MaskEditor, UNLABELED } from "./mask";
 import { encodeEdit } from "./edit";
 import { decodeGreyPng } from "./png";
-import { LayerStack } from "./render";
+import { OUTLINE_DONE, OUTLINE_LOCKED, OUTLINE_TODO } from "./outlines";
+import { LayerStack, OutlineOverlay } from "./render";
 import { type GestureTarget, type Point, bindStageInput } from "./input";
 import type { Action } from "./shortcuts";
 import { QueriedRegions, type SuperpixelMap } from "./superpixels";
@@ -60,6 +61,24 @@ export interface Carry {
   changes: Changes;
   clicks: number;
   seconds: number;
+  prefilled?: boolean;
+}
+
+/**
+ * The model's class for each queried superpixel (by slot, the regions' order), -1 where it
+ * has none or names no class of the project; null when the task carries no prediction.
+ */
+function predictedBySlot(task: Task, regions: QueriedRegions, classes: readonly LabelClass[]): Int32Array | null {
+  const predicted = task.predicted_classes;
+  if (!predicted || predicted.length !== task.superpixel_ids.length) return null;
+  const known = new Set(classes.map((c) => c.index));
+  const bySlot = new Int32Array(regions.slotCount).fill(-1);
+  task.superpixel_ids.forEach((id, k) => {
+    const slot = regions.slotOf[id] ?? -1;
+    const value = predicted[k] as number;
+    if (slot >= 0 && known.has(value)) bySlot[slot] = value;
+  });
+  return bySlot;
 }
 
 const OPACITIES = [0.6, 0.3, 0];
@@ -98,6 +117,16 @@ export class Workspace {
   private readonly editor: MaskEditor;
   private readonly history = new History();
   private readonly layers: LayerStack;
+  private readonly outlines: OutlineOverlay;
+  /** Per superpixel id + 1 (0: outside the image): its outline style (outlines.ts). */
+  private readonly outlineStyle: Uint8Array;
+  private outlinesDirty = true;
+  private stageWidth = 0;
+  private stageHeight = 0;
+  /** The model's class per queried superpixel (slot), or null: see predictedBySlot. */
+  private readonly predicted: Int32Array | null;
+  /** The annotator accepted the model's prediction on this image (recorded with the save). */
+  private prefilled = false;
   private readonly timer: ActiveTimer;
   private readonly drafts = new DraftStore(window.localStorage);
   private readonly draftKey: string;
@@ -153,6 +182,16 @@ export class Workspace {
     const regions = QueriedRegions.build(bundle.superpixels, task.superpixel_ids);
     this.editor = new MaskEditor(regions, bundle.mask);
     this.layers = new LayerStack(task.width, task.height);
+    this.predicted = predictedBySlot(task, regions, this.classes);
+    // Locked everywhere until restyleOutlines marks the queried superpixels.
+    this.outlineStyle = new Uint8Array(bundle.superpixels.count + 1).fill(OUTLINE_LOCKED);
+    this.outlineStyle[0] = 0;
+    this.outlines = new OutlineOverlay({
+      labels: bundle.superpixels.labels,
+      width: task.width,
+      height: task.height,
+      styleOf: this.outlineStyle,
+    });
     this.draftKey = DraftStore.key(project.id, task.image_id);
     // A brush about a quarter of a superpixel wide refines an edge in a stroke or two.
     this.brushSize = Math.max(2, Math.round(project.superpixel_size / 4));
@@ -165,7 +204,7 @@ export class Workspace {
       "aria-label": "Image to label: keyboard shortcuts work here (? lists them)",
     });
     this.cursor = h("div", { class: "brush-cursor", hidden: true });
-    this.stage.append(this.layers.element, this.cursor, this.targetBox, this.legend);
+    this.stage.append(this.layers.element, this.outlines.element, this.cursor, this.targetBox, this.legend);
     this.toast = h("div", { class: "toast", role: "status", "aria-live": "polite" });
     this.chrome = buildChrome(
       project,
@@ -174,6 +213,7 @@ export class Workspace {
       { action: (action, slot) => this.run(action, slot), tool: (tool) => this.selectTool(tool) },
       host.account ?? null,
       host.previous !== undefined,
+      this.predicted !== null,
     );
     // The page's main landmark (the workspace is the whole page while labeling).
     this.element = h(
@@ -199,6 +239,7 @@ export class Workspace {
     if (carry) {
       this.reapply(carry.changes);
       this.clicks = carry.clicks;
+      this.prefilled = carry.prefilled ?? false;
       seconds = carry.seconds;
       restored = "Reloaded the newer mask and re-applied your edits on top. Check them, then submit.";
     } else {
@@ -208,6 +249,7 @@ export class Workspace {
           const changes = decodeRuns(runsFromBase64(draft.runs), bundle.mask.length);
           const applied = this.reapply(changes);
           this.clicks = draft.clicks;
+          this.prefilled = draft.prefilled ?? false;
           seconds = draft.seconds;
           if (applied > 0) {
             restored =
@@ -221,15 +263,19 @@ export class Workspace {
       }
     }
     this.timer = new ActiveTimer(seconds);
+    if (this.prefilled) this.element.dataset.prefilled = "true";
 
     this.layers.drawImage(bundle.image);
     this.layers.drawContext(regions);
-    this.doneShown = new Uint8Array(regions.slotCount);
+    // 2 never matches a state: every queried superpixel gets its style on the first pass.
+    this.doneShown = new Uint8Array(regions.slotCount).fill(2);
     this.restyleOutlines();
     this.editor.markAllDirty();
     this.layers.setMaskOpacity(OPACITIES[this.opacityStep] as number);
 
-    this.resizeObserver = new ResizeObserver(() => {
+    this.resizeObserver = new ResizeObserver((entries) => {
+      const size = entries[entries.length - 1]?.contentRect;
+      if (size) this.setStageSize(size.width, size.height);
       if (this.fitted) this.fit();
       else this.requestFrame();
     });
@@ -244,6 +290,8 @@ export class Workspace {
   mount(parent: HTMLElement): void {
     parent.append(this.element);
     this.resizeObserver.observe(this.stage);
+    const rect = this.stage.getBoundingClientRect();
+    this.setStageSize(rect.width, rect.height);
     this.fit();
     this.renderFrame();
     this.updateStatus();
@@ -368,6 +416,8 @@ export class Workspace {
         return;
       case "fill-remaining":
         return this.fillRemaining();
+      case "accept-prediction":
+        return this.acceptPrediction();
       case "fit":
         return this.fit();
       case "next-unlabeled":
@@ -390,6 +440,8 @@ export class Workspace {
       case "boundaries":
         this.boundariesVisible = !this.boundariesVisible;
         this.layers.setBoundariesVisible(this.boundariesVisible);
+        this.outlines.setVisible(this.boundariesVisible);
+        this.requestFrame();
         return;
       case "submit":
         return this.submit();
@@ -470,15 +522,48 @@ export class Workspace {
     }
   }
 
-  /** Outlines follow each superpixel's state: finished ones turn quiet (see render.ts). */
+  /**
+   * Pre-fill (R): every queried superpixel still unlabeled takes the class the model predicts
+   * for it, as one undoable edit and one click; the annotator then corrects what is wrong.
+   */
+  private acceptPrediction(): void {
+    if (this.stroke || this.saving) return;
+    const predicted = this.predicted;
+    if (!predicted) {
+      this.showToast("The model made no prediction for this image (its round had no model yet).");
+      return;
+    }
+    this.clicks += 1;
+    const diff = this.editor.fillRemainingBySlot((slot) => predicted[slot] ?? -1);
+    if (diff) {
+      this.prefilled = true;
+      this.element.dataset.prefilled = "true";
+      this.commit(diff);
+      this.showToast("Filled with the model's prediction: fix what is wrong (Ctrl+Z undoes it).", 5000);
+    } else {
+      this.updateStatus();
+      this.showToast("Nothing left to pre-fill: every queried superpixel is labeled.");
+    }
+  }
+
+  /** Outlines follow each superpixel's state: finished ones turn quiet (see outlines.ts). */
   private restyleOutlines(): void {
     const shown = this.doneShown;
+    const { ids } = this.editor.regions;
     for (let slot = 0; slot < shown.length; slot++) {
       const done = this.editor.isLabeled(slot) ? 1 : 0;
       if (shown[slot] === done) continue;
       shown[slot] = done;
-      this.layers.markDone(this.editor.regions, slot, done === 1);
+      this.outlineStyle[(ids[slot] as number) + 1] = done ? OUTLINE_DONE : OUTLINE_TODO;
+      this.outlinesDirty = true;
     }
+  }
+
+  private setStageSize(width: number, height: number): void {
+    if (width === this.stageWidth && height === this.stageHeight) return;
+    this.stageWidth = width;
+    this.stageHeight = height;
+    this.outlinesDirty = true;
   }
 
   private fit(): void {
@@ -581,6 +666,11 @@ export class Workspace {
     if (this.viewChanged) {
       this.layers.setView(this.view);
       this.viewChanged = false;
+      this.outlinesDirty = true;
+    }
+    if (this.outlinesDirty && this.boundariesVisible) {
+      this.outlinesDirty = false;
+      this.outlines.draw(this.view, this.stageWidth, this.stageHeight);
     }
     this.layers.paintMask(this.editor.mask, this.lut, this.editor.takeDirty());
     this.updateCursor();
@@ -681,6 +771,7 @@ export class Workspace {
       baseVersion: this.bundle.version,
       clicks: this.clicks,
       seconds: this.timer.seconds,
+      prefilled: this.prefilled,
       savedAt: new Date().toISOString(),
       runs: runsToBase64(runs),
     });
@@ -750,6 +841,7 @@ export class Workspace {
         superpixelMapId: task.superpixel_map_id,
         clicks: this.clicks,
         seconds: this.timer.seconds,
+        prefilled: this.prefilled,
         done: true,
       });
       performance.mark(`tessera:saved:${id}`);
@@ -790,7 +882,12 @@ export class Workspace {
           this.modal = null;
           const carry: Carry | null =
             choice === "reapply"
-              ? { changes: this.unsavedChanges(), clicks: this.clicks, seconds: this.timer.seconds }
+              ? {
+                  changes: this.unsavedChanges(),
+                  clicks: this.clicks,
+                  seconds: this.timer.seconds,
+                  prefilled: this.prefilled,
+                }
               : null;
           // The carry (if any) goes to the reloaded workspace, which drafts it again.
           this.settle();

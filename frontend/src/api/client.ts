@@ -160,7 +160,14 @@ export const api = {
   async editMask(
     link: string,
     edit: MaskEdit,
-    save: { version: number; superpixelMapId: number; clicks: number; seconds: number; done: boolean },
+    save: {
+      version: number;
+      superpixelMapId: number;
+      clicks: number;
+      seconds: number;
+      prefilled?: boolean;
+      done: boolean;
+    },
   ): Promise<SaveResult> {
     const body: MaskEditRequest = {
       superpixel_map_id: save.superpixelMapId,
@@ -168,6 +175,7 @@ export const api = {
       runs: edit.runs,
       clicks: save.clicks,
       seconds: Math.round(save.seconds * 10) / 10,
+      prefilled: save.prefilled ?? false,
       done: save.done,
     };
     return json<JsonAnswer<"/api/v1/projects/{project_id}/images/{image_id}/mask", "patch">>(link, {
