@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     scoring_batch_size: int = Field(
         default=8, ge=1, description="Images per MC-dropout forward batch."
     )
+    scoring_prefetch: bool = Field(
+        default=True,
+        description="Read and decode the next scoring batch while the model scores this one.",
+    )
+    train_image_cache_mb: int = Field(
+        default=512,
+        ge=0,
+        description="Decoded training images kept in memory (MiB); the rest are read again.",
+    )
     score_chunk_images: int = Field(
         default=64, ge=1, description="Pool images per scoring job (jobs are shared by workers)."
     )

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 
 from core.models import Image, Project, SuperpixelMap
 from core.superpixel_codec import encode_superpixels
@@ -34,17 +35,17 @@ def current_map(session: Session, image_id: int, project: Project) -> Superpixel
 
 
 def current_maps(
-    session: Session, project: Project, image_ids: Sequence[int]
+    session: Session, project: Project, image_ids: Sequence[int], *load: ORMOption
 ) -> dict[int, SuperpixelMap]:
     """image id -> its current map, for those of ``image_ids`` that have one (one query per
-    500 ids)."""
+    500 ids); ``load``: options such as undeferring the labels."""
     found: dict[int, SuperpixelMap] = {}
     ids = list(image_ids)
     for start in range(0, len(ids), 500):
         rows = session.scalars(
-            select(SuperpixelMap).where(
-                SuperpixelMap.image_id.in_(ids[start : start + 500]), is_current_map(project)
-            )
+            select(SuperpixelMap)
+            .where(SuperpixelMap.image_id.in_(ids[start : start + 500]), is_current_map(project))
+            .options(*load)
         )
         found.update({row.image_id: row for row in rows})
     return found

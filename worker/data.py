@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +17,6 @@ from core.models import (
     Annotation,
     Image,
     LabelClass,
-    Project,
     Query,
     QueryStatus,
     SuperpixelMap,
@@ -25,13 +25,41 @@ from core.superpixel_codec import decode_superpixels
 from worker.engine.superpixels import work_shape
 
 
+def decode_rgb(data: bytes) -> NDArray[np.uint8]:
+    """(H, W, 3) uint8 pixels of stored image bytes (stored upright; see upload validation)."""
+    with PILImage.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
 def image_rgb(session: Session, image_id: int) -> NDArray[np.uint8]:
-    """(H, W, 3) uint8 pixels of a stored image (stored upright; see upload validation)."""
+    """(H, W, 3) uint8 pixels of a stored image."""
     data = session.scalar(select(Image.data).where(Image.id == image_id))
     if data is None:
         raise LookupError(f"image {image_id} is gone")
-    with PILImage.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    return decode_rgb(data)
+
+
+def images_rgb(session: Session, image_ids: Sequence[int]) -> dict[int, NDArray[np.uint8]]:
+    """image id -> (H, W, 3) uint8 pixels, read in one query (ids that are gone are left
+    out)."""
+    rows = session.execute(select(Image.id, Image.data).where(Image.id.in_(list(image_ids))))
+    return {image_id: decode_rgb(data) for image_id, data in rows}
+
+
+def partial_masks(session: Session, images: Sequence[Image]) -> dict[int, NDArray[np.uint8]]:
+    """image id -> (H, W) uint8 current mask, 255 = unlabeled, read in one query."""
+    by_id = {image.id: image for image in images}
+    rows = session.execute(
+        select(Annotation.image_id, Annotation.mask_png).where(Annotation.image_id.in_(list(by_id)))
+    )
+    masks = {
+        image_id: decode_stored_mask(png, by_id[image_id].width, by_id[image_id].height)
+        for image_id, png in rows
+    }
+    for image_id, image in by_id.items():  # no annotation row: nothing labeled
+        if image_id not in masks:
+            masks[image_id] = decode_stored_mask(None, image.width, image.height)
+    return masks
 
 
 def image_rgb_at_most(session: Session, image_id: int, max_pixels: int) -> NDArray[np.uint8]:
@@ -74,17 +102,6 @@ def superpixel_labels(
     return decode_superpixels(blob, superpixel_map.dtype, image.width, image.height)
 
 
-def current_map(session: Session, image: Image, project: Project) -> SuperpixelMap | None:
-    """The image's map for the project's current superpixel size and algorithm."""
-    return session.scalar(
-        select(SuperpixelMap).where(
-            SuperpixelMap.image_id == image.id,
-            SuperpixelMap.size == project.superpixel_size,
-            SuperpixelMap.algorithm == project.superpixel_algorithm.value,
-        )
-    )
-
-
 def class_count(session: Session, project_id: int) -> int:
     """Model outputs: the highest class index + 1 (indices may have gaps), at least 2."""
     highest = session.scalar(
@@ -98,25 +115,26 @@ def labeled(mask: NDArray[np.uint8]) -> NDArray[np.bool_]:
     return known
 
 
-def answered(
-    session: Session,
-    image_id: int,
-    superpixel_map_id: int,
-    superpixels: NDArray[np.integer],
-    mask: NDArray[np.uint8],
-) -> NDArray[np.bool_]:
-    """Pixels not to ask about again: labeled ones, and every pixel of a superpixel that a
-    finished query already asked for. People (and the oracle, where the ground truth is void)
-    may leave pixels of an asked superpixel unlabeled; asking again would pay twice."""
-    asked_ids: set[int] = set()
-    for ids in session.scalars(
-        select(Query.superpixel_ids).where(
-            Query.image_id == image_id,
-            Query.superpixel_map_id == superpixel_map_id,
-            Query.status == QueryStatus.done,
+def asked_superpixels(session: Session, map_ids: Sequence[int]) -> dict[int, set[int]]:
+    """map id -> superpixel ids that finished queries on that map asked for (one query)."""
+    asked: dict[int, set[int]] = {map_id: set() for map_id in map_ids}
+    rows = session.execute(
+        select(Query.superpixel_map_id, Query.superpixel_ids).where(
+            Query.superpixel_map_id.in_(list(map_ids)), Query.status == QueryStatus.done
         )
-    ):
-        asked_ids.update(ids)
+    )
+    for map_id, ids in rows:
+        asked[map_id].update(ids)
+    return asked
+
+
+def answered(
+    superpixels: NDArray[np.integer], mask: NDArray[np.uint8], asked_ids: set[int]
+) -> NDArray[np.bool_]:
+    """(H, W) pixels not to ask about again: labeled ones, and every pixel of a superpixel
+    that a finished query already asked for (``asked_superpixels``). People (and the oracle,
+    where the ground truth is void) may leave pixels of an asked superpixel unlabeled;
+    asking again would pay twice."""
     known = labeled(mask)
     if asked_ids:
         known |= np.isin(superpixels, np.fromiter(asked_ids, dtype=np.int64))

@@ -57,10 +57,12 @@ class FeatureCache:
             self._fingerprints[size] = encoder_fingerprint(self.model, size)
         return self._fingerprints[size]
 
-    def features(self, session: Session, images: Sequence[Image]) -> list[EncodedImage]:
-        """Each image's encoded features, in order; computes and stores what is missing,
-        committing each new row (so call it with nothing else pending). A row another worker
-        stored first for the same image and fingerprint is kept; ours is dropped."""
+    def cached(
+        self, session: Session, images: Sequence[Image], *, count_hits: bool = True
+    ) -> list[EncodedImage | None]:
+        """Each image's stored features, in order, None where there are none; reads only
+        (safe in a prefetch thread: it never runs the model). ``count_hits``: False for
+        a re-read of features this object has counted already."""
         keys = [self.fingerprint(image.height, image.width) for image in images]
         found: dict[tuple[int, str], bytes] = {}
         ids = [image.id for image in images]
@@ -72,23 +74,34 @@ class FeatureCache:
             )
             found.update({(image_id, key): data for image_id, key, data in rows})
         result: list[EncodedImage | None] = []
-        missing: list[int] = []
-        for position, (image, key) in enumerate(zip(images, keys, strict=True)):
+        for image, key in zip(images, keys, strict=True):
             blob = found.get((image.id, key))
-            if blob is None:
-                result.append(None)
-                missing.append(position)
-            else:
-                result.append(unpack_encoded(zlib.decompress(blob)))
-                self.hits += 1
+            result.append(None if blob is None else unpack_encoded(zlib.decompress(blob)))
+        if count_hits:
+            self.hits += sum(item is not None for item in result)
+        return result
+
+    def features(
+        self,
+        session: Session,
+        images: Sequence[Image],
+        cached: Sequence[EncodedImage | None] | None = None,
+    ) -> list[EncodedImage]:
+        """Each image's encoded features, in order; computes and stores what is missing,
+        committing each new row (so call it with nothing else pending). A row another worker
+        stored first for the same image and fingerprint is kept; ours is dropped.
+        ``cached``: what ``cached()`` found already (it is not read again)."""
+        found = list(cached) if cached is not None else self.cached(session, images)
+        missing = [position for position, item in enumerate(found) if item is None]
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
             pixels = [image_rgb(session, images[p].id) for p in batch]
             encoded = encode_images(self.model, pixels, self.device, self.batch_size)
             for position, item in zip(batch, encoded, strict=True):
-                self._store(session, images[position], keys[position], item)
-                result[position] = item
-        return [item for item in result if item is not None]
+                image = images[position]
+                self._store(session, image, self.fingerprint(image.height, image.width), item)
+                found[position] = item
+        return [item for item in found if item is not None]
 
     def _store(self, session: Session, image: Image, key: str, encoded: EncodedImage) -> None:
         # Features of another fingerprint are stale (another encoder, weights or size).

@@ -11,17 +11,23 @@ from core.settings import Settings
 
 
 def create_ingest_jobs(
-    session: Session, project_id: int, image_ids: list[int], settings: Settings
+    session: Session,
+    project_id: int,
+    image_ids: list[int],
+    settings: Settings,
+    *,
+    what: str = "superpixels",
 ) -> list[Job]:
     """Jobs of at most ``TESSERA_INGEST_CHUNK_IMAGES`` images each, so several workers share
-    a large upload; flushes, the caller commits (with the images) and then sends them."""
+    a large upload; flushes, the caller commits (with the images) and then sends them.
+    ``what``: the work named in the jobs' messages."""
     size = settings.ingest_chunk_images
     jobs = [
         Job(
             project_id=project_id,
             kind=INGEST_JOB,
             status=JobStatus.queued,
-            message=f"superpixels for {len(image_ids[start : start + size])} images: queued",
+            message=f"{what} for {len(image_ids[start : start + size])} images: queued",
             payload={"image_ids": image_ids[start : start + size]},
         )
         for start in range(0, len(image_ids), size)

@@ -29,6 +29,7 @@ from backend.projects.deps import ProjectLead, ProjectMember
 from backend.validation_types import MAX_ID, Id, IdValue
 from core.models import Annotation, Image, ImageStatus, Split, SuperpixelMap
 from core.settings import Settings
+from core.superpixel_maps import current_map
 
 router = APIRouter(prefix="/projects/{project_id}/images", tags=["images"])
 
@@ -278,7 +279,7 @@ def download_superpixels(
                 status.HTTP_404_NOT_FOUND, f"Image {image_id} has no superpixel map {map_id}."
             )
     else:
-        superpixel_map = service.current_superpixel_map(session, image, access.project)
+        superpixel_map = current_map(session, image.id, access.project)
     if superpixel_map is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

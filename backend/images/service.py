@@ -22,7 +22,7 @@ from backend.images.validation import (
 from backend.projects.service import class_indices
 from core.errors import NotFound
 from core.masks import encode_mask_png
-from core.models import Annotation, Image, ImageStatus, Project, Split, SuperpixelMap
+from core.models import Annotation, Image, ImageStatus, Project, Split
 from core.settings import Settings
 
 
@@ -126,16 +126,3 @@ def set_ground_truth(
     image.ground_truth_png = encode_mask_png(mask)
     session.flush()
     return mask
-
-
-def current_superpixel_map(
-    session: Session, image: Image, project: Project
-) -> SuperpixelMap | None:
-    """The map for the project's current superpixel size and algorithm, if computed."""
-    return session.scalar(
-        select(SuperpixelMap).where(
-            SuperpixelMap.image_id == image.id,
-            SuperpixelMap.size == project.superpixel_size,
-            SuperpixelMap.algorithm == project.superpixel_algorithm.value,
-        )
-    )

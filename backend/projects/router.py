@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
-from backend.deps import CurrentUser, SessionDep
+from backend.deps import CurrentUser, SessionDep, SettingsDep
+from backend.images.ingest_jobs import send_ingest_jobs
 from backend.projects import service
 from backend.projects.deps import ProjectLead, ProjectMember
 from backend.projects.schemas import (
@@ -61,11 +62,16 @@ def read_project(access: ProjectMember, session: SessionDep) -> ProjectDetail:
 
 @router.patch("/{project_id}", response_model=ProjectDetail)
 def update_project(
-    body: ProjectSettingsUpdate, access: ProjectLead, session: SessionDep
+    body: ProjectSettingsUpdate, access: ProjectLead, session: SessionDep, settings: SettingsDep
 ) -> ProjectDetail:
-    """Changes settings; they apply from the next round on."""
-    service.update_settings(access.project, body)
+    """Changes settings; they apply from the next round on. A new superpixel size or
+    algorithm, or a new pretrained model, queues ingest jobs that recompute the maps or
+    encoder features of every image (listed under ``GET .../jobs``); rounds wait for them."""
+    changed = service.update_settings(access.project, body)
+    jobs = service.create_recompute_jobs(session, access.project, changed, settings)
     session.commit()
+    if jobs:
+        send_ingest_jobs(session, jobs, settings)  # commits; a refused send fails the job
     return _detail(access.role, access.project, session)
 
 

@@ -7,12 +7,15 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from backend.images.ingest_jobs import create_ingest_jobs
 from backend.projects.schemas import ClassCreate, ProjectCreate, ProjectSettingsUpdate
 from backend.projects.weights import WeightsFileError, check_encoder_weights
 from core.errors import Conflict, InvalidInput
 from core.models import (
     Annotation,
     Image,
+    ImageStatus,
+    Job,
     LabelClass,
     Membership,
     ModelArchitecture,
@@ -20,6 +23,7 @@ from core.models import (
     Role,
     User,
 )
+from core.settings import Settings
 
 UNLABELED = 255
 # Settings that null clears; a null for any other one in an update leaves it as it is.
@@ -33,6 +37,10 @@ NULLABLE_SETTINGS = frozenset(
         "early_stopping_patience",
     }
 )
+# Settings whose change makes every image's superpixel map, or its cached encoder
+# features, stale.
+MAP_SETTINGS = frozenset({"superpixel_size", "superpixel_algorithm"})
+FEATURE_SETTINGS = frozenset({"model_architecture", "encoder_weights_path"})
 
 
 def check_model_settings(project: Project) -> None:
@@ -62,9 +70,9 @@ def create_project(session: Session, creator: User, body: ProjectCreate) -> Proj
     return project
 
 
-def update_settings(project: Project, body: ProjectSettingsUpdate) -> None:
-    """Applies the fields sent; the caller commits only if this returns (a refused weights
-    file raises 422 before anything is flushed)."""
+def update_settings(project: Project, body: ProjectSettingsUpdate) -> set[str]:
+    """Applies the fields sent and returns those whose value changed; the caller commits
+    only if this returns (a refused weights file raises 422 before anything is flushed)."""
     changes = body.model_dump(exclude_unset=True)
     if {"model_architecture", "encoder_weights_path"} & changes.keys():
         probe = Project(
@@ -72,10 +80,43 @@ def update_settings(project: Project, body: ProjectSettingsUpdate) -> None:
             encoder_weights_path=changes.get("encoder_weights_path", project.encoder_weights_path),
         )
         check_model_settings(probe)
+    changed: set[str] = set()
     for field, value in changes.items():
         if value is None and field not in NULLABLE_SETTINGS:
             continue
+        if getattr(project, field) != value:
+            changed.add(field)
         setattr(project, field, value)
+    return changed
+
+
+def create_recompute_jobs(
+    session: Session, project: Project, changed: set[str], settings: Settings
+) -> list[Job]:
+    """Ingest jobs that compute, for every ready image of the project, what ``changed``
+    settings made stale: superpixel maps of the new size or algorithm, encoder features of
+    the new model (computed ahead on CPU workers instead of inside a round's scoring; rounds
+    wait for them). Flushes; the caller commits, then sends them (``send_ingest_jobs``).
+    Images still processing are left to the ingest job they already have."""
+    maps = bool(changed & MAP_SETTINGS)
+    features = bool(changed & FEATURE_SETTINGS) and (
+        project.model_architecture != ModelArchitecture.unet
+    )
+    if not maps and not features:
+        return []
+    image_ids = list(
+        session.scalars(
+            select(Image.id)
+            .where(Image.project_id == project.id, Image.status == ImageStatus.ready)
+            .order_by(Image.id)
+        )
+    )
+    stale = " and ".join(
+        what for what, needed in (("superpixels", maps), ("encoder features", features)) if needed
+    )
+    return create_ingest_jobs(
+        session, project.id, image_ids, settings, what=f"recomputing {stale} (settings changed)"
+    )
 
 
 def project_classes(session: Session, project_id: int) -> list[LabelClass]:

@@ -5,6 +5,7 @@ a worker that refuses to start with weights torch cannot load."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,20 @@ def test_pretrained_rounds_use_features_cached_at_ingest_and_recompute_them_for_
         },
     )
     assert changed.status_code == 200, changed.text
+    # The change queued ingest jobs that recompute every image's features on CPU workers;
+    # the round (started at once) waits for them, so its training finds them all cached.
     third = _labeling_round(api, stack, project)
+    known = {j["id"] for j in ingest_jobs}
+    jobs = api.get(f"{base}/jobs")
+    recompute = [j for j in jobs if j["kind"] == "ingest" and j["id"] not in known]
+    assert recompute and all(j["status"] == "succeeded" for j in recompute), recompute
+    computed = re.compile(r"encoder features of (\d+) images computed")
+    counts = [computed.search(j["message"]) for j in recompute]
+    assert sum(int(m.group(1)) for m in counts if m) == len(everything), recompute
     metrics = _round_model(api, project, third["id"])["metrics"]
     assert metrics["fine_tuned_from"] is None  # another encoder: a fresh model
-    assert metrics["feature_cache"]["computed"] == metrics["train_images"] + 4
+    assert metrics["feature_cache"]["computed"] == 0
+    assert metrics["feature_cache"]["hits"] == metrics["train_images"] + 4
     after = _feature_rows(api, everything)
     for image_id in everything:
         assert fingerprint not in after.get(image_id, []) or len(after[image_id]) == 1

@@ -319,6 +319,14 @@ IMAGE_MEAN = 0.5
 IMAGE_STD = 0.25
 
 
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``: to a GPU through pinned (page-locked) memory with an
+    asynchronous copy, which kernels queued after it on the stream wait for."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def images_to_tensor(images: torch.Tensor) -> torch.Tensor:
     """(B, H, W, 3) uint8 -> normalised (B, 3, H, W) float32 on the same device."""
     return (images.permute(0, 3, 1, 2).float() / 255.0 - IMAGE_MEAN) / IMAGE_STD

@@ -14,7 +14,7 @@ import torch
 from numpy.typing import NDArray
 
 from worker.engine.features import EncodedImage, frozen_encoder_model, stack_encoded
-from worker.engine.model import SegmentationModel, images_to_tensor
+from worker.engine.model import SegmentationModel, host_to_device, images_to_tensor
 from worker.engine.reductions import (
     IMAGE_SCORES,
     foreground_mask,
@@ -149,7 +149,7 @@ def score_images(
         background_classes,
     )
     for batch in equal_shape_batches([image.shape for image in images], batch_size):
-        stacked = torch.from_numpy(np.stack([images[i] for i in batch])).to(device)
+        stacked = host_to_device(torch.from_numpy(np.stack([images[i] for i in batch])), device)
         scores, predictions = pixel_uncertainty(
             model, images_to_tensor(stacked), method, samples, cheap=cheap, bf16=bf16
         )

@@ -1,6 +1,9 @@
 """Ingest: superpixels for newly uploaded images, stored compressed; images become ready.
 For a project with a frozen pretrained encoder, each image's encoder features are then
-computed and cached too (``worker.feature_cache``)."""
+computed and cached too (``worker.feature_cache``). The same job recomputes both for every
+image when the lead changes the superpixel size or algorithm or the model
+(``backend.projects.service.create_recompute_jobs``); rounds wait for it and then use only
+current maps."""
 
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from core.models import Image, ImageStatus, Job, ModelArchitecture, Project, SuperpixelMap
 from core.settings import Settings
-from core.superpixel_maps import store_superpixel_map
+from core.superpixel_maps import current_map, store_superpixel_map
 from worker.checkpoints import model_config
-from worker.data import class_count, current_map, image_rgb, image_rgb_at_most
+from worker.data import class_count, image_rgb, image_rgb_at_most
 from worker.engine.model import build_model
 from worker.engine.superpixels import compute_superpixels, superpixels_from_downscaled
 from worker.feature_cache import FeatureCache
 from worker.jobs import JobLease
+from worker.tasks.rounds import wake_rounds_waiting_for_ingest
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ def ensure_current_map(
     on a downscaled copy and the labels enlarged back to its full size (nearest), which
     bounds the worker's memory and time; annotators and masks still get a full-size map.
     """
-    existing = current_map(session, image, project)
+    existing = current_map(session, image.id, project)
     if existing is not None:
         return existing
     algorithm = project.superpixel_algorithm.value
@@ -102,7 +106,7 @@ def ingest_images(lease: JobLease) -> None:
             image = session.get(Image, image_id)
             if project is None:
                 raise LookupError(f"project {project_id} is gone")
-            if image is not None and current_map(session, image, project) is None:
+            if image is not None and current_map(session, image.id, project) is None:
                 _refuse_over_cap(image, lease.runtime.settings)
                 ensure_current_map(session, image, project, lease.runtime.settings.work_max_pixels)
                 done += 1
@@ -128,6 +132,7 @@ def ingest_images(lease: JobLease) -> None:
     with lease.runtime.session_factory() as session:
         lease.finish(session, summary[:1000])
         session.commit()
+    wake_rounds_waiting_for_ingest(lease.runtime, project_id)
 
 
 def _feature_cache(lease: JobLease, project_id: int) -> tuple[FeatureCache | None, str]:

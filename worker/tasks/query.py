@@ -3,7 +3,9 @@ for; write the query rows and open the round for labeling, in one transaction.""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,8 +22,10 @@ from core.models import (
     Round,
     RoundStatus,
     Split,
+    SuperpixelMap,
 )
 from core.models.base import utc_now
+from core.superpixel_maps import is_current_map
 from worker.data import (
     labeled,
     partial_mask,
@@ -33,7 +37,6 @@ from worker.data import (
 from worker.engine.reductions import unlabeled_pixel_counts
 from worker.engine.strategies import ImageQuery, plan_round
 from worker.jobs import JobLease
-from worker.tasks.ingest import ensure_current_map
 
 # Strategies whose picks ignore the model's scores (the pool is not scored for them).
 UNSCORED_STRATEGIES = ("random_images", "full")
@@ -64,35 +67,83 @@ def project_has_labels(session: Session, project_id: int) -> bool:
     return found is not None
 
 
-def unscored_candidates(
-    session: Session, project: Project, max_pixels: int | None = None
-) -> list[Candidate]:
-    """Every ready pool image with unlabeled pixels, scored 0 (for random or full picks);
-    ``max_pixels``: see ``ensure_current_map``."""
-    rows = session.execute(
-        select(Image, Annotation.labeled_pixels)
-        .join(Annotation, Annotation.image_id == Image.id)
-        .where(Image.project_id == project.id, Image.split == Split.pool)
-        .where(Image.status == ImageStatus.ready)
-        .order_by(Image.id)
-    )
-    candidates = []
-    for image, labeled_pixels in rows:
-        if labeled_pixels >= image.width * image.height:
-            continue
-        superpixel_map = ensure_current_map(session, image, project, max_pixels)
-        session.commit()  # a map computed just now is kept; no write lock held meanwhile
-        labels = superpixel_labels(session, superpixel_map, image)
+class UnscoredCandidates(Sequence[Candidate]):
+    """Every ready pool image with unlabeled pixels and a current superpixel map, scored 0
+    (for random or full picks). Listed with one query; an image's map and mask are decoded
+    only when the plan first looks at it, so a random round over a large pool decodes the
+    few images it picks, not the whole pool. Reads through ``session`` while in use."""
+
+    def __init__(self, session: Session, project: Project) -> None:
+        self._session = session
+        self._rows = list(
+            session.execute(
+                select(Image, SuperpixelMap, Annotation.labeled_pixels)
+                .join(Annotation, Annotation.image_id == Image.id)
+                .join(SuperpixelMap, SuperpixelMap.image_id == Image.id)
+                .where(Image.project_id == project.id, Image.split == Split.pool)
+                .where(Image.status == ImageStatus.ready, is_current_map(project))
+                .where(Annotation.labeled_pixels < Image.width * Image.height)
+                .order_by(Image.id)
+            )
+        )
+        self._decoded: dict[int, Candidate] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def decoded(self) -> int:
+        """How many candidates were decoded so far."""
+        return len(self._decoded)
+
+    @overload
+    def __getitem__(self, index: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Candidate]: ...
+
+    def __getitem__(self, index: int | slice) -> Candidate | list[Candidate]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = range(len(self))[index]  # IndexError past the end, as a list would
+        if position not in self._decoded:
+            self._decoded[position] = self._decode(position)
+        return self._decoded[position]
+
+    def _decode(self, position: int) -> Candidate:
+        image, superpixel_map, labeled_pixels = self._rows[position]
+        labels = superpixel_labels(self._session, superpixel_map, image)
         # Unlabeled images (most of them in an early round) need no mask decoding.
         known = (
-            labeled(partial_mask(session, image))
+            labeled(partial_mask(self._session, image))
             if labeled_pixels
             else np.zeros(labels.shape, dtype=bool)
         )
         counts = unlabeled_pixel_counts(labels, known, superpixel_map.count)
         scores = np.where(counts > 0, 0.0, np.nan)
-        candidates.append(Candidate(image.id, superpixel_map.id, 0.0, scores, counts))
-    return candidates
+        return Candidate(image.id, superpixel_map.id, 0.0, scores, counts)
+
+
+class _Field(Sequence[NDArray[Any]]):
+    """One array field of each candidate, read when indexed (keeps candidates lazy)."""
+
+    def __init__(self, candidates: Sequence[Candidate], read: Callable[[Candidate], Any]) -> None:
+        self._candidates, self._read = candidates, read
+
+    def __len__(self) -> int:
+        return len(self._candidates)
+
+    @overload
+    def __getitem__(self, index: int) -> NDArray[Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[NDArray[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> NDArray[Any] | list[NDArray[Any]]:
+        if isinstance(index, slice):
+            return [self._read(c) for c in self._candidates[index]]
+        value: NDArray[Any] = self._read(self._candidates[index])
+        return value
 
 
 def scored_candidates(session: Session, round_id: int) -> list[Candidate]:
@@ -132,25 +183,31 @@ def remaining_budget(session: Session, project: Project) -> int | None:
 
 
 def plan_queries(
-    session: Session, project: Project, round_: Round, initial: bool, max_pixels: int | None = None
-) -> tuple[list[Candidate], list[ImageQuery]]:
+    session: Session, project: Project, round_: Round, initial: bool
+) -> tuple[Sequence[Candidate], list[ImageQuery]]:
     """The candidates and the engine's plan for them (DESIGN.md §1.4-1.5)."""
+    candidates: Sequence[Candidate]
     if initial:
         # First round: initial_images picked at random, every superpixel of each.
         strategy, count = "random_images", project.initial_images
-        candidates = unscored_candidates(session, project, max_pixels)
+        candidates = UnscoredCandidates(session, project)
     elif round_.strategy in UNSCORED_STRATEGIES:
         strategy, count = round_.strategy, project.images_per_round
-        candidates = unscored_candidates(session, project, max_pixels)
+        candidates = UnscoredCandidates(session, project)
     else:
         strategy, count = round_.strategy, project.images_per_round
         candidates = scored_candidates(session, round_.id)
     rng = np.random.default_rng([project.id, round_.number])
+    image_scores = (
+        np.zeros(len(candidates), dtype=np.float64)  # unscored: every one 0
+        if isinstance(candidates, UnscoredCandidates)
+        else np.array([c.image_score for c in candidates], dtype=np.float64)
+    )
     plan = plan_round(
         strategy,
-        np.array([c.image_score for c in candidates], dtype=np.float64),
-        [c.superpixel_scores for c in candidates],
-        [c.unlabeled_counts for c in candidates],
+        image_scores,
+        _Field(candidates, lambda c: c.superpixel_scores),
+        _Field(candidates, lambda c: c.unlabeled_counts),
         count,
         rng,
         static_fraction=project.static_fraction,
@@ -175,9 +232,7 @@ def write_round_queries(lease: JobLease, round_id: int, initial: bool) -> str:
         project = session.get(Project, round_.project_id) if round_ else None
         if round_ is None or project is None:
             raise LookupError(f"round {round_id} or its project is gone")
-        candidates, plan = plan_queries(
-            session, project, round_, initial, lease.runtime.settings.work_max_pixels
-        )
+        candidates, plan = plan_queries(session, project, round_, initial)
         lease.stop()
         now = utc_now()
         for picked in plan:

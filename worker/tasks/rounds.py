@@ -5,6 +5,10 @@
         └── no labeled pixel yet ───────────┘   (first round: random initial images)
     any step ─▶ failed (job.error); the lead's retry puts it back to pending
 
+Before any step the round waits while an ingest job of its project is queued or running
+(new uploads, or superpixels/features recomputed after a settings change), so it scores
+and picks from current maps only; the last ingest job to end sends it again.
+
 Each run looks at what is stored (the round's model, its scores, its queries) and does the
 next step, so a re-delivered message, a retry or a worker taking over a lapsed lease
 resumes where the last one stopped. Training and querying run inside this task; scoring is
@@ -17,11 +21,13 @@ import enum
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from core.dispatch import BrokerUnavailable, send_job
+from core.dispatch import INGEST_JOB, ROUND_JOB, BrokerUnavailable, send_job
 from core.models import Job, JobStatus, Round, RoundStatus
 from worker.checkpoints import round_checkpoint
 from worker.jobs import JobLease
+from worker.runtime import WorkerRuntime
 from worker.tasks.query import UNSCORED_STRATEGIES, project_has_labels, write_round_queries
 from worker.tasks.score import SCORING_SPAN, create_score_chunks
 from worker.tasks.train import train_round_model
@@ -32,6 +38,7 @@ TRAINING_SPAN = (0.0, SCORING_SPAN[0])
 
 
 class Step(enum.Enum):
+    wait_for_ingest = "wait_for_ingest"
     initial_query = "initial_query"
     train = "train"
     score = "score"
@@ -49,6 +56,9 @@ def next_step(lease: JobLease, round_id: int) -> tuple[Step, str]:
             raise LookupError(f"round {round_id} is gone")
         if round_.status in (RoundStatus.labeling, RoundStatus.complete):
             return Step.done, f"round {round_.number} is {round_.status.value}"
+        ingesting = unfinished_ingest_jobs(session, round_.project_id)
+        if ingesting:
+            return Step.wait_for_ingest, f"ingest jobs {', '.join(map(str, ingesting[:5]))}"
         if not project_has_labels(session, round_.project_id):
             return Step.initial_query, "nothing labeled yet"
         if round_checkpoint(session, round_.id) is None:
@@ -66,6 +76,43 @@ def next_step(lease: JobLease, round_id: int) -> tuple[Step, str]:
         if any(c.status in (JobStatus.queued, JobStatus.running) for c in chunks):
             return Step.wait_for_chunks, ""
         return Step.query, ""
+
+
+def unfinished_ingest_jobs(session: Session, project_id: int) -> list[int]:
+    """Ids of the project's ingest jobs still queued or running."""
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.project_id == project_id, Job.kind == INGEST_JOB)
+            .where(Job.status.in_((JobStatus.queued, JobStatus.running)))
+            .order_by(Job.id)
+        )
+    )
+
+
+def wake_rounds_waiting_for_ingest(runtime: WorkerRuntime, project_id: int) -> None:
+    """Sends the project's handed-off round jobs once no ingest job of it is unfinished.
+
+    Called by each ingest job after its own commit, so the last one to end sees none; a
+    round sent while it has nothing to do (it waits for scoring chunks) hands off again.
+    """
+    with runtime.session_factory() as session:
+        if unfinished_ingest_jobs(session, project_id):
+            return
+        waiting = session.scalars(
+            select(Job).where(
+                Job.project_id == project_id,
+                Job.kind == ROUND_JOB,
+                Job.status == JobStatus.running,
+                Job.worker.is_(None),
+            )
+        )
+        for job in waiting:
+            try:
+                send_job(runtime.settings, job)
+            except BrokerUnavailable:
+                log.warning("round job %s not sent; the watchdog sends it", job.id)
+        session.commit()
 
 
 def _set_status(lease: JobLease, round_id: int, status: RoundStatus, message: str) -> None:
@@ -127,6 +174,18 @@ def drive_round(lease: JobLease) -> None:
             lease.stop()
             with lease.runtime.session_factory() as session:
                 lease.finish(session, detail)
+                session.commit()
+            return
+        if step is Step.wait_for_ingest:
+            lease.stop()
+            with lease.runtime.session_factory() as session:
+                # Nobody holds it meanwhile: the last ingest job (or, failing that, the
+                # watchdog once the lease lapses) sends it again.
+                lease.hand_off(
+                    session,
+                    f"round {number}: waiting for superpixels and features ({detail})",
+                    lease.progress,
+                )
                 session.commit()
             return
         if step is Step.initial_query:

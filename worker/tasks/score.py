@@ -4,15 +4,18 @@ PNG) in ``image_scores``; the last chunk to end hands the round back to its driv
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from core.dispatch import SCORE_JOB, BrokerUnavailable, send_job
 from core.models import (
@@ -26,20 +29,24 @@ from core.models import (
     Project,
     Round,
     Split,
+    SuperpixelMap,
 )
 from core.models.base import utc_now
+from core.superpixel_codec import decode_superpixels
+from core.superpixel_maps import current_maps, is_current_map
 from worker.checkpoints import load_model, round_checkpoint
 from worker.data import (
     answered,
+    asked_superpixels,
     class_count,
-    image_rgb,
+    images_rgb,
     pack_classes,
     pack_counts,
     pack_floats,
-    partial_mask,
+    partial_masks,
     png_bytes,
-    superpixel_labels,
 )
+from worker.engine.features import EncodedImage
 from worker.engine.model import SegmentationModel
 from worker.engine.reductions import (
     class_balance_weights,
@@ -49,8 +56,8 @@ from worker.engine.reductions import (
 from worker.engine.scoring import max_pixel_score, quantize_scores, score_encoded, score_images
 from worker.feature_cache import FeatureCache
 from worker.jobs import JobLease, eta
+from worker.prefetch import prefetched
 from worker.runtime import WorkerRuntime
-from worker.tasks.ingest import ensure_current_map
 
 # The round job's progress while its pool is scored: from the end of training to here.
 SCORING_SPAN = (0.6, 0.95)
@@ -80,14 +87,15 @@ class ScoringOptions:
         )
 
 
-def pool_images_to_score(session: Session, project_id: int) -> list[int]:
-    """Ready pool images with at least one unlabeled pixel."""
+def pool_images_to_score(session: Session, project: Project) -> list[int]:
+    """Ready pool images with at least one unlabeled pixel and a current superpixel map."""
     return list(
         session.scalars(
             select(Image.id)
             .join(Annotation, Annotation.image_id == Image.id)
-            .where(Image.project_id == project_id, Image.split == Split.pool)
-            .where(Image.status == ImageStatus.ready)
+            .join(SuperpixelMap, SuperpixelMap.image_id == Image.id)
+            .where(Image.project_id == project.id, Image.split == Split.pool)
+            .where(Image.status == ImageStatus.ready, is_current_map(project))
             .where(Annotation.labeled_pixels < Image.width * Image.height)
             .order_by(Image.id)
         )
@@ -111,7 +119,10 @@ def create_score_chunks(session: Session, lease: JobLease, round_: Round) -> tup
     scored = set(
         session.scalars(select(ImageScore.image_id).where(ImageScore.round_id == round_.id))
     )
-    todo = [i for i in pool_images_to_score(session, round_.project_id) if i not in scored]
+    project = session.get(Project, round_.project_id)
+    if project is None:
+        raise LookupError(f"project {round_.project_id} is gone")
+    todo = [i for i in pool_images_to_score(session, project) if i not in scored]
     size = settings.score_chunk_images
     chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
     jobs = [
@@ -158,8 +169,160 @@ def _renew_parent(lease: JobLease, parent_id: int, round_id: int, total: int) ->
     lease.add_renewal(renewal)
 
 
+@dataclass
+class PoolBatch:
+    """Pool images of one scoring batch, read and decoded: each with its current map's id
+    and superpixel count, (H, W) superpixel ids, (H, W) pixels not to ask about again, and
+    the model input, (H, W, 3) uint8 pixels or cached encoder features (None: to compute)."""
+
+    images: list[Image]
+    map_ids: list[int]
+    map_counts: list[int]
+    superpixels: list[NDArray[np.int32]]
+    known: list[NDArray[np.bool_]]
+    pixels: list[NDArray[np.uint8]] | None
+    encoded: list[EncodedImage | None] | None
+
+
+@dataclass
+class PoolScorer:
+    """Scores pool images under one round's model, a batch at a time.
+
+    ``batches()`` reads and decodes each batch with a few queries (not one per image) and,
+    with ``prefetch``, the next batch while the current one is scored. The global torch
+    seed is set once, from the round and the first image, so a chunk scores the same with
+    the read-ahead on or off (the reading thread draws no random numbers).
+    """
+
+    session_factory: sessionmaker[Session]
+    project_id: int
+    round_id: int
+    model: SegmentationModel
+    device: torch.device
+    method: str
+    samples: int
+    maximum: float
+    options: ScoringOptions
+    cache: FeatureCache | None
+    batch_size: int
+    prefetch: bool = True
+
+    def batches(self, image_ids: Sequence[int]) -> Generator[PoolBatch, None, None]:
+        """Batches of ``image_ids`` not scored in the round yet that have a current map."""
+        groups = [
+            list(image_ids[start : start + self.batch_size])
+            for start in range(0, len(image_ids), self.batch_size)
+        ]
+        loads = [functools.partial(self.read, ids) for ids in groups]
+        if image_ids:
+            torch.manual_seed(self.round_id * 1_000_003 + int(image_ids[0]))
+        yield from prefetched(loads, depth=1 if self.prefetch else 0)
+
+    def read(self, image_ids: list[int]) -> PoolBatch:
+        with self.session_factory() as session:
+            project = session.get(Project, self.project_id)
+            if project is None:
+                raise LookupError(f"project {self.project_id} is gone")
+            done = set(
+                session.scalars(
+                    select(ImageScore.image_id).where(
+                        ImageScore.round_id == self.round_id, ImageScore.image_id.in_(image_ids)
+                    )
+                )
+            )
+            todo = [i for i in image_ids if i not in done]
+            maps = current_maps(session, project, todo, undefer(SuperpixelMap.labels_zlib))
+            found = {
+                image.id: image
+                for image in session.scalars(select(Image).where(Image.id.in_(list(maps))))
+            }
+            # Without a current map an image is not scored: its map is being recomputed
+            # after a settings change, and the round waits for that (worker.tasks.rounds).
+            images = [found[i] for i in todo if i in found]
+            masks = partial_masks(session, images)
+            asked = asked_superpixels(session, [maps[image.id].id for image in images])
+            superpixels, known = [], []
+            for image in images:
+                superpixel_map = maps[image.id]
+                labels = decode_superpixels(
+                    superpixel_map.labels_zlib, superpixel_map.dtype, image.width, image.height
+                )
+                superpixels.append(labels)
+                known.append(answered(labels, masks[image.id], asked[superpixel_map.id]))
+            pixels = encoded = None
+            if self.cache is None:
+                decoded = images_rgb(session, [image.id for image in images])
+                pixels = [decoded[image.id] for image in images]
+            else:
+                encoded = self.cache.cached(session, images)
+            session.expunge_all()  # the rows travel to the scoring thread, detached
+        return PoolBatch(
+            images,
+            [maps[image.id].id for image in images],
+            [maps[image.id].count for image in images],
+            superpixels,
+            known,
+            pixels,
+            encoded,
+        )
+
+    def score(self, batch: PoolBatch) -> list[ImageScore]:
+        """The batch's ``image_scores`` rows (not added to any session)."""
+        if not batch.images:
+            return []
+        common: dict[str, Any] = {
+            "method": self.method,
+            "samples": self.samples,
+            "device": self.device,
+            "batch_size": len(batch.images),
+            "bf16": self.device.type == "cuda",
+            "image_score_mode": self.options.image_score_mode,
+            "background_classes": self.options.background_classes,
+            "class_weights": self.options.class_weights,
+        }
+        if batch.encoded is not None and self.cache is not None:
+            # Features not cached yet are computed here, on the model's thread.
+            with self.session_factory() as session:
+                encoded = self.cache.features(session, batch.images, batch.encoded)
+            results = score_encoded(self.model, encoded, batch.superpixels, batch.known, **common)
+        else:
+            assert batch.pixels is not None
+            results = score_images(
+                self.model, batch.pixels, batch.superpixels, batch.known, **common
+            )
+        rows = []
+        for image, map_id, count, labels, is_known, result in zip(
+            batch.images,
+            batch.map_ids,
+            batch.map_counts,
+            batch.superpixels,
+            batch.known,
+            results,
+            strict=True,
+        ):
+            unlabeled = unlabeled_pixel_counts(labels, is_known, count)
+            rows.append(
+                ImageScore(
+                    round_id=self.round_id,
+                    image_id=image.id,
+                    superpixel_map_id=map_id,
+                    image_score=None
+                    if result.image_score != result.image_score
+                    else result.image_score,
+                    superpixel_scores=pack_floats(result.superpixel_scores),
+                    unlabeled_pixels=pack_counts(unlabeled),
+                    # What the model predicts there, offered to annotators as a pre-fill.
+                    superpixel_classes=pack_classes(
+                        superpixel_majority_classes(result.predicted, labels, count)
+                    ),
+                    uncertainty_png=png_bytes(quantize_scores(result.pixel_scores, self.maximum)),
+                )
+            )
+        return rows
+
+
 def score_chunk(lease: JobLease) -> None:
-    """Scores the chunk's images under the round's model, one commit per image."""
+    """Scores the chunk's images under the round's model, one commit per batch."""
     runtime = lease.runtime
     with runtime.session_factory() as session:
         job = session.get(Job, lease.job_id)
@@ -175,126 +338,71 @@ def score_chunk(lease: JobLease) -> None:
         if checkpoint is None:
             raise LookupError(f"round {round_.number} has no model to score with")
         model = load_model(checkpoint, runtime.device)
-        options = ScoringOptions.of(project, checkpoint.metrics or {})
-        method, samples = project.uncertainty.value, project.mc_samples
-        maximum = max_pixel_score(method, class_count(session, project.id))
-        round_id, project_id = round_.id, project.id
-    cache = (
-        FeatureCache(model, runtime.device, runtime.settings.scoring_batch_size)
-        if model.config.pretrained and model.config.freeze_encoder
-        else None
-    )
+        scorer = PoolScorer(
+            runtime.session_factory,
+            project.id,
+            round_.id,
+            model,
+            runtime.device,
+            project.uncertainty.value,
+            project.mc_samples,
+            max_pixel_score(project.uncertainty.value, class_count(session, project.id)),
+            ScoringOptions.of(project, checkpoint.metrics or {}),
+            FeatureCache(model, runtime.device, runtime.settings.scoring_batch_size)
+            if model.config.pretrained and model.config.freeze_encoder
+            else None,
+            runtime.settings.scoring_batch_size,
+            prefetch=runtime.settings.scoring_prefetch,
+        )
+        round_id = round_.id
     if parent is not None:
         _renew_parent(lease, parent.id, round_id, total)
-    batch = runtime.settings.scoring_batch_size
-    for start in range(0, len(image_ids), batch):
-        lease.check()
-        _score_batch(
-            lease,
-            round_id,
-            project_id,
-            image_ids[start : start + batch],
-            model,
-            method,
-            samples,
-            maximum,
-            options,
-            cache,
-        )
-        done = min(start + batch, len(image_ids))
-        lease.report(done / max(len(image_ids), 1), f"scored {done}/{len(image_ids)} images")
+    done = 0
+    batches = scorer.batches(image_ids)
+    try:
+        for batch in batches:
+            lease.check()
+            _store_scores(lease, round_id, scorer.score(batch))
+            done = min(done + scorer.batch_size, len(image_ids))
+            lease.report(done / max(len(image_ids), 1), f"scored {done}/{len(image_ids)} images")
+    finally:
+        batches.close()  # stops the read-ahead when a check or a batch fails
     lease.stop()
     with runtime.session_factory() as session:
         lease.finish(session, f"scored {len(image_ids)} pool images")
         session.commit()
 
 
-def _score_batch(
-    lease: JobLease,
-    round_id: int,
-    project_id: int,
-    image_ids: list[int],
-    model: SegmentationModel,
-    method: str,
-    samples: int,
-    maximum: float,
-    options: ScoringOptions,
-    cache: FeatureCache | None,
-) -> None:
-    runtime = lease.runtime
-    with runtime.session_factory() as session:
-        project = session.get(Project, project_id)
-        assert project is not None
-        done = set(
-            session.scalars(
-                select(ImageScore.image_id).where(
-                    ImageScore.round_id == round_id, ImageScore.image_id.in_(image_ids)
-                )
-            )
-        )
-        rows, pixels, maps, known = [], [], [], []
-        for image_id in image_ids:
-            image = session.get(Image, image_id)
-            if image is None or image_id in done:
-                continue
-            superpixel_map = ensure_current_map(
-                session, image, project, lease.runtime.settings.work_max_pixels
-            )
-            rows.append((image, superpixel_map))
-            if cache is None:
-                pixels.append(image_rgb(session, image.id))
-            labels = superpixel_labels(session, superpixel_map, image)
-            maps.append(labels)
-            known.append(
-                answered(session, image.id, superpixel_map.id, labels, partial_mask(session, image))
-            )
-        session.commit()  # maps computed for a changed superpixel size
-        # A frozen pretrained encoder runs once per image ever: its features are cached.
-        encoded = cache.features(session, [image for image, _ in rows]) if cache else None
+def _store_scores(lease: JobLease, round_id: int, rows: list[ImageScore]) -> None:
+    """One commit for a batch's rows, fenced; rows that an earlier attempt of the chunk
+    stored meanwhile are kept and ours dropped."""
     if not rows:
         return
-    common: dict[str, Any] = {
-        "method": method,
-        "samples": samples,
-        "device": runtime.device,
-        "batch_size": len(rows),
-        "bf16": runtime.device.type == "cuda",
-        "image_score_mode": options.image_score_mode,
-        "background_classes": options.background_classes,
-        "class_weights": options.class_weights,
-    }
-    results = (
-        score_encoded(model, encoded, maps, known, **common)
-        if encoded is not None
-        else score_images(model, pixels, maps, known, **common)
-    )
-    for (image, superpixel_map), labels, is_known, result in zip(
-        rows, maps, known, results, strict=True
-    ):
-        counts = unlabeled_pixel_counts(labels, is_known, superpixel_map.count)
-        with runtime.session_factory() as session:
-            session.add(
-                ImageScore(
-                    round_id=round_id,
-                    image_id=image.id,
-                    superpixel_map_id=superpixel_map.id,
-                    image_score=None
-                    if result.image_score != result.image_score
-                    else result.image_score,
-                    superpixel_scores=pack_floats(result.superpixel_scores),
-                    unlabeled_pixels=pack_counts(counts),
-                    # What the model predicts there, offered to annotators as a pre-fill.
-                    superpixel_classes=pack_classes(
-                        superpixel_majority_classes(result.predicted, labels, superpixel_map.count)
-                    ),
-                    uncertainty_png=png_bytes(quantize_scores(result.pixel_scores, maximum)),
+    for _ in range(3):
+        with lease.runtime.session_factory() as session:
+            stored = set(
+                session.scalars(
+                    select(ImageScore.image_id).where(
+                        ImageScore.round_id == round_id,
+                        ImageScore.image_id.in_([row.image_id for row in rows]),
+                    )
                 )
             )
+            session.add_all([_fresh(row) for row in rows if row.image_id not in stored])
+            lease.fence(session, heartbeat_at=utc_now())
             try:
-                lease.fence(session, heartbeat_at=utc_now())
                 session.commit()
-            except IntegrityError:  # scored by an earlier attempt of this chunk
+                return
+            except IntegrityError:  # stored between our read and our commit: read again
                 session.rollback()
+    raise RuntimeError(f"scores of round {round_id} kept conflicting with another attempt")
+
+
+def _fresh(row: ImageScore) -> ImageScore:
+    """A new, unsaved copy of a score row (a row once added to a rolled-back session keeps
+    state from that session)."""
+    columns = ImageScore.__table__.columns.keys()
+    return ImageScore(**{k: getattr(row, k) for k in columns if k not in ("id", "created_at")})
 
 
 def wake_round_if_last_chunk(runtime: WorkerRuntime, chunk_job_id: int) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -35,6 +35,7 @@ from worker.checkpoints import (
     state_bytes,
 )
 from worker.data import class_count, ground_truth, image_rgb, partial_mask
+from worker.datasets import LazyImages
 from worker.engine.evaluation import evaluate_confusion, evaluate_confusion_encoded
 from worker.engine.features import EncodedImage
 from worker.engine.metrics import iou_per_class, mean_iou
@@ -51,10 +52,9 @@ from worker.jobs import JobLease, LeaseLost
 
 log = logging.getLogger(__name__)
 
-Arrays = tuple[list[NDArray[np.uint8]], list[NDArray[np.uint8]]]
 Masks = list[NDArray[np.uint8]]
 # Model inputs: images (H, W, 3) uint8, or their cached encoder features.
-Inputs = list[NDArray[np.uint8]] | list[EncodedImage]
+Inputs = Sequence[NDArray[np.uint8]] | Sequence[EncodedImage]
 
 
 def labeled_pool_images(session: Session, project_id: int) -> tuple[list[Image], Masks]:
@@ -88,18 +88,6 @@ def ground_truth_images(
             images.append(image)
             masks.append(truth)
     return images, masks
-
-
-def labeled_training_set(session: Session, project_id: int) -> Arrays:
-    """Pool images with at least one labeled pixel and their partial masks (255 ignored)."""
-    images, masks = labeled_pool_images(session, project_id)
-    return [image_rgb(session, image.id) for image in images], masks
-
-
-def validation_set(session: Session, project_id: int) -> Arrays:
-    """Validation-split images that have ground truth."""
-    images, masks = ground_truth_images(session, project_id, Split.validation)
-    return [image_rgb(session, image.id) for image in images], masks
 
 
 def _wait_for_training_lock(lease: JobLease, project_id: int) -> None:
@@ -187,17 +175,20 @@ def _train_with_lock(
         val_images, val_masks = ground_truth_images(session, project_id, Split.validation)
         test_images, test_masks = ground_truth_images(session, project_id, Split.test)
         from_features = config.pretrained and config.freeze_encoder
-        cache = FeatureCache(model, device, settings.scoring_batch_size)
-        feature_seconds = time.perf_counter()
-        inputs, val_inputs, test_inputs = (
-            _model_inputs(lease, session, cache if from_features else None, images, (low, part))
-            for images, part in (
-                (pool_images, "labeled images"),
-                (val_images, "validation images"),
-                (test_images, "test images"),
-            )
+        ids = [[image.id for image in images] for images in (pool_images, val_images, test_images)]
+    cache = FeatureCache(model, device, settings.scoring_batch_size)
+    feature_seconds = time.perf_counter()
+    # The decoded-image budget: half for the labeled images, a quarter for each held-out split.
+    budget = settings.train_image_cache_mb * 2**20
+    inputs, val_inputs, test_inputs = (
+        _model_inputs(lease, cache if from_features else None, image_ids, (low, part), share)
+        for image_ids, part, share in (
+            (ids[0], "labeled images", budget // 2),
+            (ids[1], "validation images", budget // 4),
+            (ids[2], "test images", budget // 4),
         )
-        feature_seconds = time.perf_counter() - feature_seconds
+    )
+    feature_seconds = time.perf_counter() - feature_seconds
     early = patience is not None and len(val_masks) > 0
     train_config = TrainConfig(
         iterations=iterations,
@@ -295,17 +286,42 @@ def _train_with_lock(
 
 def _model_inputs(
     lease: JobLease,
-    session: Session,
     cache: FeatureCache | None,
-    images: list[Image],
+    image_ids: list[int],
     report: tuple[float, str],
+    cache_bytes: int,
 ) -> Inputs:
-    """Pixels of ``images``, or (with a cache) their encoder features, read or computed."""
+    """Pixels of the images, or (with a cache) their encoder features, as a lazy sequence
+    that reads each when the training or evaluation indexes it (``worker.datasets``);
+    features missing from the cache are computed first, a batch at a time."""
+    factory = lease.runtime.session_factory
     if cache is None:
-        return [image_rgb(session, image.id) for image in images]
-    lease.report(report[0], f"training: encoder features of {len(images)} {report[1]}")
-    lease.check()
-    return cache.features(session, images)
+
+        def pixels(image_id: int) -> NDArray[np.uint8]:
+            with factory() as session:
+                return image_rgb(session, image_id)
+
+        return LazyImages(image_ids, pixels, lambda array: array.nbytes, cache_bytes)
+    lease.report(report[0], f"training: encoder features of {len(image_ids)} {report[1]}")
+    for start in range(0, len(image_ids), cache.batch_size):
+        lease.check()
+        with factory() as session:
+            images = list(
+                session.scalars(
+                    select(Image).where(Image.id.in_(image_ids[start : start + cache.batch_size]))
+                )
+            )
+            cache.features(session, images)  # computes and stores what is missing
+
+    def features(image_id: int) -> EncodedImage:
+        with factory() as session:
+            image = session.get(Image, image_id)
+            if image is None:
+                raise LookupError(f"image {image_id} is gone")
+            found = cache.cached(session, [image], count_hits=False)
+            return cache.features(session, [image], found)[0]
+
+    return LazyImages(image_ids, features, lambda encoded: encoded.nbytes, cache_bytes)
 
 
 def _fit(
@@ -321,22 +337,22 @@ def _fit(
     if inputs and isinstance(inputs[0], EncodedImage):
         return train_on_features(
             model,
-            inputs,
+            cast(Sequence[EncodedImage], inputs),
             masks,
             config,
             rng,
             device,
-            validation=cast(tuple[list[EncodedImage], Masks] | None, validation),
+            validation=cast(tuple[Sequence[EncodedImage], Masks] | None, validation),
             on_iteration=on_iteration,
         )
     return train_on_partial_masks(
         model,
-        cast(list[NDArray[np.uint8]], inputs),
+        cast(Sequence[NDArray[np.uint8]], inputs),
         masks,
         config,
         rng,
         device,
-        validation=cast(tuple[list[NDArray[np.uint8]], Masks] | None, validation),
+        validation=cast(tuple[Sequence[NDArray[np.uint8]], Masks] | None, validation),
         on_iteration=on_iteration,
     )
 
@@ -349,7 +365,8 @@ def _confusion(
     device: torch.device,
 ) -> NDArray[np.int64]:
     if inputs and isinstance(inputs[0], EncodedImage):
-        return evaluate_confusion_encoded(model, inputs, masks, config.num_classes, device)
+        encoded = cast(Sequence[EncodedImage], inputs)
+        return evaluate_confusion_encoded(model, encoded, masks, config.num_classes, device)
     return evaluate_confusion(
-        model, cast(list[NDArray[np.uint8]], inputs), masks, config.num_classes, device
+        model, cast(Sequence[NDArray[np.uint8]], inputs), masks, config.num_classes, device
     )
