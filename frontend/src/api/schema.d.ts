@@ -194,9 +194,7 @@ export interface paths {
         head?: never;
         /**
          * Update Project
-         * @description Changes settings; they apply from the next round on. A new superpixel size or
-         *     algorithm, or a new pretrained model, queues ingest jobs that recompute the maps or
-         *     encoder features of every image (listed under ``GET .../jobs``); rounds wait for them.
+         * @description Changes settings; they apply from the next round on.
          */
         patch: operations["update_project_api_v1_projects__project_id__patch"];
         trace?: never;
