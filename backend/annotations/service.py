@@ -23,6 +23,7 @@ from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRu
 from backend.images.validation import UploadRefused, decode_mask
 from backend.memory import trim_heap
 from backend.projects.service import class_indices
+from core.class_counts import add_mask_delta, class_delta, edit_delta
 from core.errors import Conflict, NotFound
 from core.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
 from core.models import (
@@ -231,6 +232,7 @@ def save_edit(
             class_indices(session, image.project_id),
         )
         rows = decode_mask_rows(annotation.mask_png, image.width, image.height)
+        counts_delta = edit_delta(rows, checked.pixels, checked.values)
         applied = apply_edit(rows, checked)
         png = rows.to_png()
         del rows, checked
@@ -243,6 +245,7 @@ def save_edit(
         png=png,
         expected_version=expected_version,
         labeled_pixels=annotation.labeled_pixels + applied.newly_labeled - applied.newly_unlabeled,
+        counts_delta=counts_delta,
         changed_pixels=applied.changed_pixels,
         touched=applied.touched_superpixels,
         newly_labeled=applied.newly_labeled,
@@ -306,6 +309,7 @@ def save_mask(
         labels = runs_by_map[newest_query.superpixel_map_id].labels_at(changed)
         touched = sorted(int(s) for s in np.unique(labels))
         newly_labeled = int(np.count_nonzero(current[changed] == UNLABELED))
+        counts_delta = class_delta(current[changed], submitted[changed])
         labeled_pixels = int(np.count_nonzero(submitted != UNLABELED))
         png = encode_mask_png(submitted.reshape(image.height, image.width))
         del submitted, current
@@ -317,6 +321,7 @@ def save_mask(
         png=png,
         expected_version=expected_version,
         labeled_pixels=labeled_pixels,
+        counts_delta=counts_delta,
         changed_pixels=int(changed.size),
         touched=touched,
         newly_labeled=newly_labeled,
@@ -338,6 +343,7 @@ def _store_version(
     png: bytes,
     expected_version: int,
     labeled_pixels: int,
+    counts_delta: NDArray[np.int64],
     changed_pixels: int,
     touched: list[int],
     newly_labeled: int,
@@ -349,8 +355,8 @@ def _store_version(
     settings: Settings,
     prefilled: bool = False,
 ) -> SaveOutcome:
-    """The compare-and-set write of a checked mask, its history row, the query's state and
-    the round's spend."""
+    """The compare-and-set write of a checked mask, its history row, the query's state,
+    the round's spend and the image's pixels per class (``counts_delta``: the save's change)."""
     newest_query, newest_round = query, round_
     now = utc_now()
     claimed = session.execute(
@@ -368,6 +374,7 @@ def _store_version(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         # Another save won the race; the caller rolls back and reports the new version.
         raise StaleVersion(expected_version)
+    add_mask_delta(session, image.id, counts_delta)
     new_version = expected_version + 1
     session.add(
         AnnotationSubmission(

@@ -330,5 +330,5 @@ def download_ground_truth(image_id: Id, access: ProjectLead, session: SessionDep
 @router.delete("/{image_id}/ground-truth", status_code=status.HTTP_204_NO_CONTENT)
 def delete_ground_truth(image_id: Id, access: ProjectLead, session: SessionDep) -> None:
     image = service.get_image(session, access.project.id, image_id)
-    image.ground_truth_png = None
+    service.delete_ground_truth(session, image)
     session.commit()

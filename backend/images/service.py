@@ -20,6 +20,7 @@ from backend.images.validation import (
     upright_bytes,
 )
 from backend.projects.service import class_indices
+from core.class_counts import set_ground_truth_counts
 from core.errors import NotFound
 from core.masks import encode_mask_png
 from core.models import Annotation, Image, ImageStatus, Project, Split
@@ -124,5 +125,12 @@ def set_ground_truth(
         settings=settings,
     )
     image.ground_truth_png = encode_mask_png(mask)
+    set_ground_truth_counts(session, image.id, mask)
     session.flush()
     return mask
+
+
+def delete_ground_truth(session: Session, image: Image) -> None:
+    image.ground_truth_png = None
+    set_ground_truth_counts(session, image.id, None)
+    session.flush()

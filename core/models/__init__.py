@@ -3,7 +3,7 @@
 from core.models.annotations import Annotation, AnnotationSubmission
 from core.models.base import Base
 from core.models.checkpoints import ModelCheckpoint
-from core.models.dashboard import AnnotationClassCounts, SaveConflict, SimulationResult
+from core.models.dashboard import ClassPixelCount, CountSource, SaveConflict, SimulationResult
 from core.models.features import ImageFeatures
 from core.models.images import Image, ImageStatus, Split, SuperpixelMap
 from core.models.invitations import Invitation
@@ -27,10 +27,11 @@ from core.models.users import ApiToken, LoginThrottle, TokenKind, User
 
 __all__ = [
     "Annotation",
-    "AnnotationClassCounts",
     "AnnotationSubmission",
     "ApiToken",
     "Base",
+    "ClassPixelCount",
+    "CountSource",
     "Image",
     "ImageFeatures",
     "ImageScore",

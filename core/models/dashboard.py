@@ -1,12 +1,13 @@
-"""What the lead dashboard needs beyond the labeling tables: save conflicts and uploaded
-simulation results."""
+"""What the lead dashboard needs beyond the labeling tables: save conflicts, uploaded
+simulation results and per-class pixel counts."""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, UTCDateTime, utc_now
@@ -54,16 +55,26 @@ class SimulationResult(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
-class AnnotationClassCounts(Base):
-    """Pixels per class of one stored mask version, so the class balance decodes each mask
-    once per version rather than on every dashboard request. Filled lazily by the dashboard;
-    a row whose ``version`` is behind its annotation's is recomputed."""
+class CountSource(enum.StrEnum):
+    mask = "mask"  # the image's partial mask (annotations.mask_png)
+    ground_truth = "ground_truth"  # images.ground_truth_png
 
-    __tablename__ = "annotation_class_counts"
 
-    annotation_id: Mapped[int] = mapped_column(
-        ForeignKey("annotations.id", ondelete="CASCADE"), primary_key=True
+class ClassPixelCount(Base):
+    """Pixels of one class in one image's stored mask or ground truth, kept in step with the
+    bytes: a save adds its per-class change in the same transaction as the new mask
+    (``core.class_counts``), storing or deleting ground truth replaces its rows. The class
+    balance sums these rows instead of decoding PNGs. Unlabeled (255) is not counted; a
+    class whose count fell back to 0 keeps its row."""
+
+    __tablename__ = "class_pixel_counts"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
-    version: Mapped[int] = mapped_column(Integer)
-    # {"<class index>": pixels}, unlabeled (255) left out.
-    counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    source: Mapped[CountSource] = mapped_column(
+        Enum(CountSource, native_enum=False, create_constraint=True, length=16),
+        primary_key=True,
+    )
+    class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pixels: Mapped[int] = mapped_column(Integer)

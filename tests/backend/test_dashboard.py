@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.dashboard.service import fit_log_curve, warning_level
+from backend.dashboard.budget import warning_level
+from backend.dashboard.learning_curve import fit_log_curve
 from backend.rounds.service import close_round
 from core.masks import UNLABELED, decode_stored_mask
 from core.models import (
     Annotation,
-    AnnotationClassCounts,
     AnnotationSubmission,
     Image,
     ModelCheckpoint,
@@ -39,6 +39,7 @@ from core.models import (
 )
 from core.settings import Settings
 from tests.backend.builders import Account, World, png_bytes
+from tests.backend.test_dashboard_counts import assert_counts_match
 
 W, H, CELL = 32, 24, 8  # 4 x 3 = 12 grid superpixels of 64 pixels per image
 BUDGET_PIXELS = 2300
@@ -299,6 +300,7 @@ def test_dashboard_figures_equal_the_database(
         assert share["labeled_share"] == pytest.approx(labeled[k] / labeled[:255].sum())
         assert share["validation_share"] == pytest.approx(truth[k] / truth[:255].sum())
     assert [c["name"] for c in balance["classes"] if c["starved"]] == ["car"]
+    assert_counts_match(session_factory)
 
     # Team.
     team = {member["user_id"]: member for member in board["team"]}
@@ -328,29 +330,6 @@ def test_dashboard_figures_equal_the_database(
     assert jobs["current_round"]["number"] == 3 and jobs["current_round"]["status"] == "training"
     assert jobs["can_start_round"] is False
     assert jobs["oracle_available"] is False
-
-
-def test_class_counts_are_cached_per_mask_version(
-    scripted: Scripted, client: TestClient, session_factory: sessionmaker[Session]
-) -> None:
-    url = f"/api/v1/projects/{scripted.project}/dashboard/class-balance"
-    first = _get(client, scripted.lead, url)
-    with session_factory() as session:
-        versions = dict(
-            session.execute(
-                select(Annotation.id, Annotation.version).where(Annotation.labeled_pixels > 0)
-            ).all()
-        )
-        cached = list(session.scalars(select(AnnotationClassCounts)))
-        assert {row.annotation_id: row.version for row in cached} == versions
-        # A stale entry (its mask saved again since) is recomputed, not trusted.
-        cached[0].version -= 1
-        cached[0].counts = {"0": 10**9}
-        session.commit()
-    assert _get(client, scripted.lead, url) == first
-    with session_factory() as session:
-        row = session.get(AnnotationClassCounts, cached[0].annotation_id)
-        assert row is not None and row.version == versions[row.annotation_id]
 
 
 def test_dashboard_is_for_leads_only(scripted: Scripted, client: TestClient, world: World) -> None:
