@@ -1,16 +1,19 @@
 # The worker image: CUDA torch for training and MC-dropout scoring, plus Flower.
-FROM pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime
+# requirements/worker-cuda.txt is the lock with PyPI's CUDA build of torch (its CUDA
+# libraries come as nvidia-* wheels; the host's driver is enough), every file checked
+# against its hash; then Tessera's own wheel.
+FROM python:3.11-slim-bookworm AS wheel
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini ./
-COPY core/ core/
-COPY backend/ backend/
-COPY worker/ worker/
-COPY tessera/ tessera/
-COPY migrations/ migrations/
-# The base image's CUDA torch satisfies the engine; the pin in the worker extra is for the
-# CPU wheel of developer machines, so install the other worker packages explicitly.
-RUN pip install --no-cache-dir -e ".[monitor]" "scikit-image>=0.22" "scipy>=1.11" "matplotlib>=3.8"
+COPY requirements/worker-cuda.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.txt
+COPY --from=wheel /wheels /tmp/wheels
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 RUN useradd --system --home /var/lib/tessera tessera && mkdir -p /var/lib/tessera \
     && chown tessera /var/lib/tessera
 USER tessera
