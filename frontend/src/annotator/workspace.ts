@@ -16,6 +16,7 @@ import { type Diff, MaskEditor, UNLABELED } from "./mask";
 import { encodeEdit } from "./edit";
 import { decodeGreyPng } from "./png";
 import { OUTLINE_DONE, OUTLINE_LOCKED, OUTLINE_TODO } from "./outlines";
+import { reviewNote } from "../review/note";
 import { LayerStack, OutlineOverlay } from "./render";
 import { type GestureTarget, type Point, bindStageInput } from "./input";
 import type { Action } from "./shortcuts";
@@ -215,6 +216,8 @@ export class Workspace {
       host.previous !== undefined,
       this.predicted !== null,
     );
+    // A task sent back in review shows the lead's comment above the tools.
+    if (task.review_note) this.chrome.toolbar.prepend(reviewNote(task.review_note));
     // The page's main landmark (the workspace is the whole page while labeling).
     this.element = h(
       "main",

@@ -1,6 +1,6 @@
 /**
- * Project management for leads (/projects/:projectId/manage): settings, members, classes,
- * image upload (drag and drop, with progress), simulation results, export.
+ * Project management for leads (/projects/:projectId/manage): settings, members and
+ * invitations, classes, image upload (drag and drop, with progress), simulation results, export.
  */
 import { ApiError, api } from "../api/client";
 import type { ProjectDetail, Role } from "../api/types";
@@ -10,6 +10,7 @@ import type { Page } from "../shell/router";
 import { currentUser } from "../shell/session";
 import { dashboardApi, uploadImages } from "./api";
 import { formatPercent } from "./format";
+import { invitationsPanel } from "./invitations";
 import { leadProject, projectNav } from "./page";
 
 const message = (error: unknown): string => (error instanceof ApiError ? error.detail : error instanceof Error ? error.message : String(error));
@@ -304,7 +305,7 @@ export const managePage: Page = async (root, params) => {
         { class: "dashboard" },
         projectNav(project, "manage"),
         h("div", { class: "two-columns" }, settingsForm(project), h("div", {}, uploadPanel(project), exportPanel(project))),
-        h("div", { class: "two-columns" }, membersPanel(project), classesPanel(project)),
+        h("div", { class: "two-columns" }, h("div", {}, membersPanel(project), invitationsPanel(project)), classesPanel(project)),
         simulationsPanel(project),
       ),
     ),

@@ -19,7 +19,7 @@ import { budgetPanel, classBalancePanel, curveDetails, roundsTable, teamTable } 
 const FAST_POLL_MS = 2000;
 const SLOW_POLL_MS = 30000;
 
-export function projectNav(project: ProjectDetail, active: "dashboard" | "manage"): HTMLElement {
+export function projectNav(project: ProjectDetail, active: "dashboard" | "manage" | "images"): HTMLElement {
   const link = (path: string, label: string, name: string): HTMLElement =>
     h("a", { href: `/projects/${project.id}/${path}`, "data-link": true, class: `tab${name === active ? " active" : ""}` }, label);
   return h(
@@ -28,6 +28,7 @@ export function projectNav(project: ProjectDetail, active: "dashboard" | "manage
     h("h1", {}, project.name),
     h("span", { class: "spacer" }),
     link("dashboard", "Dashboard", "dashboard"),
+    link("images", "Images", "images"),
     link("manage", "Manage", "manage"),
     link("label", "Label", "label"),
   );
