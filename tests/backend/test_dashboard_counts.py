@@ -5,6 +5,7 @@ them without writing or decoding anything."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -303,3 +304,45 @@ def test_delta_of_rewritten_pixels_is_the_change_of_counts() -> None:
         class_delta(before, after[:3])
     with pytest.raises(ValueError, match="uint8"):
         pixels_per_class(before.astype(np.int32))
+
+
+def test_counts_stay_exact_under_concurrent_saves(
+    labeling: Labeling, app: FastAPI, session_factory: sessionmaker[Session]
+) -> None:
+    """Four writers race on the same image (same versions: one wins, the others get 412 and
+    retry on the new version) and on the other image; the counts equal a recount."""
+    setup = labeling
+    saves_each, writers = 5, 4
+    barrier = threading.Barrier(writers)
+    errors: list[str] = []
+
+    def write(index: int) -> None:
+        client = TestClient(app)
+        rng = np.random.default_rng(index)
+        image = setup.pool[index % 2]
+        barrier.wait()
+        done = 0
+        while done < saves_each and not errors:
+            mask = client.get(
+                f"/api/v1/projects/{setup.project}/images/{image}/mask",
+                headers=setup.lead.headers,
+            )
+            version = int(mask.headers["ETag"].strip('"'))
+            ids = rng.choice(12, size=4, replace=False)
+            fills = [[int(k), int(rng.choice([0, 1, 2, UNLABELED]))] for k in ids]
+            status = _patch(client, setup, image, version, fills)
+            if status == 200:
+                done += 1
+            elif status != 412:
+                errors.append(f"writer {index}: {status}")
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert_counts_match(session_factory)
+    with session_factory() as session:
+        versions = dict(session.execute(select(Annotation.image_id, Annotation.version)).all())
+    assert versions[setup.pool[0]] == versions[setup.pool[1]] == saves_each * writers // 2
