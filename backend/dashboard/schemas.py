@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.dashboard.prefill import PrefillEffort
 from backend.rounds.schemas import JobRead
 from core.models import RoundStatus
 
@@ -180,6 +181,7 @@ class Dashboard(BaseModel):
     class_balance: ClassBalance
     team: list[TeamMember]
     jobs: Jobs
+    prefill: PrefillEffort
 
 
 class SimulationRead(BaseModel):

@@ -14,6 +14,7 @@ from backend.dashboard.budget import budget
 from backend.dashboard.class_balance import class_balance
 from backend.dashboard.jobs import jobs
 from backend.dashboard.learning_curve import learning_curve
+from backend.dashboard.prefill import prefill_effort
 from backend.dashboard.rounds_table import rounds
 from backend.dashboard.schemas import Dashboard
 from backend.dashboard.team import team
@@ -28,4 +29,5 @@ def dashboard(session: Session, project: Project) -> Dashboard:
         class_balance=class_balance(session, project),
         team=team(session, project),
         jobs=jobs(session, project),
+        prefill=prefill_effort(session, project.id),
     )

@@ -116,6 +116,11 @@ def test_submission_records_prefill_and_the_dashboard_compares_effort(
     assert effort.without_prefill.median_clicks == 4.0
     assert effort.seconds_saved_share == pytest.approx(1 - 6 / 25)
     assert effort.clicks_saved_share == pytest.approx(0.5)
+    # The lead's dashboard shows the same figure.
+    admin = world.user("admin@example.org", admin=True)
+    board = client.get(f"/api/v1/projects/{project}/dashboard", headers=admin.headers)
+    assert board.status_code == 200, board.text
+    assert board.json()["prefill"] == effort.model_dump()
 
 
 def test_prefilled_must_be_a_boolean(

@@ -20,7 +20,7 @@ from core.db import make_engine, make_session_factory
 from core.masks import UNLABELED
 from core.models import Query
 from tests.e2e.scenario import LabelingProject, labeling_project
-from tests.e2e.server import Server
+from tests.e2e.server import ADMIN_EMAIL, Server
 from tests.e2e.test_annotator import mask_saves, stored_state
 from tests.e2e.workspace_page import WorkspacePage, interior_point, log_in, wait_paintable
 
@@ -147,6 +147,15 @@ def test_accept_prediction_then_correct_stores_the_fixed_mask_as_prefilled(
     assert history[-1].prefilled is True
     assert history[-1].clicks == 1 + len(wrong)
     assert history[-1].seconds > 0
+
+    # The lead's dashboard counts the image among those started from the prediction.
+    page.context.clear_cookies()
+    log_in(page, server.base_url, ADMIN_EMAIL)
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(f"{server.base_url}/projects/{project.project_id}/dashboard")
+    panel = page.locator('[data-panel="prefill"]')
+    expect(panel.locator('[data-group="with"] td').nth(1)).to_have_text("1")
+    expect(panel.locator('[data-group="without"] td').nth(1)).to_have_text("0")
 
 
 def test_without_a_prediction_the_button_is_disabled_and_r_says_why(

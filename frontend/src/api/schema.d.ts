@@ -194,7 +194,9 @@ export interface paths {
         head?: never;
         /**
          * Update Project
-         * @description Changes settings; they apply from the next round on.
+         * @description Changes settings; they apply from the next round on. A new superpixel size or
+         *     algorithm, or a new pretrained model, queues ingest jobs that recompute the maps or
+         *     encoder features of every image (listed under ``GET .../jobs``); rounds wait for them.
          */
         patch: operations["update_project_api_v1_projects__project_id__patch"];
         trace?: never;
@@ -1304,6 +1306,7 @@ export interface components {
             /** Team */
             team: components["schemas"]["TeamMember"][];
             jobs: components["schemas"]["Jobs"];
+            prefill: components["schemas"]["PrefillEffort"];
         };
         /** DuplicateRead */
         DuplicateRead: {
@@ -1316,6 +1319,24 @@ export interface components {
              * @description The stored image with the same content; null if repeated in this upload.
              */
             existing_image_id: number | null;
+        };
+        /** Effort */
+        Effort: {
+            /**
+             * Images
+             * @description Labeled images (queries) with recorded effort.
+             */
+            images: number;
+            /**
+             * Median Seconds
+             * @description Median active seconds per image.
+             */
+            median_seconds: number | null;
+            /**
+             * Median Clicks
+             * @description Median clicks and strokes per image.
+             */
+            median_clicks: number | null;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1775,6 +1796,19 @@ export interface components {
             email: string;
             /** Name */
             name: string;
+        };
+        /** PrefillEffort */
+        PrefillEffort: {
+            /** @description Images started from the model's prediction. */
+            with_prefill: components["schemas"]["Effort"];
+            without_prefill: components["schemas"]["Effort"];
+            /**
+             * Seconds Saved Share
+             * @description 1 - median seconds with / without pre-fill (0.4: 40% less time); null until both groups have images.
+             */
+            seconds_saved_share: number | null;
+            /** Clicks Saved Share */
+            clicks_saved_share: number | null;
         };
         /**
          * ProjectCreate

@@ -14,6 +14,7 @@ import { currentUser } from "../shell/session";
 import { dashboardApi, type Dashboard, type Jobs } from "./api";
 import { LearningCurveChart } from "./chart";
 import { isBusy, jobsPanel, jobsState } from "./jobs";
+import { prefillPanel } from "./prefill";
 import { budgetPanel, classBalancePanel, curveDetails, roundsTable, teamTable } from "./sections";
 
 const FAST_POLL_MS = 2000;
@@ -78,6 +79,7 @@ export const dashboardPage: Page = async (root, params) => {
   const rounds = h("div");
   const balance = h("div");
   const team = h("div");
+  const prefill = h("div");
   const updated = h("span", { class: "muted small", "data-testid": "updated" });
   root.append(
     frame(
@@ -97,6 +99,7 @@ export const dashboardPage: Page = async (root, params) => {
         // The team table has nine columns: it gets the full width (a half-column cut it).
         balance,
         team,
+        prefill,
         updated,
       ),
     ),
@@ -123,6 +126,7 @@ export const dashboardPage: Page = async (root, params) => {
     rounds.replaceChildren(roundsTable(board.rounds));
     balance.replaceChildren(classBalancePanel(board.class_balance));
     team.replaceChildren(teamTable(board.team));
+    prefill.replaceChildren(prefillPanel(board.prefill));
   };
 
   let lastState = "";
