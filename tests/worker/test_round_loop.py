@@ -80,4 +80,9 @@ def test_upload_to_second_round_with_oracle_answers(
         f"/api/v1{base}/queries/{detail['queries'][0]['id']}/uncertainty", headers=api.headers
     )
     assert uncertainty.status_code == 200
+    # Scoring stored the model's class per superpixel: each asked one comes with it (pre-fill).
+    task = api.post(f"{base}/tasks/next", expect=200)
+    assert task["round_id"] == second["round"]["id"]
+    assert len(task["predicted_classes"]) == len(task["superpixel_ids"])
+    assert set(task["predicted_classes"]) <= set(range(4))
     print(f"\n{database}/{broker}: round 2 took {seconds:.1f} s end to end; {job['message']}")
