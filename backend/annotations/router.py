@@ -26,6 +26,7 @@ from backend.projects.deps import ProjectAccess, ProjectMember
 from backend.review.schemas import ReviewNote
 from backend.review.service import sent_back_note
 from backend.validation_types import Id, IdValue, parse_version_etag
+from core.mask_versions import SaveOutcome, StaleVersion
 from core.masks import empty_mask, encode_mask_png
 from core.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
 from core.models import Query as QueryRow
@@ -229,13 +230,13 @@ def _save(
     user: User,
     response: Response,
     expected: int,
-    save: Callable[[], service.SaveOutcome],
+    save: Callable[[], SaveOutcome],
 ) -> SaveResult:
     """Runs one save and commits it; a stale version is recorded and answered 412."""
     try:
         outcome = save()
         session.commit()
-    except service.StaleVersion as error:
+    except StaleVersion as error:
         session.rollback()
         current = error.current
         if current is None:

@@ -1,8 +1,8 @@
 """Saving partial masks without losing labels, and handing out work with leases.
 
-A save is a compare-and-set: ``UPDATE annotations ... WHERE version = :expected``. Two writers
-holding the same version race on that one statement; the database lets exactly one match and
-the other changes nothing. The history row and the new mask commit in the same transaction.
+A save checks the mask against the open queries, then stores it with the compare-and-set
+write every save shares (``core.mask_versions``, the oracle's too): two writers holding the
+same version race on one ``UPDATE ... WHERE version = :expected`` and exactly one wins.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -23,12 +22,12 @@ from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRu
 from backend.images.validation import UploadRefused, decode_mask
 from backend.memory import trim_heap
 from backend.projects.service import class_indices
-from core.class_counts import add_mask_delta, class_delta, edit_delta
+from core.class_counts import class_delta, edit_delta
 from core.errors import Conflict, NotFound
+from core.mask_versions import SaveOutcome, StaleVersion, store_mask_version
 from core.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
 from core.models import (
     Annotation,
-    AnnotationSubmission,
     Image,
     Query,
     QueryStatus,
@@ -43,15 +42,6 @@ from core.settings import Settings
 
 # How many candidate queries one "next task" call tries to claim before giving up.
 _CLAIM_ATTEMPTS = 20
-
-
-class StaleVersion(Exception):
-    """The mask is no longer at ``expected``; ``current`` is known when it was read."""
-
-    def __init__(self, expected: int, current: int | None = None) -> None:
-        super().__init__(f"version {expected} is stale (now {current})")
-        self.expected = expected
-        self.current = current
 
 
 def current_version(session: Session, image_id: int) -> int:
@@ -73,15 +63,6 @@ def record_conflict(
         )
     )
     session.flush()
-
-
-@dataclass(frozen=True)
-class SaveOutcome:
-    version: int
-    changed_pixels: int
-    changed_superpixels: int
-    labeled_pixels: int
-    query_done: bool
 
 
 def active_queries(session: Session, image_id: int) -> list[tuple[Query, Round]]:
@@ -237,7 +218,7 @@ def save_edit(
         png = rows.to_png()
         del rows, checked
     newest_query, newest_round = queries[0]
-    return _store_version(
+    return store_mask_version(
         session,
         annotation,
         image,
@@ -313,7 +294,7 @@ def save_mask(
         labeled_pixels = int(np.count_nonzero(submitted != UNLABELED))
         png = encode_mask_png(submitted.reshape(image.height, image.width))
         del submitted, current
-    return _store_version(
+    return store_mask_version(
         session,
         annotation,
         image,
@@ -331,106 +312,6 @@ def save_mask(
         seconds=seconds,
         done=done,
         settings=settings,
-    )
-
-
-def _store_version(
-    session: Session,
-    annotation: Annotation,
-    image: Image,
-    user: User,
-    *,
-    png: bytes,
-    expected_version: int,
-    labeled_pixels: int,
-    counts_delta: NDArray[np.int64],
-    changed_pixels: int,
-    touched: list[int],
-    newly_labeled: int,
-    query: Query,
-    round_: Round,
-    clicks: int,
-    seconds: float,
-    done: bool,
-    settings: Settings,
-    prefilled: bool = False,
-) -> SaveOutcome:
-    """The compare-and-set write of a checked mask, its history row, the query's state,
-    the round's spend and the image's pixels per class (``counts_delta``: the save's change)."""
-    newest_query, newest_round = query, round_
-    now = utc_now()
-    claimed = session.execute(
-        update(Annotation)
-        .where(Annotation.id == annotation.id, Annotation.version == expected_version)
-        .values(
-            version=Annotation.version + 1,
-            mask_png=png,
-            labeled_pixels=labeled_pixels,
-            updated_at=now,
-            updated_by_id=user.id,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        # Another save won the race; the caller rolls back and reports the new version.
-        raise StaleVersion(expected_version)
-    add_mask_delta(session, image.id, counts_delta)
-    new_version = expected_version + 1
-    session.add(
-        AnnotationSubmission(
-            annotation_id=annotation.id,
-            image_id=image.id,
-            user_id=user.id,
-            round_id=newest_round.id,
-            query_id=newest_query.id,
-            version=new_version,
-            created_at=now,
-            changed_pixels=changed_pixels,
-            changed_superpixels=len(touched),
-            superpixel_ids=touched,
-            clicks=clicks,
-            seconds=seconds,
-            prefilled=prefilled,
-        )
-    )
-    query_done = newest_query.status == QueryStatus.done
-    # The round pays for a query's superpixels once, when it is first marked done.
-    superpixels_spent = 0
-    if done and not query_done:
-        closed = session.execute(
-            update(Query)
-            .where(Query.id == newest_query.id, Query.status != QueryStatus.done)
-            .values(status=QueryStatus.done, completed_at=now, lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        if closed.rowcount == 1:  # type: ignore[attr-defined]
-            superpixels_spent = len(newest_query.superpixel_ids)
-        query_done = True
-    elif not query_done:
-        # Saving keeps the saver's lease alive.
-        session.execute(
-            update(Query)
-            .where(Query.id == newest_query.id, Query.assignee_id == user.id)
-            .values(lease_expires_at=now + timedelta(seconds=settings.task_lease_seconds))
-            .execution_options(synchronize_session=False)
-        )
-    session.execute(
-        update(Round)
-        .where(Round.id == newest_round.id)
-        .values(
-            spent_pixels=Round.spent_pixels + newly_labeled,
-            spent_seconds=Round.spent_seconds + seconds,
-            spent_superpixels=Round.spent_superpixels + superpixels_spent,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.flush()
-    return SaveOutcome(
-        version=new_version,
-        changed_pixels=changed_pixels,
-        changed_superpixels=len(touched),
-        labeled_pixels=labeled_pixels,
-        query_done=query_done,
     )
 
 

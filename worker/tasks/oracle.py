@@ -1,5 +1,6 @@
-"""Oracle: answer a labeling round's open queries from ground truth through the same save
-path as people (versioned saves, one history row each), so a loop runs without annotators."""
+"""Oracle: answer a labeling round's open queries from ground truth through the same write as
+people's saves (``core.mask_versions``: a compare-and-set version, one history row each, the
+round's spend and the class counts), so a loop runs without annotators."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
-from backend.annotations.service import StaleVersion, save_mask
-from core.masks import encode_mask_png
+from core.class_counts import class_delta
+from core.mask_versions import StaleVersion, store_mask_version
+from core.masks import UNLABELED, decode_stored_mask, encode_mask_png
 from core.models import (
     Annotation,
     Image,
@@ -29,7 +31,7 @@ from core.models import (
 from core.models.base import utc_now
 from core.passwords import hash_password
 from core.settings import Settings
-from worker.data import ground_truth, partial_mask, superpixel_labels
+from worker.data import ground_truth, superpixel_labels
 from worker.engine.oracle import ORACLE_MODES, oracle_label
 from worker.jobs import JobLease
 
@@ -79,24 +81,45 @@ class OracleOutcome:
 def _answer(session: Session, query: Query, user: User, mode: str, settings: Settings) -> bool:
     image = session.get(Image, query.image_id)
     superpixel_map = session.get(SuperpixelMap, query.superpixel_map_id)
-    if image is None or superpixel_map is None:
+    round_ = session.get(Round, query.round_id)
+    if image is None or superpixel_map is None or round_ is None:
         return False
     truth = ground_truth(session, image)
     if truth is None:
         return False
-    labels = superpixel_labels(session, superpixel_map, image)
+    labels = superpixel_labels(session, superpixel_map, image).reshape(-1)
+    asked = np.asarray(query.superpixel_ids, dtype=np.int64)
     for _ in range(_SAVE_ATTEMPTS):
-        version = session.scalar(select(Annotation.version).where(Annotation.image_id == image.id))
-        current = partial_mask(session, image)
-        answered = oracle_label(current, truth, labels, np.asarray(query.superpixel_ids), mode)
+        annotation = session.scalar(
+            select(Annotation)
+            .where(Annotation.image_id == image.id)
+            .options(undefer(Annotation.mask_png))
+        )
+        if annotation is None:
+            raise LookupError(f"image {image.id} has no annotation")
+        current = decode_stored_mask(annotation.mask_png, image.width, image.height)
+        answered = oracle_label(current, truth, labels.reshape(current.shape), asked, mode)
+        before, after = current.reshape(-1), answered.reshape(-1)
+        changed = np.flatnonzero(after != before)
+        touched = np.unique(labels[changed])
+        if not np.isin(touched, asked).all():
+            raise RuntimeError(f"image {image.id}: the oracle changed pixels outside its query")
         try:
-            save_mask(
+            store_mask_version(
                 session,
+                annotation,
                 image,
                 user,
-                encode_mask_png(answered),
-                expected_version=int(version or 0),
-                clicks=len(query.superpixel_ids),
+                png=encode_mask_png(answered),
+                expected_version=annotation.version,
+                labeled_pixels=int(np.count_nonzero(after != UNLABELED)),
+                counts_delta=class_delta(before[changed], after[changed]),
+                changed_pixels=int(changed.size),
+                touched=[int(s) for s in touched],
+                newly_labeled=int(np.count_nonzero(before[changed] == UNLABELED)),
+                query=query,
+                round_=round_,
+                clicks=len(asked),
                 seconds=0.0,
                 done=True,
                 settings=settings,
