@@ -126,7 +126,10 @@ def main() -> None:
         env_base.setdefault(name, value)
     env_base["TESSERA_LOG_LEVEL"] = "info"
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print("worker settings:", {k: v for k, v in env_base.items() if k.startswith("TESSERA_")})
+    shown = {
+        k: v for k, v in env_base.items() if k.startswith("TESSERA_") or k in DEMO_WORKER_DEFAULTS
+    }
+    print("worker settings:", shown)
     totals: dict[str, float] = {}
     cpu_totals: dict[str, float] = {}
     for model in args.models.split(","):

@@ -32,6 +32,11 @@ DEMO_WORKER_DEFAULTS: dict[str, str] = {
     "TESSERA_JOB_LEASE_SECONDS": "20",
     # The console shows the demo's own lines; the worker logs to a file at info.
     "TESSERA_LOG_LEVEL": "warning",
+    # One torch (OpenMP) thread: the demo's decoder-sized steps gain nothing from more, and
+    # with the API, the browser or other jobs on the same cores, OpenMP's spinning threads
+    # made a 15-iteration fine-tune take 8x the CPU and 10x the wall time of one thread
+    # (bench/demo_round.py; README "The demo round on CPU").
+    "OMP_NUM_THREADS": "1",
 }
 
 # The demo's model: the pretrained encoder learns from the first labels on a CPU (its

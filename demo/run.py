@@ -91,7 +91,7 @@ def _print_banner(
     _echo(f"  model      {model} (--demo-model to change)")
     if applied:
         small = ", ".join(f"{k.removeprefix('TESSERA_')}={v}" for k, v in applied.items())
-        _echo(f"  demo defaults (set TESSERA_* to change): {small}")
+        _echo(f"  demo defaults (set the variable to change): {small}")
     _echo("Press Ctrl-C to stop.")
 
 
