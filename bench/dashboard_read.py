@@ -48,6 +48,7 @@ from backend.dashboard.budget import budget
 from backend.dashboard.class_balance import class_balance
 from backend.dashboard.jobs import jobs
 from backend.dashboard.learning_curve import learning_curve
+from backend.dashboard.prefill import prefill_effort
 from backend.dashboard.rounds_table import rounds
 from backend.dashboard.team import team
 from backend.images.service import ingest_images, set_ground_truth
@@ -223,6 +224,7 @@ PARTS: dict[str, Callable[[Session, Project], Any]] = {
     "class_balance": class_balance,
     "team": team,
     "jobs": jobs,
+    "prefill": lambda session, project: prefill_effort(session, project.id),
 }
 
 

@@ -3,7 +3,8 @@
 Read-only and cheap to poll: no part writes, and none decodes an image (class balance sums
 the per-class counts saves keep up to date, ``core.class_counts``). One module per part:
 ``budget``, ``learning_curve`` (with uploaded simulations), ``rounds_table``,
-``class_balance``, ``team``, ``jobs``; ``simulations`` checks and stores uploads.
+``class_balance``, ``team``, ``jobs``, ``prefill``; ``simulations`` checks and stores
+uploads.
 """
 
 from __future__ import annotations
