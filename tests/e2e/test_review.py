@@ -1,7 +1,8 @@
 """Leads' invitations and review in Debian's Chromium: an invitee sets a password from the
-link and lands signed in on the project; a lead filters the images, opens a submitted one,
-sends it back with a comment; the annotator sees the comment, fixes and resubmits; the lead
-accepts. The new pages have no serious or critical axe violations."""
+link and lands signed in on the project, and the lead changes their role and removes them; a
+lead filters the images, opens a submitted one, sends it back with a comment; the annotator
+sees the comment, fixes and resubmits; the lead accepts. The new pages have no serious or
+critical axe violations."""
 
 from __future__ import annotations
 
@@ -79,6 +80,17 @@ def test_invitee_sets_a_password_and_lands_signed_in_on_the_project(
     members = {m["email"]: m["role"] for m in admin.get(f"/projects/{project}/members").json()}
     assert members[invitee] == "annotator"
     login(server, invitee, NEW_PASSWORD).close()
+
+    # The lead makes the new member a lead, then removes them, from the same page.
+    page.reload()
+    row = page.locator(f'[data-member="{invitee}"]')
+    row.locator("select").select_option("lead")
+    expect(page.locator(".panel .feedback >> text=is now lead")).to_be_visible()
+    members = {m["email"]: m["role"] for m in admin.get(f"/projects/{project}/members").json()}
+    assert members[invitee] == "lead"
+    row.locator("button >> text=Remove").click()
+    expect(row).to_have_count(0)
+    assert invitee not in {m["email"] for m in admin.get(f"/projects/{project}/members").json()}
 
 
 def _submit_by_api(server: Server, project: LabelingProject) -> tuple[int, int]:
