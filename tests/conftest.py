@@ -1,0 +1,57 @@
+"""The test tiers. `make test-quick` (pytest -m "not slow") leaves out what is listed here;
+`make test` (CI) runs everything.
+
+A test is slow when it starts something heavy for itself: a browser, a Celery worker
+process, a server process, a wheel build, or training on images. The list is kept here, in
+one place, so the split can be read and changed at a glance; a folder covers the tests
+added to it later. Measured with `pytest --durations=0` on the shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Path from the repository root (a folder, a file, or file::test) → why it is slow.
+SLOW: dict[str, str] = {
+    "tests/e2e": "a real Chromium, the built UI and a server process per test",
+    "tests/deploy/test_compose.py": "starts the API, a worker and Flower as processes",
+    "tests/deploy/test_wheel.py": "builds the wheel and installs it into a new venv",
+    "tests/backend/test_schemathesis.py": "four schemathesis runs against served processes",
+    "tests/worker/test_imported_images.py": "a Celery worker process ingests the images",
+    "tests/worker/test_job_logs.py": "a Celery worker process",
+    "tests/worker/test_pretrained_model.py": "worker processes train and score (60-160 s)",
+    "tests/worker/test_recompute.py": "a worker process recomputes maps and runs a round",
+    "tests/worker/test_retry.py": "a worker process fails, then runs a round",
+    "tests/worker/test_round_loop.py": "two rounds through a worker process",
+    "tests/worker/test_unsent_jobs.py": "waits out job leases with a worker process",
+    "tests/worker/test_worker_faults.py": "kills worker processes and waits for recovery",
+    "tests/worker/test_worker_limits.py": "worker processes past time and memory limits",
+    "tests/worker/test_worker_lost.py": "kills a worker process and waits out its lease",
+    "tests/worker/test_worker_process_death.py": "kills a worker's pool process",
+    "tests/test_tiers.py::test_quick_tier_deselects_exactly_the_slow_tests": "two pytest runs",
+}
+
+
+def slow_reason(nodeid: str) -> str | None:
+    """Why the test ``nodeid`` (relative to the repository root) is slow; None if it is not."""
+    path = nodeid.split("::", 1)[0]
+    for entry, reason in SLOW.items():
+        if "::" in entry:
+            if nodeid == entry or nodeid.startswith(entry + "["):
+                return reason
+        elif path == entry or path.startswith(entry + "/"):
+            return reason
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        nodeid = Path(item.path).relative_to(ROOT).as_posix()
+        if "::" in item.nodeid:
+            nodeid += "::" + item.nodeid.split("::", 1)[1]
+        if slow_reason(nodeid) is not None:
+            item.add_marker(pytest.mark.slow)
