@@ -4,14 +4,17 @@ a sent-back image returning to its annotator's queue with the comment, and the r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Round, RoundStatus
+from core.models import Query, Round, RoundStatus
+from core.models.base import utc_now
+from core.settings import Settings
 from tests.backend.builders import Account, World
 
 API = "/api/v1"
@@ -200,3 +203,34 @@ def test_refusals_name_the_problem(
 def browse_status(client: TestClient, setup: Setup, **params: object) -> int:
     response = client.get(setup.url("review/images"), params=params, headers=setup.lead.headers)
     return int(response.status_code)
+
+
+def test_a_sent_back_image_is_held_for_its_annotator_then_anyone_may_take_it(
+    client: TestClient, setup: Setup, session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    ann, other = setup.annotators
+    task = submit_next(client, setup, ann)
+    image, query_id = int(str(task["image_id"])), int(str(task["query_id"]))
+    before = utc_now()
+    assert review(client, setup, image, "sent_back", "Redo the sky.").status_code == 201
+    with session_factory() as session:
+        query = session.get(Query, query_id)
+        assert query is not None and query.assignee_id == ann.id
+        assert query.lease_expires_at is not None
+        held = (query.lease_expires_at - before).total_seconds()
+        others = [q for q in session.scalars(select(Query.id)) if q != query_id]
+    assert settings.sent_back_hold_seconds <= held < settings.sent_back_hold_seconds + 60
+    ask = {"exclude": others}
+    # Passing over the two other images, the other annotator hears there is nothing to do.
+    held_back = client.post(setup.url("tasks/next"), params=ask, headers=other.headers)
+    assert held_back.status_code == 204
+    with session_factory() as session:
+        session.execute(
+            update(Query)
+            .where(Query.id == query_id)
+            .values(lease_expires_at=utc_now() - timedelta(seconds=1))
+        )
+        session.commit()
+    taken = client.post(setup.url("tasks/next"), params=ask, headers=other.headers)
+    assert taken.json()["query_id"] == query_id
+    assert taken.json()["review_note"]["comment"] == "Redo the sky."
