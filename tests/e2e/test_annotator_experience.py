@@ -251,14 +251,17 @@ def outline_rgba(page: Page, x: int, y: int, image_width: int) -> list[int]:
     row whose centre still lies in image row y (outlines are drawn in screen pixels)."""
     rgba: list[int] = page.evaluate(
         """async ([x, y, imageWidth]) => {
-            await new Promise((done) => requestAnimationFrame(() => done()));
+            const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
+            const canvas = document.querySelector('canvas[data-layer="outlines"]');
+            await frame();
+            // Drawn for the current view (a CSS transform carries it while the view moves).
+            for (let k = 0; k < 300 && canvas.style.transform !== ""; k++) await frame();
             const stage = document.querySelector(".stage").getBoundingClientRect();
             const layer = document.querySelector('canvas[data-layer="mask"]');
             const mask = layer.getBoundingClientRect();
             const scale = mask.width / imageWidth;
             const sx = Math.floor(mask.left - stage.left + (x + 0.5) * scale);
             const sy = Math.ceil(mask.top - stage.top + (y + 1) * scale - 0.5) - 1;
-            const canvas = document.querySelector('canvas[data-layer="outlines"]');
             return Array.from(canvas.getContext("2d").getImageData(sx, sy, 1, 1).data);
         }""",
         [x, y, image_width],

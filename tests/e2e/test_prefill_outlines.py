@@ -53,13 +53,23 @@ def set_prediction(server: Server, query_id: int, ids: list[int], classes: list[
         engine.dispose()
 
 
+# Resolves once the outlines are drawn for the current view: while the view moves they are
+# carried along by a CSS transform, which a crisp redraw clears.
+SETTLED = """async (selector) => {
+    const canvas = document.querySelector(selector);
+    const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
+    await frame();
+    for (let k = 0; k < 300 && canvas.style.transform !== ""; k++) await frame();
+    await frame();
+    return canvas;
+}"""
+
+
 def outline_rgba(page: Page) -> NDArray[np.uint8]:
-    """The outline canvas as drawn, (H, W, 4), after the pending frame."""
-    encoded, width, height = page.evaluate(
-        """async (selector) => {
-            await new Promise((done) => requestAnimationFrame(() => done()));
-            await new Promise((done) => requestAnimationFrame(() => done()));
-            const canvas = document.querySelector(selector);
+    """The outline canvas as drawn, (H, W, 4), once drawn for the current view."""
+    read = (
+        "async (selector) => { const canvas = await (" + SETTLED + ")(selector);"
+        """
             const { width, height } = canvas;
             const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
             let binary = "";
@@ -67,9 +77,9 @@ def outline_rgba(page: Page) -> NDArray[np.uint8]:
                 binary += String.fromCharCode(...data.subarray(k, k + 0x8000));
             }
             return [btoa(binary), width, height];
-        }""",
-        OUTLINES,
+        }"""
     )
+    encoded, width, height = page.evaluate(read, OUTLINES)
     raw = np.frombuffer(base64.b64decode(encoded), dtype=np.uint8)
     return raw.reshape(height, width, 4)
 

@@ -155,13 +155,15 @@ export class LayerStack {
 
 /**
  * The superpixel outlines, a canvas the size of the stage in CSS pixels over the layer stack:
- * redrawn whenever the view, the stage size or a superpixel's state changes, so every line
- * stays one CSS pixel wide at any zoom.
+ * redrawn when the view settles, the stage is resized or a superpixel's state changes, so
+ * every line stays one CSS pixel wide at any zoom. While the view moves, `follow` carries the
+ * last drawing along with a CSS transform (a redraw costs a pass over the stage's pixels).
  */
 export class OutlineOverlay {
   readonly element: HTMLCanvasElement;
   private readonly ctx: CanvasRenderingContext2D;
   private image: ImageData | null = null;
+  private drawn: View | null = null;
 
   constructor(private readonly source: OutlineSource) {
     this.element = document.createElement("canvas");
@@ -183,6 +185,16 @@ export class OutlineOverlay {
     }
     drawOutlines(new Uint32Array(this.image.data.buffer), w, h, view, this.source, OUTLINE_COLOURS);
     this.ctx.putImageData(this.image, 0, 0);
+    this.drawn = { ...view };
+    this.element.style.transform = "";
+  }
+
+  /** Moves and scales the last drawing to `view` without redrawing. */
+  follow(view: View): void {
+    const drawn = this.drawn;
+    if (!drawn) return;
+    const s = view.scale / drawn.scale;
+    this.element.style.transform = `translate(${view.x - drawn.x * s}px, ${view.y - drawn.y * s}px) scale(${s})`;
   }
 
   setVisible(visible: boolean): void {

@@ -86,6 +86,8 @@ const OPACITIES = [0.6, 0.3, 0];
 const MIN_BRUSH = 1;
 const MAX_BRUSH = 256;
 const DRAFT_DELAY_MS = 400;
+/** The outlines are redrawn crisp once the view has not moved for this long. */
+const OUTLINE_SETTLE_MS = 80;
 
 /** Browsers draw custom cursors up to 128 px; the outline and its halo need a few more. */
 const MAX_CURSOR_PX = 120;
@@ -122,6 +124,7 @@ export class Workspace {
   /** Per superpixel id + 1 (0: outside the image): its outline style (outlines.ts). */
   private readonly outlineStyle: Uint8Array;
   private outlinesDirty = true;
+  private outlineTimer: number | undefined;
   private stageWidth = 0;
   private stageHeight = 0;
   /** The model's class per queried superpixel (slot), or null: see predictedBySlot. */
@@ -309,6 +312,7 @@ export class Workspace {
     window.clearInterval(this.clockTimer);
     window.clearTimeout(this.draftTimer);
     window.clearTimeout(this.toastTimer);
+    window.clearTimeout(this.outlineTimer);
     this.resizeObserver.disconnect();
     for (const cleanup of this.cleanups) cleanup();
     this.modal?.close();
@@ -669,10 +673,17 @@ export class Workspace {
     if (this.viewChanged) {
       this.layers.setView(this.view);
       this.viewChanged = false;
-      this.outlinesDirty = true;
+      // Panning and zooming carry the drawn outlines along; they are redrawn once it stops.
+      this.outlines.follow(this.view);
+      window.clearTimeout(this.outlineTimer);
+      this.outlineTimer = window.setTimeout(() => {
+        this.outlinesDirty = true;
+        this.requestFrame();
+      }, OUTLINE_SETTLE_MS);
     }
     if (this.outlinesDirty && this.boundariesVisible) {
       this.outlinesDirty = false;
+      window.clearTimeout(this.outlineTimer);
       this.outlines.draw(this.view, this.stageWidth, this.stageHeight);
     }
     this.layers.paintMask(this.editor.mask, this.lut, this.editor.takeDirty());
