@@ -16,7 +16,8 @@ class ImageState(enum.StrEnum):
 
     unlabeled = "unlabeled"  # never asked in a round
     asked = "asked"  # queried, not submitted yet
-    submitted = "submitted"  # submitted (again, after a send-back), waiting for review
+    # Submitted, or again after a send-back, or saved again after its acceptance: to review.
+    submitted = "submitted"
     accepted = "accepted"
     sent_back = "sent_back"  # back in its annotator's queue with the lead's comment
 

@@ -1,8 +1,9 @@
 """Where each image of a project stands (for the lead's browser) and review decisions.
 
 An image's state comes from its newest query (or its query in the round filtered on), the
-newest review of that query and whether the query is done; nothing is stored twice, so a
-save or a review can never leave the browser out of date. Functions flush; the request
+newest review of that query, whether the query is done and whether the mask changed since
+the review (an accepted image saved again waits for review again); nothing is stored twice,
+so a save or a review can never leave the browser out of date. Functions flush; the request
 commits.
 """
 
@@ -81,7 +82,12 @@ def _state_query(project_id: int, round_id: int | None) -> tuple[Select[Any], An
     state = case(
         (Query.id.is_(None), ImageState.unlabeled.value),
         (
-            and_(Query.status == QueryStatus.done, Review.decision == ReviewDecision.accepted),
+            and_(
+                Query.status == QueryStatus.done,
+                Review.decision == ReviewDecision.accepted,
+                # Labels saved after the acceptance need another look.
+                Review.mask_version >= func.coalesce(Annotation.version, 0),
+            ),
             ImageState.accepted.value,
         ),
         (Query.status == QueryStatus.done, ImageState.submitted.value),
@@ -111,6 +117,7 @@ def _state_query(project_id: int, round_id: int | None) -> tuple[Select[Any], An
         .outerjoin(Review, Review.id == newest_review.c.review_id)
         .outerjoin(newest_save, newest_save.c.query_id == Query.id)
         .outerjoin(AnnotationSubmission, AnnotationSubmission.id == newest_save.c.save_id)
+        .outerjoin(Annotation, Annotation.image_id == Image.id)
         .where(Image.project_id == project_id)
     )
     return rows, state, annotator

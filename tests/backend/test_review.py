@@ -145,6 +145,15 @@ def test_states_follow_asked_submitted_sent_back_resubmitted_accepted(
     assert detail["history"][0]["reviewer"]["email"] == "lead@example.org"
     assert detail["history"][0]["annotator"]["email"] == "ann0@example.org"
 
+    # Labels saved after the acceptance need another look.
+    edited = client.patch(
+        setup.url(f"images/{image}/mask"),
+        json={"superpixel_map_id": setup.maps[image], "fills": [[0, 0]], "done": True},
+        headers={**ann.headers, "If-Match": '"2"'},
+    )
+    assert edited.status_code == 200, edited.text
+    assert states(browse(client, setup))[image] == "submitted"
+
 
 def test_filters_by_round_annotator_and_pages(
     client: TestClient, setup: Setup, world: World
