@@ -7,9 +7,12 @@ round after the first it prints the seconds spent training, scoring and querying
 round's status changes, polled every 0.1 s), the model's iterations and validation mIoU, and
 per picked image the superpixels asked of those still open and the share of its pixels
 asked. The same is done for each model given (default: the pretrained encoder, then the
-U-Net from scratch as the baseline, in the same run), and the ratios printed.
+U-Net from scratch as the baseline, in the same run), and the ratios printed. With
+``--threads-baseline`` the first model runs once more with torch's default thread count
+(the demo's worker runs one thread: ``OMP_NUM_THREADS=1``).
 
     .venv/bin/python bench/demo_round.py [--rounds 3] [--models efficientnet_lite0,unet]
+        [--threads-baseline]
 """
 
 from __future__ import annotations
@@ -116,10 +119,35 @@ def run_model(model: str, rounds: int, env_base: dict[str, str]) -> tuple[list[R
     return results, ingest
 
 
+def print_results(label: str, results: list[RoundResult], ingest: str) -> None:
+    print(f"\n== {label}: {ingest}")
+    print(
+        "round | train s | score s | query s | round s | worker CPU s | iterations | "
+        "val mIoU | asked per picked image: superpixels of open ones, pixel share"
+    )
+    for r in results:
+        shares = ", ".join(
+            f"{s:.0%}/{p:.0%}" for s, p in zip(r.superpixel_shares, r.pixel_shares, strict=True)
+        )
+        miou = "" if r.miou is None else f"{r.miou:.3f}"
+        its = "" if r.iterations is None else f"{r.iterations}/{r.max_iterations}"
+        print(
+            f"{r.number:5d} | {r.seconds.get('training', 0):7.1f} | "
+            f"{r.seconds.get('scoring', 0):7.1f} | {r.seconds.get('querying', 0):7.1f} | "
+            f"{r.total:7.1f} | {r.cpu_seconds:12.1f} | {its:>10} | {miou:>8} | {shares}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default="efficientnet_lite0,unet")
+    parser.add_argument(
+        "--threads-baseline",
+        action="store_true",
+        help="also run the first model with torch's default thread count (one per CPU) "
+        "instead of the demo's OMP_NUM_THREADS=1, and print the ratio",
+    )
     args = parser.parse_args()
     env_base = {k: v for k, v in os.environ.items() if k != "TESSERA_BROKER_URL"}
     for name, value in DEMO_WORKER_DEFAULTS.items():
@@ -130,41 +158,39 @@ def main() -> None:
         k: v for k, v in env_base.items() if k.startswith("TESSERA_") or k in DEMO_WORKER_DEFAULTS
     }
     print("worker settings:", shown)
+    # label -> (model, worker environment)
+    variants = {model: (model, env_base) for model in args.models.split(",")}
+    if args.threads_baseline:
+        first = args.models.split(",")[0]
+        threads = str(os.cpu_count() or 1)
+        variants[f"{first} with {threads} threads"] = (
+            first,
+            {**env_base, "OMP_NUM_THREADS": threads},
+        )
     totals: dict[str, float] = {}
     cpu_totals: dict[str, float] = {}
-    for model in args.models.split(","):
-        results, ingest = run_model(model, args.rounds, env_base)
-        print(f"\n== {model}: {ingest}")
-        print(
-            "round | train s | score s | query s | round s | worker CPU s | iterations | "
-            "val mIoU | asked per picked image: superpixels of open ones, pixel share"
-        )
-        for r in results:
-            shares = ", ".join(
-                f"{s:.0%}/{p:.0%}" for s, p in zip(r.superpixel_shares, r.pixel_shares, strict=True)
-            )
-            miou = "" if r.miou is None else f"{r.miou:.3f}"
-            its = "" if r.iterations is None else f"{r.iterations}/{r.max_iterations}"
-            print(
-                f"{r.number:5d} | {r.seconds.get('training', 0):7.1f} | "
-                f"{r.seconds.get('scoring', 0):7.1f} | {r.seconds.get('querying', 0):7.1f} | "
-                f"{r.total:7.1f} | {r.cpu_seconds:12.1f} | {its:>10} | {miou:>8} | {shares}"
-            )
+    for label, (model, env) in variants.items():
+        results, ingest = run_model(model, args.rounds, env)
+        print_results(label, results, ingest)
         later = [r for r in results if r.number > 1]
         if later:
-            totals[model] = statistics.mean(r.total for r in later)
+            totals[label] = statistics.mean(r.total for r in later)
             pixel = [p for r in later for p in r.pixel_shares]
-            cpu = cpu_totals[model] = statistics.mean(r.cpu_seconds for r in later)
+            cpu = cpu_totals[label] = statistics.mean(r.cpu_seconds for r in later)
             print(
-                f"{model}: mean round (train + score + query) {totals[model]:.1f} s wall, "
+                f"{label}: mean round (train + score + query) {totals[label]:.1f} s wall, "
                 f"{cpu:.1f} s of worker CPU time; picked "
                 f"images' pixel share asked: mean {statistics.mean(pixel):.0%}, "
                 f"max {max(pixel):.0%}; load average now {os.getloadavg()[0]:.1f}"
             )
-    if len(totals) == 2:
-        (a, ta), (b, tb) = totals.items()
-        print(f"\nround time ratio {a}/{b}: {ta / tb:.2f} wall (the load may differ between them)")
-        print(f"worker CPU time ratio {a}/{b}: {cpu_totals[a] / cpu_totals[b]:.2f}")
+    if len(totals) >= 2:
+        (a, ta), *others = totals.items()
+        print()
+        for b, tb in others:
+            print(
+                f"{a} / {b}: round time {ta / tb:.2f} wall (the load may differ between them), "
+                f"worker CPU time {cpu_totals[a] / cpu_totals[b]:.2f}"
+            )
 
 
 if __name__ == "__main__":

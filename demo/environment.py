@@ -34,8 +34,8 @@ DEMO_WORKER_DEFAULTS: dict[str, str] = {
     "TESSERA_LOG_LEVEL": "warning",
     # One torch (OpenMP) thread: the demo's decoder-sized steps gain nothing from more, and
     # with the API, the browser or other jobs on the same cores, OpenMP's spinning threads
-    # made a 15-iteration fine-tune take 8x the CPU and 10x the wall time of one thread
-    # (bench/demo_round.py; README "The demo round on CPU").
+    # made a demo round take 4x the CPU and wall time of one thread (bench/demo_round.py
+    # --threads-baseline; README "The demo round on CPU").
     "OMP_NUM_THREADS": "1",
 }
 
