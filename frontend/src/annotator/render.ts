@@ -3,7 +3,7 @@
  *
  *   image        the photo, drawn once
  *   mask         class colours; only the dirty rectangle of each edit is recoloured and put
- *   context      locked pixels dimmed, drawn once
+ *   context      locked pixels dimmed (and, for read-only views, outlines), drawn once
  *   uncertainty  overlay: the model's heat map, drawn once when first shown, off by default
  *
  * Zooming and panning change one transform and repaint nothing; painting touches only the
@@ -104,14 +104,34 @@ export class LayerStack {
     );
   }
 
-  /** Dims every locked pixel: one pass over the image, at load. */
-  drawContext(regions: QueriedRegions): void {
+  /**
+   * Dims every locked pixel: one pass over the image, at load. With `outlines` (read-only
+   * views such as review, which do not zoom) it also draws superpixel edges at image
+   * resolution: asked superpixels bright, locked ones faint. The workspace draws its outlines
+   * in screen pixels instead (`OutlineOverlay`).
+   */
+  drawContext(regions: QueriedRegions, { outlines = true }: { outlines?: boolean } = {}): void {
     const { width, height } = this;
     const image = new ImageData(width, height);
     const out = new Uint32Array(image.data.buffer);
     const dim = packRgba(8, 10, 20, 150);
-    const { editable } = regions;
-    for (let index = 0; index < out.length; index++) if (editable[index] === 0) out[index] = dim;
+    const { editable, labels } = regions;
+    for (let y = 0, index = 0; y < height; y++) {
+      for (let x = 0; x < width; x++, index++) {
+        const locked = editable[index] === 0;
+        if (outlines) {
+          const label = labels[index];
+          const edge =
+            (x + 1 < width && labels[index + 1] !== label) ||
+            (y + 1 < height && labels[index + width] !== label);
+          if (edge) {
+            out[index] = OUTLINE_COLOURS[locked ? 1 : 3] as number;
+            continue;
+          }
+        }
+        if (locked) out[index] = dim;
+      }
+    }
     context2d(this.contextLayer).putImageData(image, 0, 0);
   }
 

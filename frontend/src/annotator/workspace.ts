@@ -272,7 +272,7 @@ export class Workspace {
     if (this.prefilled) this.element.dataset.prefilled = "true";
 
     this.layers.drawImage(bundle.image);
-    this.layers.drawContext(regions);
+    this.layers.drawContext(regions, { outlines: false });
     // 2 never matches a state: every queried superpixel gets its style on the first pass.
     this.doneShown = new Uint8Array(regions.slotCount).fill(2);
     this.restyleOutlines();
