@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
+from core.masks import decode_stored_mask
 from core.models import Annotation, Image, ModelCheckpoint, Project, Round, Split
 from worker import locks
 from worker.checkpoints import (
@@ -34,7 +35,7 @@ from worker.checkpoints import (
     round_checkpoint,
     state_bytes,
 )
-from worker.data import class_count, ground_truth, image_rgb, partial_mask
+from worker.data import class_count, image_rgb
 from worker.datasets import LazyImages
 from worker.engine.evaluation import evaluate_confusion, evaluate_confusion_encoded
 from worker.engine.features import EncodedImage
@@ -58,35 +59,35 @@ Inputs = Sequence[NDArray[np.uint8]] | Sequence[EncodedImage]
 
 
 def labeled_pool_images(session: Session, project_id: int) -> tuple[list[Image], Masks]:
-    """Pool images with at least one labeled pixel and their partial masks (255 ignored)."""
-    images = list(
-        session.scalars(
-            select(Image)
-            .join(Annotation, Annotation.image_id == Image.id)
-            .where(Image.project_id == project_id, Image.split == Split.pool)
-            .where(Annotation.labeled_pixels > 0)
-            .order_by(Image.id)
-        )
-    )
-    return images, [partial_mask(session, image) for image in images]
+    """Pool images with at least one labeled pixel and their partial masks (255 ignored),
+    read in one query."""
+    rows = session.execute(
+        select(Image, Annotation.mask_png)
+        .join(Annotation, Annotation.image_id == Image.id)
+        .where(Image.project_id == project_id, Image.split == Split.pool)
+        .where(Annotation.labeled_pixels > 0)
+        .order_by(Image.id)
+    ).all()
+    masks = [decode_stored_mask(png, image.width, image.height) for image, png in rows]
+    return [image for image, _ in rows], masks
 
 
 def ground_truth_images(
     session: Session, project_id: int, split: Split
 ) -> tuple[list[Image], Masks]:
-    """Images of ``split`` that have ground truth, and their masks."""
-    rows = session.scalars(
-        select(Image)
-        .where(Image.project_id == project_id, Image.split == split)
-        .where(Image.ground_truth_png.is_not(None))
-        .order_by(Image.id)
+    """Images of ``split`` that have ground truth, and their masks, read in one query."""
+    images = list(
+        session.scalars(
+            select(Image)
+            .where(Image.project_id == project_id, Image.split == split)
+            .where(Image.ground_truth_png.is_not(None))
+            .order_by(Image.id)
+            .options(undefer(Image.ground_truth_png))
+        )
     )
-    images, masks = [], []
-    for image in rows:
-        truth = ground_truth(session, image)
-        if truth is not None:
-            images.append(image)
-            masks.append(truth)
+    masks = [
+        decode_stored_mask(image.ground_truth_png, image.width, image.height) for image in images
+    ]
     return images, masks
 
 
