@@ -514,15 +514,21 @@ def annotator_session(
     return samples
 
 
-def server_cpu_per_save_ms(server: Server, fixture: Fixture, token: str, mode: str) -> float:
+def server_cpu_per_save_ms(
+    server: Server, fixture: Fixture, token: str, mode: str, saves: int = CPU_SAVES
+) -> float:
     """The API process's CPU (user + system, from /proc) per save, over ``CPU_SAVES`` saves
     sent back to back without tasks/next (the version comes from each answer's ETag)."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.base, headers=headers, timeout=REQUEST_TIMEOUT_S) as http:
         task = http.post(f"/api/v1/projects/{fixture.project_id}/tasks/next").json()
         image_id, version = task["image_id"], task["mask_version"]
-        bodies = save_bodies(fixture, image_id, mode, CPU_SAVES)
+        bodies = save_bodies(fixture, image_id, mode, saves + 1)
         url = f"/api/v1/projects/{fixture.project_id}/images/{image_id}/mask"
+        # The first save of an image fills the process's superpixel cache: not counted.
+        response = send(http, url, mode, bodies.pop(0), version)
+        response.raise_for_status()
+        version = int(response.headers["etag"].strip('"'))
         before = cpu_seconds(server.pid)
         for body in bodies:
             response = send(http, url, mode, body, version)
@@ -531,7 +537,9 @@ def server_cpu_per_save_ms(server: Server, fixture: Fixture, token: str, mode: s
         return (cpu_seconds(server.pid) - before) / len(bodies) * 1000
 
 
-def server_cpu_floor_ms(server: Server, fixture: Fixture, token: str) -> dict[str, float]:
+def server_cpu_floor_ms(
+    server: Server, fixture: Fixture, token: str, requests: int = CPU_SAVES
+) -> dict[str, float]:
     """The API process's CPU per request that is not a save, for comparison: the health probe
     (HTTP alone) and tasks/next (HTTP, token check, membership, the lease's queries)."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -541,11 +549,68 @@ def server_cpu_floor_ms(server: Server, fixture: Fixture, token: str) -> dict[st
             ("health", "GET", "/api/v1/health"),
             ("tasks/next", "POST", f"/api/v1/projects/{fixture.project_id}/tasks/next"),
         ):
+            http.request(method, path).raise_for_status()  # warm-up, not counted
             before = cpu_seconds(server.pid)
-            for _ in range(CPU_SAVES):
+            for _ in range(requests):
                 http.request(method, path).raise_for_status()
-            out[name] = (cpu_seconds(server.pid) - before) / CPU_SAVES * 1000
+            out[name] = (cpu_seconds(server.pid) - before) / requests * 1000
     return out
+
+
+CPU_REQUESTS = 60
+
+
+@dataclass(frozen=True)
+class CpuRow:
+    """Server CPU (ms of the API process, user + system) per request of each kind."""
+
+    database: str
+    size: Size
+    per_request_ms: dict[str, float]
+    load: str
+
+
+def measure_cpu(database: str, settings: Settings, workdir: Path, size: Size) -> CpuRow:
+    """The API process's CPU per request, each kind ``CPU_REQUESTS`` times back to back on one
+    fresh server: the health probe (HTTP alone), tasks/next, a typical PATCH edit and the same
+    change as a whole-mask PUT (each way on its own leased image; the first saves, which fill
+    the superpixel cache, are not counted)."""
+    fixture = build_project(settings, size, images=3)
+    out: dict[str, float] = {}
+    with running_server(settings, workdir / f"server-cpu-{database}.log") as server:
+        out.update(server_cpu_floor_ms(server, fixture, fixture.tokens[0], CPU_REQUESTS))
+        for mode, token in (("edit", fixture.tokens[0]), ("png", fixture.tokens[1])):
+            name = "PATCH edit" if mode == "edit" else "PUT PNG"
+            out[name] = server_cpu_per_save_ms(server, fixture, token, mode, CPU_REQUESTS)
+        load = load_average()
+    out["tasks/next + PATCH"] = out["tasks/next"] + out["PATCH edit"]
+    print(
+        f"[{database} {size}] server CPU ms per request: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in out.items())
+        + f"; load average {load}",
+        flush=True,
+    )
+    return CpuRow(database, size, out, load)
+
+
+def report_cpu(rows: list[CpuRow], cpus: int, start_load: str) -> None:
+    print()
+    print(
+        f"Server CPU per request (`tessera serve`, 1 process, {CPU_REQUESTS} requests of each "
+        f"kind back to back, /proc utime + stime), {cpus} CPUs; load average (1/5/15 min) at "
+        f"the start: {start_load}, at the end: {load_average()}"
+    )
+    print()
+    kinds = list(rows[0].per_request_ms) if rows else []
+    print("| database | size | " + " | ".join(f"{k} ms" for k in kinds) + " | PATCH / PUT | load |")
+    print("|---|---|" + "---:|" * len(kinds) + "---:|---|")
+    for row in rows:
+        ms = row.per_request_ms
+        print(
+            f"| {row.database} | {row.size} | "
+            + " | ".join(f"{ms[k]:.2f}" for k in kinds)
+            + f" | {ms['PATCH edit'] / ms['PUT PNG']:.3f} | {row.load} |"
+        )
 
 
 def run_concurrent(base: str, fixture: Fixture, mode: str) -> Samples:
@@ -827,6 +892,11 @@ def main() -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--sizes", default="480x360,2048x1024")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="only the server CPU per request (health, tasks/next, PATCH, PUT), no 50 clients",
+    )
     args = parser.parse_args()
     sizes = [Size.parse(s) for s in args.sizes.split(",")]
     modes = [m for m in args.modes.split(",") if m in MODES]
@@ -835,6 +905,7 @@ def main() -> int:
     print(f"start: load average {start_load} on {cpus} CPUs", flush=True)
     results: list[Result] = []
     service: dict[str, dict[str, float]] = {}
+    cpu_rows: list[CpuRow] = []
     with tempfile.TemporaryDirectory(prefix="tessera-bench-saves-") as tmp:
         root = Path(tmp)
         sqlite_dir = root / "sqlite"
@@ -843,6 +914,18 @@ def main() -> int:
             database_url=f"sqlite:///{sqlite_dir / 'tessera.db'}",
             secret_key=SECRET_KEY,
         )
+        for size in sizes:
+            cpu_rows.append(measure_cpu("SQLite", settings, root, size))
+        if not args.skip_postgres:
+            with postgres_database(args.postgres_admin_url) as url:
+                settings_pg = Settings(
+                    data_dir=root / "pg-cpu", database_url=url, secret_key=SECRET_KEY
+                )
+                for size in sizes:
+                    cpu_rows.append(measure_cpu("PostgreSQL", settings_pg, root, size))
+        if args.cpu_only:
+            report_cpu(cpu_rows, cpus, start_load)
+            return 0
         for size in sizes:
             results += measure("SQLite", settings, root, size, modes)
         if not args.skip_postgres:
@@ -857,6 +940,7 @@ def main() -> int:
         for size in sizes:
             service[f"SQLite, {size}"] = service_cpu_ms(settings, size)
     report(results, service, cpus, start_load)
+    report_cpu(cpu_rows, cpus, start_load)
     bad = sum(
         sum(r.single.failures.values()) + sum(r.concurrent.failures.values()) for r in results
     )

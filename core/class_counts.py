@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.masks import UNLABELED, MaskRows
@@ -49,6 +51,30 @@ def edit_delta(
     return class_delta(before, values)
 
 
+def _upsert_counts(dialect: str) -> Any | None:
+    """``INSERT ... ON CONFLICT (image, source, class) DO UPDATE SET pixels = pixels + new``
+    for SQLite and PostgreSQL (built once per dialect), None for another database."""
+    if dialect not in _UPSERTS:
+        if dialect == "postgresql":
+            statement: Any = postgresql_insert(ClassPixelCount)
+        elif dialect == "sqlite":
+            statement = sqlite_insert(ClassPixelCount)
+        else:
+            return None
+        _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=[
+                ClassPixelCount.image_id,
+                ClassPixelCount.source,
+                ClassPixelCount.class_index,
+            ],
+            set_={"pixels": ClassPixelCount.pixels + statement.excluded.pixels},
+        )
+    return _UPSERTS[dialect]
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
 def add_mask_delta(session: Session, image_id: int, delta: NDArray[np.int64]) -> None:
     """Adds a save's per-class change to the image's mask counts.
 
@@ -57,6 +83,16 @@ def add_mask_delta(session: Session, image_id: int, delta: NDArray[np.int64]) ->
     """
     changed = {int(k): int(delta[k]) for k in np.flatnonzero(delta)}
     if not changed:
+        return
+    rows = [
+        {"image_id": image_id, "source": CountSource.mask, "class_index": k, "pixels": d}
+        for k, d in changed.items()
+    ]
+    upsert = _upsert_counts(session.get_bind().dialect.name)
+    if upsert is not None:
+        # One Core statement on the save's hot path instead of a SELECT, an UPDATE and an
+        # INSERT through the ORM.
+        session.connection().execute(upsert, rows)
         return
     existing = set(
         session.scalars(
@@ -82,11 +118,7 @@ def add_mask_delta(session: Session, image_id: int, delta: NDArray[np.int64]) ->
             .values(pixels=ClassPixelCount.pixels + bindparam("d")),
             updates,
         )
-    inserts = [
-        {"image_id": image_id, "source": CountSource.mask, "class_index": k, "pixels": d}
-        for k, d in changed.items()
-        if k not in existing
-    ]
+    inserts = [row for row in rows if row["class_index"] not in existing]
     if inserts:
         session.execute(insert(ClassPixelCount), inserts)
     session.flush()

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from core.class_counts import add_mask_delta
@@ -39,6 +39,48 @@ class SaveOutcome:
     changed_superpixels: int
     labeled_pixels: int
     query_done: bool
+
+
+# The statements of a save, built once: a save runs five of them, and building and keying
+# a statement anew costs more CPU than executing it (``Connection.execute`` takes the
+# compiled form from SQLAlchemy's cache by the statement's memoized key).
+_NEXT_VERSION = (
+    update(Annotation)
+    .where(Annotation.id == bindparam("annotation_id"))
+    .where(Annotation.version == bindparam("expected"))
+    .values(
+        version=Annotation.version + 1,
+        mask_png=bindparam("png", type_=Annotation.mask_png.type),
+        labeled_pixels=bindparam("labeled", type_=Annotation.labeled_pixels.type),
+        updated_at=bindparam("now", type_=Annotation.updated_at.type),
+        updated_by_id=bindparam("user_id", type_=Annotation.updated_by_id.type),
+    )
+)
+_ADD_SUBMISSION = insert(AnnotationSubmission)
+_CLOSE_QUERY = (
+    update(Query)
+    .where(Query.id == bindparam("query_id"), Query.status != QueryStatus.done)
+    .values(
+        status=QueryStatus.done,
+        completed_at=bindparam("now", type_=Query.completed_at.type),
+        lease_expires_at=None,
+    )
+)
+_KEEP_LEASE = (
+    update(Query)
+    .where(Query.id == bindparam("query_id"), Query.assignee_id == bindparam("user_id"))
+    .values(lease_expires_at=bindparam("lease", type_=Query.lease_expires_at.type))
+)
+_ROUND_SPEND = (
+    update(Round)
+    .where(Round.id == bindparam("round_id"))
+    .values(
+        spent_pixels=Round.spent_pixels + bindparam("pixels", type_=Round.spent_pixels.type),
+        spent_seconds=Round.spent_seconds + bindparam("seconds", type_=Round.spent_seconds.type),
+        spent_superpixels=Round.spent_superpixels
+        + bindparam("superpixels", type_=Round.spent_superpixels.type),
+    )
+)
 
 
 def store_mask_version(
@@ -67,76 +109,72 @@ def store_mask_version(
     image's pixels per class (``counts_delta``: the save's change).
 
     The caller has checked the mask and counted its change; raises StaleVersion when another
-    save won the race (roll back: nothing changed). Flushes; the caller commits.
+    save won the race (roll back: nothing changed). Writes through the session's connection
+    (Core statements: the ORM objects passed in are not refreshed); the caller commits.
     """
-    newest_query, newest_round = query, round_
     now = utc_now()
-    claimed = session.execute(
-        update(Annotation)
-        .where(Annotation.id == annotation.id, Annotation.version == expected_version)
-        .values(
-            version=Annotation.version + 1,
-            mask_png=png,
-            labeled_pixels=labeled_pixels,
-            updated_at=now,
-            updated_by_id=user.id,
-        )
-        .execution_options(synchronize_session=False)
+    connection = session.connection()
+    claimed = connection.execute(
+        _NEXT_VERSION,
+        {
+            "annotation_id": annotation.id,
+            "expected": expected_version,
+            "png": png,
+            "labeled": labeled_pixels,
+            "now": now,
+            "user_id": user.id,
+        },
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if claimed.rowcount != 1:
         # Another save won the race; the caller rolls back and reports the new version.
         raise StaleVersion(expected_version)
     add_mask_delta(session, image.id, counts_delta)
     new_version = expected_version + 1
-    session.add(
-        AnnotationSubmission(
-            annotation_id=annotation.id,
-            image_id=image.id,
-            user_id=user.id,
-            round_id=newest_round.id,
-            query_id=newest_query.id,
-            version=new_version,
-            created_at=now,
-            changed_pixels=changed_pixels,
-            changed_superpixels=len(touched),
-            superpixel_ids=touched,
-            clicks=clicks,
-            seconds=seconds,
-            prefilled=prefilled,
-        )
+    connection.execute(
+        _ADD_SUBMISSION,
+        {
+            "annotation_id": annotation.id,
+            "image_id": image.id,
+            "user_id": user.id,
+            "round_id": round_.id,
+            "query_id": query.id,
+            "version": new_version,
+            "created_at": now,
+            "changed_pixels": changed_pixels,
+            "changed_superpixels": len(touched),
+            "superpixel_ids": touched,
+            "clicks": clicks,
+            "seconds": seconds,
+            "prefilled": prefilled,
+        },
     )
-    query_done = newest_query.status == QueryStatus.done
+    query_done = query.status == QueryStatus.done
     # The round pays for a query's superpixels once, when it is first marked done.
     superpixels_spent = 0
     if done and not query_done:
-        closed = session.execute(
-            update(Query)
-            .where(Query.id == newest_query.id, Query.status != QueryStatus.done)
-            .values(status=QueryStatus.done, completed_at=now, lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        if closed.rowcount == 1:  # type: ignore[attr-defined]
-            superpixels_spent = len(newest_query.superpixel_ids)
+        closed = connection.execute(_CLOSE_QUERY, {"query_id": query.id, "now": now})
+        if closed.rowcount == 1:
+            superpixels_spent = len(query.superpixel_ids)
         query_done = True
     elif not query_done:
         # Saving keeps the saver's lease alive.
-        session.execute(
-            update(Query)
-            .where(Query.id == newest_query.id, Query.assignee_id == user.id)
-            .values(lease_expires_at=now + timedelta(seconds=settings.task_lease_seconds))
-            .execution_options(synchronize_session=False)
+        connection.execute(
+            _KEEP_LEASE,
+            {
+                "query_id": query.id,
+                "user_id": user.id,
+                "lease": now + timedelta(seconds=settings.task_lease_seconds),
+            },
         )
-    session.execute(
-        update(Round)
-        .where(Round.id == newest_round.id)
-        .values(
-            spent_pixels=Round.spent_pixels + newly_labeled,
-            spent_seconds=Round.spent_seconds + seconds,
-            spent_superpixels=Round.spent_superpixels + superpixels_spent,
-        )
-        .execution_options(synchronize_session=False)
+    connection.execute(
+        _ROUND_SPEND,
+        {
+            "round_id": round_.id,
+            "pixels": newly_labeled,
+            "seconds": seconds,
+            "superpixels": superpixels_spent,
+        },
     )
-    session.flush()
     return SaveOutcome(
         version=new_version,
         changed_pixels=changed_pixels,

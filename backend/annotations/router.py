@@ -121,8 +121,8 @@ def save_mask(
     appends one history row in the same transaction.
     """
     expected = _parse_if_match(if_match)
-    image = get_image(session, access.project.id, image_id)
-    _refuse_if_reserved_for_another(session, image, access)
+    image, annotation = service.image_for_save(session, access.project.id, image_id)
+    queries = _open_queries_unless_reserved(session, image, access)
     return _save(
         session,
         image,
@@ -139,6 +139,8 @@ def save_mask(
             seconds=seconds,
             done=done,
             settings=settings,
+            queries=queries,
+            annotation=annotation,
         ),
     )
 
@@ -177,8 +179,8 @@ def edit_mask(
     a broken rule is a 422 naming it, a stale If-Match a 412, and either changes nothing.
     """
     expected = _parse_if_match(if_match)
-    image = get_image(session, access.project.id, image_id)
-    _refuse_if_reserved_for_another(session, image, access)
+    image, annotation = service.image_for_save(session, access.project.id, image_id)
+    queries = _open_queries_unless_reserved(session, image, access)
     edit = MaskEdit.from_lists(body.fills, body.runs)
     return _save(
         session,
@@ -198,18 +200,21 @@ def edit_mask(
             prefilled=body.prefilled,
             done=body.done,
             settings=settings,
+            queries=queries,
+            annotation=annotation,
         ),
     )
 
 
-def _refuse_if_reserved_for_another(session: Session, image: Image, access: ProjectAccess) -> None:
-    """409 when the image's open query is leased to another annotator (leads may save)."""
-    if access.is_lead:
-        return
+def _open_queries_unless_reserved(
+    session: Session, image: Image, access: ProjectAccess
+) -> service.OpenQueries:
+    """The image's open queries (``service.active_queries``, read once for the check and the
+    save); 409 when the newest is leased to another annotator (leads may save)."""
     queries = service.active_queries(session, image.id)
-    if not queries:
-        return  # the save itself answers that nothing is open
-    query, _round = queries[0]
+    if access.is_lead or not queries.pairs:
+        return queries  # with none open, the save itself answers that
+    query, _round = queries.pairs[0]
     if (
         query.status != QueryStatus.done
         and query.assignee_id not in (None, access.user.id)
@@ -222,6 +227,7 @@ def _refuse_if_reserved_for_another(session: Session, image: Image, access: Proj
             f"{query.lease_expires_at.isoformat(timespec='seconds')}; ask for your next task "
             "instead.",
         )
+    return queries
 
 
 def _save(
@@ -288,38 +294,29 @@ def list_submissions(
     )
 
 
-def _task(
-    project_id: int,
-    query: QueryRow,
-    round_: Round,
-    image: Image,
-    version: int,
-    review_note: ReviewNote | None = None,
-) -> Task:
+def _task(project_id: int, claimed: service.ClaimedTask, review_note: ReviewNote | None) -> Task:
     base = f"/api/v1/projects/{project_id}"
-    assert query.lease_expires_at is not None
+    image_id, map_id = claimed.image_id, claimed.superpixel_map_id
     return Task(
-        query_id=query.id,
-        round_id=round_.id,
-        round_number=round_.number,
-        image_id=image.id,
-        width=image.width,
-        height=image.height,
-        superpixel_map_id=query.superpixel_map_id,
-        superpixel_ids=list(query.superpixel_ids),
-        superpixel_scores=list(query.superpixel_scores),
-        predicted_classes=None
-        if query.predicted_classes is None
-        else list(query.predicted_classes),
-        mask_version=version,
-        lease_expires_at=query.lease_expires_at,
+        query_id=claimed.query_id,
+        round_id=claimed.round_id,
+        round_number=claimed.round_number,
+        image_id=image_id,
+        width=claimed.width,
+        height=claimed.height,
+        superpixel_map_id=map_id,
+        superpixel_ids=claimed.superpixel_ids,
+        superpixel_scores=claimed.superpixel_scores,
+        predicted_classes=claimed.predicted_classes,
+        mask_version=claimed.mask_version,
+        lease_expires_at=claimed.lease_expires_at,
         review_note=review_note,
         links=TaskLinks(
-            image=f"{base}/images/{image.id}/file",
-            mask=f"{base}/images/{image.id}/mask",
+            image=f"{base}/images/{image_id}/file",
+            mask=f"{base}/images/{image_id}/mask",
             # The query's own map: the project's superpixel size may have changed since.
-            superpixels=f"{base}/images/{image.id}/superpixels?map_id={query.superpixel_map_id}",
-            uncertainty=f"{base}/queries/{query.id}/uncertainty",
+            superpixels=f"{base}/images/{image_id}/superpixels?map_id={map_id}",
+            uncertainty=f"{base}/queries/{claimed.query_id}/uncertainty",
         ),
     )
 
@@ -344,17 +341,17 @@ def next_task(
     Asking again returns the same task while its lease runs; expired leases go back to
     the pool. ``?exclude=12&exclude=15`` passes over those queries (a skip).
     """
-    claimed = service.claim_next_query(
+    query_id = service.claim_next_query(
         session, access.project.id, access.user, settings, exclude=exclude
     )
-    if claimed is None:
+    if query_id is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # Read in the claim's transaction: on PostgreSQL a read after the commit would cost
+    # another BEGIN and ROLLBACK round trip.
+    claimed = service.claimed_task(session, query_id)
+    task = _task(access.project.id, claimed, sent_back_note(session, query_id))
     session.commit()
-    query, round_ = claimed
-    image = get_image(session, access.project.id, query.image_id)
-    version = session.scalar(select(Annotation.version).where(Annotation.image_id == image.id))
-    note = sent_back_note(session, query.id)
-    return _task(access.project.id, query, round_, image, int(version or 0), note)
+    return task
 
 
 def _get_query(session: SessionDep, project_id: int, query_id: int) -> QueryRow:

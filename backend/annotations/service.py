@@ -10,18 +10,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import case, or_, select, true, update
+from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.images.validation import UploadRefused, decode_mask
 from backend.memory import trim_heap
-from backend.projects.service import class_indices
 from core.class_counts import class_delta, edit_delta
 from core.errors import Conflict, NotFound
 from core.mask_versions import SaveOutcome, StaleVersion, store_mask_version
@@ -29,6 +29,7 @@ from core.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_m
 from core.models import (
     Annotation,
     Image,
+    LabelClass,
     Query,
     QueryStatus,
     Round,
@@ -65,15 +66,81 @@ def record_conflict(
     session.flush()
 
 
-def active_queries(session: Session, image_id: int) -> list[tuple[Query, Round]]:
-    """Queries on this image in rounds that are collecting labels."""
-    rows = session.execute(
-        select(Query, Round)
-        .join(Round, Round.id == Query.round_id)
-        .where(Query.image_id == image_id, Round.status == RoundStatus.labeling)
-        .order_by(Round.number.desc())
+# The save path's reads, built once (see ``core.mask_versions``: building and keying a
+# statement costs more CPU than running it).
+_ACTIVE_QUERIES = (
+    select(
+        Query,
+        Round,
+        SuperpixelMap.image_id,
+        SuperpixelMap.dtype,
+        SuperpixelMap.count,
+        SuperpixelMap.created_at,
     )
-    return [(query, round_) for query, round_ in rows]
+    .join(Round, Round.id == Query.round_id)
+    .outerjoin(SuperpixelMap, SuperpixelMap.id == Query.superpixel_map_id)
+    .where(Query.image_id == bindparam("image_id"), Round.status == RoundStatus.labeling)
+    .order_by(Round.number.desc())
+)
+_ANNOTATION = (
+    select(Annotation)
+    .where(Annotation.image_id == bindparam("image_id"))
+    .options(undefer(Annotation.mask_png))
+)
+_IMAGE_AND_ANNOTATION = (
+    select(Image, Annotation)
+    .outerjoin(Annotation, Annotation.image_id == Image.id)
+    .where(Image.id == bindparam("image_id"), Image.project_id == bindparam("project_id"))
+    .options(undefer(Annotation.mask_png))
+)
+_MAP_LABELS = select(SuperpixelMap.labels_zlib).where(SuperpixelMap.id == bindparam("map_id"))
+_CLASS_INDICES = select(LabelClass.index).where(LabelClass.project_id == bindparam("project_id"))
+
+
+@dataclass(frozen=True)
+class MapIdentity:
+    """What tells a stored superpixel map apart (maps never change once stored)."""
+
+    image_id: int
+    dtype: str
+    count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenQueries:
+    """An image's queries in rounds collecting labels, newest round first, and the identity
+    of each one's superpixel map (None: the map is gone)."""
+
+    pairs: list[tuple[Query, Round]]
+    maps: dict[int, MapIdentity | None]
+
+
+def active_queries(session: Session, image_id: int) -> OpenQueries:
+    """Queries on this image in rounds that are collecting labels (one statement)."""
+    pairs: list[tuple[Query, Round]] = []
+    maps: dict[int, MapIdentity | None] = {}
+    for query, round_, map_image_id, dtype, count, created_at in session.execute(
+        _ACTIVE_QUERIES, {"image_id": image_id}
+    ):
+        pairs.append((query, round_))
+        maps[query.superpixel_map_id] = (
+            None if map_image_id is None else MapIdentity(map_image_id, dtype, count, created_at)
+        )
+    return OpenQueries(pairs, maps)
+
+
+def image_for_save(
+    session: Session, project_id: int, image_id: int
+) -> tuple[Image, Annotation | None]:
+    """The project's image and its annotation row (mask bytes loaded) in one statement; 404
+    if the image is not in the project."""
+    row = session.execute(
+        _IMAGE_AND_ANNOTATION, {"image_id": image_id, "project_id": project_id}
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No image {image_id} in this project.")
+    return row[0], row[1]
 
 
 _state_lock = threading.Lock()
@@ -116,40 +183,35 @@ def mask_work(settings: Settings) -> Iterator[None]:
 
 
 def superpixel_runs(
-    session: Session, map_id: int, image: Image, settings: Settings, kept: NDArray[np.int64]
+    session: Session,
+    map_id: int,
+    identity: MapIdentity | None,
+    image: Image,
+    settings: Settings,
+    kept: NDArray[np.int64],
 ) -> SuperpixelRuns:
     """The runs of the ``kept`` (queried) superpixels of a stored map, from the process's
     bounded cache when there."""
-    row = session.execute(
-        select(
-            SuperpixelMap.image_id,
-            SuperpixelMap.dtype,
-            SuperpixelMap.count,
-            SuperpixelMap.created_at,
-        ).where(SuperpixelMap.id == map_id)
-    ).one_or_none()
-    if row is None or row[0] != image.id:
+    if identity is None or identity.image_id != image.id:
         raise Conflict("The query's superpixel map is gone.")
-    map_image_id, dtype_name, count, created_at = row
+    dtype_name, count = identity.dtype, identity.count
     # Maps never change once stored; the database and creation time tell a reused id apart.
     database = session.get_bind().engine.url.render_as_string()
-    key = (database, map_id, map_image_id, created_at, kept.tobytes())
+    key = (database, map_id, identity.image_id, identity.created_at, kept.tobytes())
     cache = _cache(settings)
     runs = cache.get(key)
     if runs is None:
-        blob = session.scalar(select(SuperpixelMap.labels_zlib).where(SuperpixelMap.id == map_id))
+        blob = session.scalar(_MAP_LABELS, {"map_id": map_id})
         assert blob is not None
         runs = SuperpixelRuns.from_zlib(blob, dtype_name, image.width, image.height, count, kept)
         cache.put(key, runs)
     return runs
 
 
-def _annotation_at(session: Session, image: Image, expected_version: int) -> Annotation:
-    annotation = session.scalar(
-        select(Annotation)
-        .where(Annotation.image_id == image.id)
-        .options(undefer(Annotation.mask_png))
-    )
+def _annotation_at(
+    session: Session, image: Image, expected_version: int, known: Annotation | None
+) -> Annotation:
+    annotation = known or session.scalar(_ANNOTATION, {"image_id": image.id})
     if annotation is None:
         raise NotFound(f"Image {image.id} has no annotation.")
     if annotation.version != expected_version:
@@ -157,18 +219,18 @@ def _annotation_at(session: Session, image: Image, expected_version: int) -> Ann
     return annotation
 
 
-def _open_queries(session: Session, image: Image) -> list[tuple[Query, Round]]:
-    queries = active_queries(session, image.id)
-    if not queries:
+def _open_queries(session: Session, image: Image, known: OpenQueries | None) -> OpenQueries:
+    queries = active_queries(session, image.id) if known is None else known
+    if not queries.pairs:
         raise Conflict(
             f"Image {image.id} is not queried in a round that is collecting labels.",
         )
     return queries
 
 
-def _queried_by_map(queries: list[tuple[Query, Round]]) -> dict[int, NDArray[np.int64]]:
+def _queried_by_map(queries: OpenQueries) -> dict[int, NDArray[np.int64]]:
     ids: dict[int, set[int]] = {}
-    for query, _round in queries:
+    for query, _round in queries.pairs:
         ids.setdefault(query.superpixel_map_id, set()).update(query.superpixel_ids)
     return {m: np.array(sorted(s), dtype=np.int64) for m, s in ids.items()}
 
@@ -186,23 +248,29 @@ def save_edit(
     done: bool,
     settings: Settings,
     prefilled: bool = False,
+    queries: OpenQueries | None = None,
+    annotation: Annotation | None = None,
 ) -> SaveOutcome:
     """Applies an edit (fills of queried superpixels, brushed runs inside them) to the
     stored mask at ``expected_version`` and stores the result as the next version.
 
-    Raises StaleVersion (roll back: nothing changed), EditRefused (the edit breaks a rule),
-    or Conflict when the image has no open query or the map is not one of its
-    queries'. Flushes; the caller commits.
+    ``queries``, ``annotation``: the image's ``active_queries`` and annotation row when the
+    caller read them in this transaction. Raises StaleVersion (roll back: nothing changed),
+    EditRefused (the edit breaks a rule), or Conflict when the image has no open query or the
+    map is not one of its queries'. Flushes; the caller commits.
     """
-    annotation = _annotation_at(session, image, expected_version)
-    queries = _open_queries(session, image)
+    annotation = _annotation_at(session, image, expected_version, annotation)
+    queries = _open_queries(session, image, queries)
     queried = _queried_by_map(queries)
     if superpixel_map_id not in queried:
         raise Conflict(
             f"Superpixel map {superpixel_map_id} is not the map of an open query of image "
             f"{image.id} (open: {sorted(queried)}); fetch the task again.",
         )
-    editable = {m: superpixel_runs(session, m, image, settings, ids) for m, ids in queried.items()}
+    editable = {
+        m: superpixel_runs(session, m, queries.maps[m], image, settings, ids)
+        for m, ids in queried.items()
+    }
     with mask_work(settings):
         checked = check_edit(
             edit,
@@ -210,14 +278,14 @@ def save_edit(
             editable,
             queried,
             superpixel_map_id,
-            class_indices(session, image.project_id),
+            set(session.scalars(_CLASS_INDICES, {"project_id": image.project_id})),
         )
         rows = decode_mask_rows(annotation.mask_png, image.width, image.height)
         counts_delta = edit_delta(rows, checked.pixels, checked.values)
         applied = apply_edit(rows, checked)
         png = rows.to_png()
         del rows, checked
-    newest_query, newest_round = queries[0]
+    newest_query, newest_round = queries.pairs[0]
     return store_mask_version(
         session,
         annotation,
@@ -251,6 +319,8 @@ def save_mask(
     seconds: float,
     done: bool,
     settings: Settings,
+    queries: OpenQueries | None = None,
+    annotation: Annotation | None = None,
 ) -> SaveOutcome:
     """Validates a full partial mask for ``image`` and stores it as the next version.
 
@@ -258,14 +328,15 @@ def save_mask(
     changed outside the queried superpixels), or Conflict when the image has no
     open query. Flushes; the caller commits the mask, its history row and the cost together.
     """
-    annotation = _annotation_at(session, image, expected_version)
-    queries = _open_queries(session, image)
+    annotation = _annotation_at(session, image, expected_version, annotation)
+    queries = _open_queries(session, image, queries)
     queried = _queried_by_map(queries)
     runs_by_map = {
-        m: superpixel_runs(session, m, image, settings, ids) for m, ids in queried.items()
+        m: superpixel_runs(session, m, queries.maps[m], image, settings, ids)
+        for m, ids in queried.items()
     }
-    indices = class_indices(session, image.project_id)
-    newest_query, newest_round = queries[0]
+    indices = set(session.scalars(_CLASS_INDICES, {"project_id": image.project_id}))
+    newest_query, newest_round = queries.pairs[0]
     with mask_work(settings):
         submitted = decode_mask(
             "mask",
@@ -315,16 +386,83 @@ def save_mask(
     )
 
 
-def _claimable(user_id: int, now: datetime) -> list[object]:
+def _claimable() -> list[ColumnElement[bool]]:
+    """A query the caller (``:user_id``) may take at ``:now``: not done, and free, theirs, or
+    its lease run out."""
     return [
         Query.status != QueryStatus.done,
         or_(
             Query.assignee_id.is_(None),
-            Query.assignee_id == user_id,
+            Query.assignee_id == bindparam("user_id"),
             Query.lease_expires_at.is_(None),
-            Query.lease_expires_at < now,
+            Query.lease_expires_at < bindparam("now", type_=Query.lease_expires_at.type),
         ),
     ]
+
+
+# tasks/next's statements, built once (see ``_ACTIVE_QUERIES``).
+_CANDIDATES = (
+    select(Query.id)
+    .join(Round, Round.id == Query.round_id)
+    .where(Round.project_id == bindparam("project_id"), Round.status == RoundStatus.labeling)
+    .where(*_claimable())
+    .where(Query.id.not_in(bindparam("passed_over", expanding=True)))
+    .order_by(
+        # The caller's own lease first (NULL-safe: PostgreSQL sorts NULL first on DESC).
+        case((Query.assignee_id == bindparam("user_id"), 0), else_=1),
+        Round.number,
+        Query.image_score.desc(),
+        Query.id,
+    )
+    .limit(_CLAIM_ATTEMPTS)
+)
+_CLAIM = (
+    update(Query)
+    .where(Query.id == bindparam("query_id"), *_claimable())
+    .values(
+        assignee_id=bindparam("user_id"),
+        lease_expires_at=bindparam("lease", type_=Query.lease_expires_at.type),
+        status=QueryStatus.assigned,
+    )
+)
+_CLAIMED = (
+    select(
+        Query.id,
+        Query.round_id,
+        Round.number,
+        Query.image_id,
+        Image.width,
+        Image.height,
+        Query.superpixel_map_id,
+        Query.superpixel_ids,
+        Query.superpixel_scores,
+        Query.predicted_classes,
+        Query.lease_expires_at,
+        Annotation.version,
+    )
+    .join(Round, Round.id == Query.round_id)
+    .join(Image, Image.id == Query.image_id)
+    .outerjoin(Annotation, Annotation.image_id == Query.image_id)
+    .where(Query.id == bindparam("query_id"))
+)
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """A query just leased to the caller, with what its task answer needs."""
+
+    query_id: int
+    round_id: int
+    round_number: int
+    image_id: int
+    width: int
+    height: int
+    superpixel_map_id: int
+    superpixel_ids: list[int]
+    superpixel_scores: list[float]
+    predicted_classes: list[int] | None
+    lease_expires_at: datetime
+    mask_version: int
 
 
 def claim_next_query(
@@ -333,9 +471,9 @@ def claim_next_query(
     user: User,
     settings: Settings,
     exclude: Sequence[int] = (),
-) -> tuple[Query, Round] | None:
-    """Leases the next open query to ``user`` (their own unexpired one first); flushes, the
-    caller commits.
+) -> int | None:
+    """Leases the next open query to ``user`` (their own unexpired one first) and returns its
+    id; flushes, the caller commits and reads it with ``claimed_task``.
 
     Queries in ``exclude`` (the ones the caller skipped) are passed over.
 
@@ -345,39 +483,49 @@ def claim_next_query(
     now = utc_now()
     lease = now + timedelta(seconds=settings.task_lease_seconds)
     passed_over = set(exclude)
+    connection = session.connection()
     # Many annotators asking at once read the same first candidates; one that loses every
     # race reads again past them, so nobody hears "nothing to label" while a query is open.
     while True:
-        candidates = list(
-            session.execute(
-                select(Query.id, Round)
-                .join(Round, Round.id == Query.round_id)
-                .where(Round.project_id == project_id, Round.status == RoundStatus.labeling)
-                .where(*_claimable(user.id, now))  # type: ignore[arg-type]
-                .where(Query.id.not_in(list(passed_over)) if passed_over else true())
-                .order_by(
-                    # The caller's own lease first (NULL-safe: PostgreSQL sorts NULL first on
-                    # DESC).
-                    case((Query.assignee_id == user.id, 0), else_=1),
-                    Round.number,
-                    Query.image_score.desc(),
-                    Query.id,
-                )
-                .limit(_CLAIM_ATTEMPTS)
+        candidates = (
+            connection.execute(
+                _CANDIDATES,
+                {
+                    "project_id": project_id,
+                    "user_id": user.id,
+                    "now": now,
+                    "passed_over": sorted(passed_over),
+                },
             )
+            .scalars()
+            .all()
         )
         if not candidates:
             return None
-        for query_id, round_ in candidates:
-            result = session.execute(
-                update(Query)
-                .where(Query.id == query_id, *_claimable(user.id, now))  # type: ignore[arg-type]
-                .values(assignee_id=user.id, lease_expires_at=lease, status=QueryStatus.assigned)
-                .execution_options(synchronize_session=False)
+        for query_id in candidates:
+            result = connection.execute(
+                _CLAIM, {"query_id": query_id, "user_id": user.id, "now": now, "lease": lease}
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                query = session.get(Query, query_id, populate_existing=True)
-                assert query is not None
-                return query, round_
+            if result.rowcount == 1:
+                return int(query_id)
             # Someone else claimed it first; that UPDATE changed nothing, try the next one.
             passed_over.add(query_id)
+
+
+def claimed_task(session: Session, query_id: int) -> ClaimedTask:
+    """The task answer's fields of a query (one statement)."""
+    row = session.connection().execute(_CLAIMED, {"query_id": query_id}).one()
+    return ClaimedTask(
+        query_id=row[0],
+        round_id=row[1],
+        round_number=row[2],
+        image_id=row[3],
+        width=row[4],
+        height=row[5],
+        superpixel_map_id=row[6],
+        superpixel_ids=list(row[7]),
+        superpixel_scores=list(row[8]),
+        predicted_classes=None if row[9] is None else list(row[9]),
+        lease_expires_at=row[10],
+        mask_version=int(row[11] or 0),
+    )
