@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -359,14 +360,23 @@ def score_chunk(lease: JobLease) -> None:
         _renew_parent(lease, parent.id, round_id, total)
     done = 0
     batches = scorer.batches(image_ids)
-    try:
-        for batch in batches:
-            lease.check()
-            _store_scores(lease, round_id, scorer.score(batch))
-            done = min(done + scorer.batch_size, len(image_ids))
-            lease.report(done / max(len(image_ids), 1), f"scored {done}/{len(image_ids)} images")
-    finally:
-        batches.close()  # stops the read-ahead when a check or a batch fails
+    # A batch's rows are committed in a writer thread while the next batch is scored.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scores") as writer:
+        stored: Future[None] | None = None
+        try:
+            for batch in batches:
+                lease.check()
+                rows = scorer.score(batch)
+                if stored is not None:
+                    stored.result()  # the previous write's error (a lost lease) stops here
+                stored = writer.submit(_store_scores, lease, round_id, rows)
+                done = min(done + scorer.batch_size, len(image_ids))
+                message = f"scored {done}/{len(image_ids)} images"
+                lease.report(done / max(len(image_ids), 1), message)
+            if stored is not None:
+                stored.result()
+        finally:
+            batches.close()  # stops the read-ahead when a check or a batch fails
     lease.stop()
     with runtime.session_factory() as session:
         lease.finish(session, f"scored {len(image_ids)} pool images")
