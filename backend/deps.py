@@ -20,7 +20,8 @@ from core.models.base import utc_now
 from core.settings import Settings
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
+    # async: FastAPI would hand a plain function to a worker thread (a thread hop per request).
     settings: Settings = request.app.state.settings
     return settings
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, status
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 
 from backend.deps import CurrentUser, SessionDep
 from backend.validation_types import MAX_ID
@@ -36,19 +36,28 @@ def project_member(
     user: CurrentUser,
     session: SessionDep,
 ) -> ProjectAccess:
-    project = session.get(Project, project_id)
-    if project is None:
+    row = session.execute(
+        _PROJECT_AND_ROLE, {"project_id": project_id, "user_id": user.id}
+    ).one_or_none()
+    if row is None:
         raise not_found(project_id)
+    project, role = row
     if user.is_admin:
         return ProjectAccess(project, user, Role.lead)
-    role = session.scalar(
-        select(Membership.role).where(
-            Membership.project_id == project_id, Membership.user_id == user.id
-        )
-    )
     if role is None:
         raise not_found(project_id)
     return ProjectAccess(project, user, role)
+
+
+# Every project request runs this: one statement, built once.
+_PROJECT_AND_ROLE = (
+    select(Project, Membership.role)
+    .outerjoin(
+        Membership,
+        and_(Membership.project_id == Project.id, Membership.user_id == bindparam("user_id")),
+    )
+    .where(Project.id == bindparam("project_id"))
+)
 
 
 ProjectMember = Annotated[ProjectAccess, Depends(project_member)]
