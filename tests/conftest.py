@@ -4,7 +4,8 @@
 A test is slow when it starts something heavy for itself: a browser, a Celery worker
 process, a server process, a wheel build, or training on images. The list is kept here, in
 one place, so the split can be read and changed at a glance; a folder covers the tests
-added to it later. Measured with `pytest --durations=0` on the shared 2-core machine.
+added to it later. Chosen from `pytest --durations=60` on the shared 2-core machine: what
+took over about 20 s there (load average 13-16) or starts a process of its own.
 """
 
 from __future__ import annotations
@@ -33,6 +34,29 @@ SLOW: dict[str, str] = {
     "tests/worker/test_worker_lost.py": "kills a worker process and waits out its lease",
     "tests/worker/test_worker_process_death.py": "kills a worker's pool process",
     "tests/test_tiers.py::test_quick_tier_deselects_exactly_the_slow_tests": "two pytest runs",
+    "tests/simulation/test_simulate_cli.py": "runs `tessera simulate` (training) as a process",
+    "tests/simulation/test_simulate_models.py": "runs `tessera simulate` (training) as a process",
+    "tests/simulation/test_simulate_options.py": "runs `tessera simulate` (training) as a process",
+    "tests/engine/test_training.py::test_training_on_partial_masks_lowers_the_loss": "trains",
+    (
+        "tests/engine/test_pretrained.py::"
+        "test_cached_features_train_score_and_evaluate_like_the_whole_model"
+    ): "trains",
+    "tests/engine/test_pretrained.py::test_flipped_features_train_with_flipped_masks": "trains",
+    (
+        "tests/engine/test_pretrained.py::"
+        "test_early_stopping_on_held_out_features_records_iterations"
+    ): "trains",
+    "tests/backend/test_authz_matrix.py": "every route for every role, on both databases",
+    (
+        "tests/backend/test_export.py::"
+        "test_export_of_many_images_streams_chunked_through_a_real_server"
+    ): "a server process",
+    "tests/backend/test_hostile_inputs.py": "300 hostile requests per database",
+    (
+        "tests/backend/test_login_throttling.py::test_unknown_email_is_answered_like_a_known_one"
+    ): "parallel argon2 guesses through a server process",
+    "tests/backend/test_server.py": "a server process under a crowd of saves",
 }
 
 
