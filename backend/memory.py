@@ -65,19 +65,34 @@ def bound_heap_retention() -> bool:
 
 _trim_lock = threading.Lock()
 _last_trim = 0.0
+_pending_trim: threading.Timer | None = None
 
 
 def trim_heap(min_interval_s: float = 1.0) -> bool:
     """Hands the free memory at the top of each malloc arena back to the system, at most once
-    per ``min_interval_s`` (it walks every arena: about a millisecond). True if it ran."""
-    global _last_trim
+    per ``min_interval_s`` (it walks every arena: about a millisecond). True if it ran now;
+    asked again too soon, it runs once when the interval is over, so the last save of a burst
+    is never left untrimmed."""
+    global _last_trim, _pending_trim
     libc = _glibc()
     if libc is None:
         return False
     now = time.monotonic()
     with _trim_lock:
-        if now - _last_trim < min_interval_s:
+        wait = _last_trim + min_interval_s - now
+        if wait > 0:
+            if _pending_trim is None:
+                _pending_trim = threading.Timer(wait, _deferred_trim)
+                _pending_trim.daemon = True
+                _pending_trim.start()
             return False
         _last_trim = now
     libc.malloc_trim(0)
     return True
+
+
+def _deferred_trim() -> None:
+    global _pending_trim
+    with _trim_lock:
+        _pending_trim = None
+    trim_heap(0.0)
