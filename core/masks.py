@@ -114,16 +114,49 @@ def stored_rows(png: bytes, width: int, height: int) -> MaskRows | None:
             return None
     if not header_ok or not stream:
         return None
-    try:
-        buffer = bytearray(zlib_ng.decompress(b"".join(stream)))
-    except zlib_ng.error:  # type: ignore[misc]  # its stub declares an instance, not a class
-        return None
-    if len(buffer) != height * (width + 1):
+    buffer = _inflate_into(b"".join(stream), height * (width + 1))
+    if buffer is None:
         return None
     rows = MaskRows(width, height, buffer)
     if rows.pixels[:, 0].any():  # a row with another PNG filter: let Pillow undo it
         return None
     return rows
+
+
+# Inflated a piece at a time into the rows' own buffer: ``bytearray(decompress(...))`` would
+# fault in a second mask-sized buffer (mapped and unmapped per save: the API process keeps
+# large blocks out of its heap, ``backend.memory``), ~1 ms of system time at 2048x1024.
+_INFLATE_PIECE: Final = 64 * 1024
+
+
+def _inflate_into(stream: bytes, size: int) -> bytearray | None:
+    """The zlib ``stream`` inflated into a new bytearray of exactly ``size`` bytes, or None
+    when it is not a complete zlib stream of that many bytes."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    inflater = zlib_ng.decompressobj()
+    position = 0
+    pending = stream
+    try:
+        while pending and not inflater.eof:
+            piece = inflater.decompress(pending, _INFLATE_PIECE)
+            end = position + len(piece)
+            if end > size:
+                return None
+            view[position:end] = piece
+            position = end
+            pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            piece = inflater.flush()
+            if position + len(piece) > size:
+                return None
+            view[position : position + len(piece)] = piece
+            position += len(piece)
+    except zlib_ng.error:  # type: ignore[misc]  # its stub declares an instance, not a class
+        return None
+    if position != size or not inflater.eof:
+        return None
+    return buffer
 
 
 def decode_mask_rows(png: bytes | None, width: int, height: int) -> MaskRows:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -148,3 +151,32 @@ def test_display_names_are_never_paths(name: str) -> None:
     shown = display_name(name)
     assert "/" not in shown and "\\" not in shown
     assert 0 < len(shown) <= 255
+
+
+def _png_with_idat(png: bytes, idat: bytes) -> bytes:
+    """``png`` (the stored layout: IHDR, one IDAT, IEND) with its IDAT data replaced."""
+    start = png.index(b"IDAT") - 4
+    (length,) = struct.unpack_from(">I", png, start)
+    chunk = (
+        struct.pack(">I", len(idat))
+        + b"IDAT"
+        + idat
+        + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    )
+    return png[:start] + chunk + png[start + 12 + length :]
+
+
+def test_stored_rows_inflate_masks_of_many_pieces_and_refuse_cut_or_long_streams() -> None:
+    # 517 x 333 of noise: ~170 KB of rows, inflated in several pieces into one buffer.
+    rng = np.random.default_rng(3)
+    mask = rng.integers(0, 256, (333, 517)).astype(np.uint8)
+    mask[100:200] = 255
+    png = encode_mask_png(mask)
+    rows = stored_rows(png, 517, 333)
+    assert rows is not None
+    np.testing.assert_array_equal(rows.mask(), mask)
+    stream = zlib.compress(bytes(rows.buffer))
+    assert stored_rows(_png_with_idat(png, stream[:-9]), 517, 333) is None  # cut short
+    longer = zlib.compress(bytes(rows.buffer) + b"\0" * 518)  # one row too many
+    assert stored_rows(_png_with_idat(png, longer), 517, 333) is None
+    assert stored_rows(_png_with_idat(png, b"not zlib at all"), 517, 333) is None
