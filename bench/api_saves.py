@@ -17,11 +17,17 @@ For each database, size and way, on a freshly started server:
 2. 50 clients at once (threads, each its own user, token and leased image) save 10 times each,
    while the API process's RSS is sampled every 10 ms (before, peak, and 5 s after).
 
+Before those, per database and size, the server's CPU per request of each kind (health
+probe, tasks/next, PATCH, PUT) in interleaved batches on a fresh server (``--cpu-only``: only
+that, the primary figure when the machine is shared: wall-clock latency then mostly measures
+other people's load).
+
 Then the CPU of the save service alone (``time.process_time`` around ``save_edit`` /
 ``save_mask`` + commit, in this process, on SQLite). Prints Markdown tables with the ratio of
 the edit to the PNG path measured in the same run, and the load average.
 
     .venv/bin/python bench/api_saves.py [--sizes 480x360,2048x1024] [--skip-postgres]
+        [--modes png,edit] [--cpu-only]
 
 The Label Studio figures in the output are the reference numbers from the brief, not
 measured here.
@@ -557,7 +563,8 @@ def server_cpu_floor_ms(
     return out
 
 
-CPU_REQUESTS = 60
+CPU_BATCHES = 5
+CPU_BATCH = 20
 
 
 @dataclass(frozen=True)
@@ -570,22 +577,56 @@ class CpuRow:
     load: str
 
 
+class SaveStream:
+    """One annotator's typical saves of its leased image, sent one at a time."""
+
+    def __init__(self, server: Server, fixture: Fixture, token: str, mode: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        self.http = httpx.Client(base_url=server.base, headers=headers, timeout=REQUEST_TIMEOUT_S)
+        task = self.http.post(f"/api/v1/projects/{fixture.project_id}/tasks/next").json()
+        self.mode, self.version = mode, int(task["mask_version"])
+        image_id = task["image_id"]
+        self.url = f"/api/v1/projects/{fixture.project_id}/images/{image_id}/mask"
+        self.bodies = iter(save_bodies(fixture, image_id, mode, CPU_BATCHES * CPU_BATCH + 1))
+        self.send_one()  # the first save of an image fills the superpixel cache: not counted
+
+    def send_one(self) -> None:
+        response = send(self.http, self.url, self.mode, next(self.bodies), self.version)
+        response.raise_for_status()
+        self.version = int(response.headers["etag"].strip('"'))
+
+
 def measure_cpu(database: str, settings: Settings, workdir: Path, size: Size) -> CpuRow:
-    """The API process's CPU per request, each kind ``CPU_REQUESTS`` times back to back on one
-    fresh server: the health probe (HTTP alone), tasks/next, a typical PATCH edit and the same
-    change as a whole-mask PUT (each way on its own leased image; the first saves, which fill
-    the superpixel cache, are not counted)."""
+    """The API process's CPU per request of each kind on one fresh server: the health probe
+    (HTTP alone), tasks/next, a typical PATCH edit and the same change as a whole-mask PUT
+    (each way on its own leased image). ``CPU_BATCHES`` rounds of ``CPU_BATCH`` requests of
+    each kind in turn, so that every kind sees the same load; the median batch is reported."""
     fixture = build_project(settings, size, images=3)
-    out: dict[str, float] = {}
+    batches: dict[str, list[float]] = {}
     with running_server(settings, workdir / f"server-cpu-{database}.log") as server:
-        out.update(server_cpu_floor_ms(server, fixture, fixture.tokens[0], CPU_REQUESTS))
-        for mode, token in (("edit", fixture.tokens[0]), ("png", fixture.tokens[1])):
-            name = "PATCH edit" if mode == "edit" else "PUT PNG"
-            out[name] = server_cpu_per_save_ms(server, fixture, token, mode, CPU_REQUESTS)
+        headers = {"Authorization": f"Bearer {fixture.tokens[0]}"}
+        with httpx.Client(base_url=server.base, headers=headers, timeout=REQUEST_TIMEOUT_S) as http:
+            next_path = f"/api/v1/projects/{fixture.project_id}/tasks/next"
+            kinds = {
+                "health": lambda: http.get("/api/v1/health").raise_for_status(),
+                "tasks/next": lambda: http.post(next_path).raise_for_status(),
+                "PATCH edit": SaveStream(server, fixture, fixture.tokens[0], "edit").send_one,
+                "PUT PNG": SaveStream(server, fixture, fixture.tokens[1], "png").send_one,
+            }
+            for request in kinds.values():
+                request()  # warm-up, not counted
+            for _ in range(CPU_BATCHES):
+                for name, request in kinds.items():
+                    before = cpu_seconds(server.pid)
+                    for _ in range(CPU_BATCH):
+                        request()
+                    spent = (cpu_seconds(server.pid) - before) / CPU_BATCH * 1000
+                    batches.setdefault(name, []).append(spent)
         load = load_average()
+    out = {name: float(np.median(values)) for name, values in batches.items()}
     out["tasks/next + PATCH"] = out["tasks/next"] + out["PATCH edit"]
     print(
-        f"[{database} {size}] server CPU ms per request: "
+        f"[{database} {size}] server CPU ms per request (median of {CPU_BATCHES} batches): "
         + ", ".join(f"{k} {v:.2f}" for k, v in out.items())
         + f"; load average {load}",
         flush=True,
@@ -596,9 +637,9 @@ def measure_cpu(database: str, settings: Settings, workdir: Path, size: Size) ->
 def report_cpu(rows: list[CpuRow], cpus: int, start_load: str) -> None:
     print()
     print(
-        f"Server CPU per request (`tessera serve`, 1 process, {CPU_REQUESTS} requests of each "
-        f"kind back to back, /proc utime + stime), {cpus} CPUs; load average (1/5/15 min) at "
-        f"the start: {start_load}, at the end: {load_average()}"
+        f"Server CPU per request (`tessera serve`, 1 process, /proc utime + stime, median of "
+        f"{CPU_BATCHES} batches of {CPU_BATCH} requests of each kind in turn), {cpus} CPUs; load "
+        f"average (1/5/15 min) at the start: {start_load}, at the end: {load_average()}"
     )
     print()
     kinds = list(rows[0].per_request_ms) if rows else []
