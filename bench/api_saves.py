@@ -587,9 +587,10 @@ class SaveStream:
         self.mode, self.version = mode, int(task["mask_version"])
         image_id = task["image_id"]
         self.url = f"/api/v1/projects/{fixture.project_id}/images/{image_id}/mask"
+        # The first save of an image fills the superpixel cache and the caller warms up with
+        # the second: neither is counted.
         self.bodies = iter(save_bodies(fixture, image_id, mode, CPU_BATCHES * CPU_BATCH + 2))
-        self.send_one()  # the first save of an image fills the superpixel cache: not counted
-        # (one more body for the caller's warm-up)
+        self.send_one()
 
     def send_one(self) -> None:
         response = send(self.http, self.url, self.mode, next(self.bodies), self.version)
