@@ -1,13 +1,20 @@
 """The pretrained-encoder model, its cached-feature path and its weights handling."""
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from worker.engine.encoders import read_state_dict
+from worker.engine.encoders import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    encoder_spec,
+    read_state_dict,
+    register_encoder,
+)
 from worker.engine.evaluation import evaluate_confusion, evaluate_confusion_encoded
 from worker.engine.features import (
     encode_images,
@@ -138,6 +145,25 @@ def test_fingerprint_changes_with_weights_and_image_size(
         encoder_fingerprint(build_model(ModelConfig(num_classes=4, width=4, depth=2)), (8, 8))
 
 
+def test_fingerprint_changes_with_the_input_normalisation(lite0: PretrainedSegmenter) -> None:
+    key = encoder_fingerprint(lite0, (180, 240))
+    shipped = encoder_spec("efficientnet_lite0")
+    register_encoder("efficientnet_lite0", replace(shipped, mean=IMAGENET_MEAN, std=IMAGENET_STD))
+    try:
+        assert encoder_fingerprint(lite0, (180, 240)) != key
+    finally:
+        register_encoder("efficientnet_lite0", shipped)
+    assert encoder_fingerprint(lite0, (180, 240)) == key
+
+
+def test_lite0_sees_pixels_as_tensorflow_trained_it(lite0: PretrainedSegmenter) -> None:
+    # EfficientNet-Lite's weights expect (x - 127) / 128, not ImageNet's mean and std.
+    pixels = torch.tensor([0, 127, 255], dtype=torch.uint8).view(1, 1, 3, 1).expand(1, 1, 3, 3)
+    seen = images_to_tensor(pixels.contiguous()) * lite0.input_scale + lite0.input_shift
+    expected = (torch.tensor([0.0, 127.0, 255.0]) - 127.0) / 128.0
+    torch.testing.assert_close(seen[0, :, 0, :], expected.expand(3, 3), rtol=0, atol=1e-6)
+
+
 def test_packed_features_round_trip(lite0: PretrainedSegmenter) -> None:
     images, _ = _scenes(1, 40, 56, seed=2)
     (encoded,) = encode_images(lite0, images, CPU)
@@ -219,8 +245,9 @@ def test_flipped_features_train_with_flipped_masks(lite0: PretrainedSegmenter) -
         )
 
 
+@pytest.mark.parametrize("stop_on", ["loss", "miou"])
 def test_early_stopping_on_held_out_features_records_iterations(
-    lite0: PretrainedSegmenter,
+    lite0: PretrainedSegmenter, stop_on: str
 ) -> None:
     images, truths = _scenes(6, 32, 48, seed=5)
     encoded = encode_images(lite0, images, CPU)
@@ -228,7 +255,12 @@ def test_early_stopping_on_held_out_features_records_iterations(
     # held-out loss gets, so training must stop long before its maximum.
     wrong = [((t.astype(np.int64) + 1) % 4).astype(np.uint8) for t in truths[3:]]
     config = TrainConfig(
-        iterations=400, batch_size=3, learning_rate=1e-2, validate_every=5, patience=3
+        iterations=400,
+        batch_size=3,
+        learning_rate=1e-2,
+        validate_every=5,
+        patience=3,
+        stop_on=stop_on,
     )
     result = train_on_features(
         copy.deepcopy(lite0),
@@ -243,6 +275,11 @@ def test_early_stopping_on_held_out_features_records_iterations(
     assert result.iterations_run == len(result.losses)
     assert result.best_iteration is not None
     assert result.iterations_run == result.best_iteration + 5 * config.patience
+    if stop_on == "miou":
+        assert result.best_validation_loss is None
+        assert result.best_validation_miou is not None and 0 <= result.best_validation_miou < 1
+    else:
+        assert result.best_validation_loss is not None and result.best_validation_miou is None
 
 
 def test_unfrozen_encoder_trains_on_images(lite0: PretrainedSegmenter) -> None:

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from worker.engine.evaluation import evaluate_confusion
+from worker.engine.metrics import mean_iou
 from worker.engine.model import ModelConfig, build_model
 from worker.engine.training import (
     UNLABELED,
@@ -91,3 +93,22 @@ def test_training_rejects_mismatched_inputs() -> None:
             TrainConfig(iterations=1),
             np.random.default_rng(0),
         )
+    with pytest.raises(ValueError, match="stop_on must be one of"):
+        TrainConfig(stop_on="accuracy")
+
+
+def test_early_stop_on_miou_keeps_the_weights_of_the_best_miou() -> None:
+    rng = np.random.default_rng(2)
+    scenes = [generate_scene(32, 32, rng) for _ in range(4)]
+    images, truths = [s[0] for s in scenes], [s[1] for s in scenes]
+    model = build_model(ModelConfig(num_classes=4, width=4, depth=2))
+    config = TrainConfig(
+        iterations=20, batch_size=2, validate_every=5, patience=10, stop_on="miou",
+        learning_rate=1e-2,
+    )  # fmt: skip
+    result = train_on_partial_masks(
+        model, images[:2], truths[:2], config, rng, validation=(images[2:], truths[2:])
+    )
+    assert result.best_validation_loss is None and result.best_validation_miou is not None
+    kept = mean_iou(evaluate_confusion(model, images[2:], truths[2:], 4, torch.device("cpu")))
+    assert kept == pytest.approx(result.best_validation_miou)

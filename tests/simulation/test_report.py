@@ -1,3 +1,4 @@
+import json
 import math
 from pathlib import Path
 
@@ -116,3 +117,22 @@ def test_queries_round_trip_and_report_main_writes_tables(
     assert "| dynamic | 40.0 ± 0.0 |" in printed
     assert (tmp_path / "equal_pixels.csv").is_file() and (tmp_path / "auc.csv").is_file()
     assert (tmp_path / "miou_vs_pixels.png").stat().st_size > 5000
+
+
+def test_merge_combines_per_seed_runs_into_one_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = []
+    for seed, miou in ((0, 0.4), (1, 0.6)):
+        part = tmp_path / f"seed{seed}"
+        write_rows(_curve("dynamic", seed, [(0.1, 0.3), (0.2, miou)]), part)
+        query = QueryRow("dynamic", seed, 1, f"img_{seed}", 0.4, 12, 130, 130, 3, 43, 43, 3 / 43)
+        write_queries([query], part)
+        (part / "config.json").write_text(json.dumps({"seeds": [seed], "test_split": "test"}))
+        parts.append(part)
+    out = tmp_path / "merged"
+    main([str(out), "--merge", *map(str, parts)])
+    assert "| dynamic | 1 | 2 | 20.00% | 50.0 ± 14.1 |" in capsys.readouterr().out
+    assert [q.seed for q in read_queries(out / "queries.jsonl")] == [0, 1]
+    assert len((out / "queries.csv").read_text().splitlines()) == 3
+    assert json.loads((out / "config.json").read_text())["seeds"] == [0, 1]

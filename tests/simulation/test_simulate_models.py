@@ -41,14 +41,14 @@ def test_pretrained_model_stops_on_val_and_reports_on_test(dataset: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "model efficientnet_lite0" in result.stdout
     assert "4 validation and 4 test images" in result.stdout
-    assert "early stopping on validation loss every 2 iterations, patience 2" in result.stdout
+    assert "early stopping on validation miou every 2 iterations, patience 2" in result.stdout
     assert "encoder features: 18 images" in result.stdout
     rows = _rows(out)
     assert len(rows) == 2 * 2 + 1
     for row in rows:
         assert 2 <= row["iterations"] <= 300
         assert row["iterations"] % 2 == 0 or row["iterations"] == 300
-    # A learning rate this high stops improving the held-out loss long before 300 steps.
+    # A learning rate this high stops improving the held-out mIoU long before 300 steps.
     assert any(row["stopped_early"] and row["iterations"] < 300 for row in rows)
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "efficientnet_lite0"

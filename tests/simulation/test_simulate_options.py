@@ -52,6 +52,11 @@ def test_static_matched_spends_dynamic_pixels_within_one_superpixel_per_image(
         spent[(query.strategy, query.round)].append(query)
         assert 0 < query.superpixels_asked <= query.superpixels_open <= query.superpixels_total
         assert query.pixel_share == pytest.approx(query.pixels_asked / query.pixels_open)
+    for strategy in config.strategies:  # round 0: the same random images, asked in full
+        initial = spent[(strategy, 0)]
+        assert len(initial) == config.initial_images
+        assert all(q.pixel_share == 1.0 and q.pixels_asked == q.pixels_total for q in initial)
+        assert [q.image for q in initial] == [q.image for q in spent[("dynamic", 0)]]
     for round_number in (1, 2):
         dynamic, matched = spent[("dynamic", round_number)], spent[("static_matched", round_number)]
         assert len(matched) == len(dynamic) > 0

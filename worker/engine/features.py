@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from worker.engine.encoders import state_fingerprint
+from worker.engine.encoders import encoder_spec, state_fingerprint
 from worker.engine.model import (
     FEATURE_DTYPE,
     PretrainedSegmenter,
@@ -27,7 +27,8 @@ from worker.engine.model import (
 )
 
 # Bump when the encoder's forward or the feature layout changes: old caches become invalid.
-FEATURE_FORMAT_VERSION = 1
+# 2: EfficientNet-Lite0 takes (x - 127) / 128 instead of ImageNet's mean/std.
+FEATURE_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,15 @@ def frozen_encoder_model(model: SegmentationModel) -> PretrainedSegmenter:
 
 
 def encoder_fingerprint(model: SegmentationModel, image_size: tuple[int, int]) -> str:
-    """A key for cached features: kind, a hash of the encoder's weights, the image size and
-    the storage format. Any change means the cached features are invalid."""
+    """A key for cached features: kind, a hash of the encoder's weights, its input
+    normalisation, the image size and the storage format. Any change means the cached
+    features are invalid."""
     frozen = frozen_encoder_model(model)
     height, width = image_size
+    spec = encoder_spec(frozen.config.kind)
     text = (
-        f"{frozen.config.kind}|{state_fingerprint(frozen.encoder)}|{height}x{width}|"
-        f"{FEATURE_DTYPE}|v{FEATURE_FORMAT_VERSION}"
+        f"{frozen.config.kind}|{state_fingerprint(frozen.encoder)}|{spec.mean}/{spec.std}|"
+        f"{height}x{width}|{FEATURE_DTYPE}|v{FEATURE_FORMAT_VERSION}"
     )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -18,10 +18,15 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from worker.engine.evaluation import evaluate_confusion, evaluate_confusion_encoded
 from worker.engine.features import EncodedImage, frozen_encoder_model, stack_encoded
+from worker.engine.metrics import mean_iou
 from worker.engine.model import SegmentationModel, images_to_tensor
 
 UNLABELED = 255
+# What early stopping watches on the held-out split: its loss, or its mIoU (the loss can
+# stop rising-mIoU trainings: it also pays for confident mistakes on rare classes).
+STOP_CRITERIA = ("loss", "miou")
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,12 @@ class TrainConfig:
     # Random square crops make CPU training affordable; None trains on whole images.
     crop_size: int | None = None
     class_weights: bool = False
-    # Early stop on a held-out labeled split's loss: evaluated every `validate_every`
-    # iterations, stop after `patience` evaluations without improvement, keep the best
-    # weights; `iterations` is then the maximum.
+    # Early stop on a held-out labeled split's loss or mIoU (`stop_on`): evaluated every
+    # `validate_every` iterations, stop after `patience` evaluations without improvement,
+    # keep the best weights; `iterations` is then the maximum.
     validate_every: int = 0
     patience: int = 5
+    stop_on: str = "loss"
     bf16: bool = False
 
     def __post_init__(self) -> None:
@@ -56,13 +62,16 @@ class TrainConfig:
                 f"validate_every must be >= 0 and patience >= 1, got {self.validate_every}, "
                 f"{self.patience}"
             )
+        if self.stop_on not in STOP_CRITERIA:
+            raise ValueError(f"stop_on must be one of {STOP_CRITERIA}, got {self.stop_on!r}")
 
 
 @dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)
     iterations_run: int = 0  # the iterations actually trained (early stopping ends sooner)
-    best_validation_loss: float | None = None
+    best_validation_loss: float | None = None  # with stop_on="loss"
+    best_validation_miou: float | None = None  # with stop_on="miou"
     best_iteration: int | None = None  # whose weights were kept (0: the starting ones)
     stopped_early: bool = False
 
@@ -180,7 +189,8 @@ def _fit(
     on_iteration: Callable[[int, float], None] | None,
 ) -> TrainResult:
     """The training loop: a fresh Adam on the trainable parameters, early stopping on
-    ``held_out_loss`` when given and ``config.validate_every`` is set."""
+    ``held_out_loss`` (lower is better: a loss, or minus an mIoU) when given and
+    ``config.validate_every`` is set."""
     result = TrainResult()
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad],
@@ -217,8 +227,18 @@ def _fit(
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
-        result.best_validation_loss = best_loss
+        if config.stop_on == "miou":
+            result.best_validation_miou = -best_loss
+        else:
+            result.best_validation_loss = best_loss
     return result
+
+
+def _num_classes(model: nn.Module) -> int:
+    classes = int(getattr(getattr(model, "config", None), "num_classes", 0))
+    if classes < 2:
+        raise ValueError("early stopping on mIoU needs a model with config.num_classes")
+    return classes
 
 
 def _class_weights(
@@ -275,6 +295,9 @@ def train_on_partial_masks(
         val_images, val_masks = validation
 
         def held_out(weights: torch.Tensor | None) -> float:
+            if config.stop_on == "miou":
+                classes = _num_classes(model)
+                return -mean_iou(evaluate_confusion(model, val_images, val_masks, classes, device))  # type: ignore[arg-type]
             return validation_loss(model, val_images, val_masks, device, weights)
 
     weights = _class_weights(model, masks, config, device)
@@ -374,6 +397,11 @@ def train_on_features(
         val_encoded, val_masks = validation
 
         def held_out(weights: torch.Tensor | None) -> float:
+            if config.stop_on == "miou":
+                matrix = evaluate_confusion_encoded(
+                    frozen, val_encoded, val_masks, frozen.config.num_classes, device
+                )
+                return -mean_iou(matrix)
             return encoded_validation_loss(frozen, val_encoded, val_masks, device, weights)
 
     weights = _class_weights(frozen, masks, config, device)

@@ -15,6 +15,7 @@ from worker.engine.features import encode_images, encoder_fingerprint
 from worker.engine.model import build_model, model_kinds, resolve_device
 from worker.engine.reductions import IMAGE_SCORES
 from worker.engine.superpixels import ALGORITHMS, compute_superpixels
+from worker.engine.training import STOP_CRITERIA
 from worker.engine.uncertainty import METHODS
 from worker.simulation.cost import StepTimes, count_work, estimate_run, format_estimate
 from worker.simulation.dataset import ClassList, DatasetError, hold_out, read_classes, read_split
@@ -137,8 +138,15 @@ def _fail(message: str) -> None:
     "--patience",
     default=4,
     show_default=True,
-    help="Early stopping: evaluations without a lower loss on the validation split before a "
-    "training stops (0: off). Needs a test split for the reported mIoU.",
+    help="Early stopping: evaluations without a better --stop-on on the validation split "
+    "before a training stops (0: off). Needs a test split for the reported mIoU.",
+)
+@click.option(
+    "--stop-on",
+    type=click.Choice(STOP_CRITERIA),
+    default="miou",
+    show_default=True,
+    help="What early stopping watches on the validation split: its mIoU or its loss.",
 )
 @click.option("--eval-every", default=50, show_default=True, help="Iterations per evaluation.")
 @click.option("--batch-size", default=8, show_default=True)
@@ -273,7 +281,7 @@ def simulate(
         )
     else:
         click.echo(
-            f"early stopping on validation loss every {config.eval_every} iterations, "
+            f"early stopping on validation {config.stop_on} every {config.eval_every} iterations, "
             f"patience {config.patience}; mIoU on {test_name}"
         )
     started = time.perf_counter()

@@ -30,6 +30,7 @@ from worker.engine.reductions import (
 from worker.engine.scoring import score_encoded, score_images
 from worker.engine.strategies import STRATEGIES, ImageQuery, plan_round
 from worker.engine.training import (
+    STOP_CRITERIA,
     UNLABELED,
     TrainConfig,
     TrainResult,
@@ -67,13 +68,14 @@ class SimulationConfig:
     depth: int = 4
     dropout: float = 0.5
     # Maximum iterations of each training; with a stopping split, training stops after
-    # `patience` evaluations (every `eval_every` iterations) without a lower held-out loss
-    # and keeps the best weights (patience 0: no early stopping).
+    # `patience` evaluations (every `eval_every` iterations) without a better held-out
+    # `stop_on` (mIoU or loss) and keeps the best weights (patience 0: no early stopping).
     initial_iterations: int = 500
     finetune_iterations: int = 200
     full_iterations: int = 1000
     eval_every: int = 50
     patience: int = 4
+    stop_on: str = "miou"
     batch_size: int = 8
     learning_rate: float = 1e-3
     crop_size: int | None = None
@@ -108,6 +110,8 @@ class SimulationConfig:
                 "--crop-size does not apply to a frozen pretrained encoder: it trains on whole "
                 "cached features with flips (use --unfreeze-encoder or --model unet for crops)"
             )
+        if self.stop_on not in STOP_CRITERIA:
+            raise ValueError(f"stop_on must be one of {STOP_CRITERIA}, got {self.stop_on!r}")
         if self.eval_every < 1 or self.patience < 0:
             raise ValueError(
                 f"eval_every must be >= 1 and patience >= 0 (0: no early stopping), got "
@@ -141,6 +145,7 @@ class SimulationConfig:
             bf16=self.bf16,
             validate_every=self.eval_every if early_stopping else 0,
             patience=self.patience,
+            stop_on=self.stop_on,
         )
 
 
@@ -490,6 +495,9 @@ class SeedRun:
         for index in initial:
             base_pool.answer_whole(int(index), config.oracle, ignore)
         active = [s for s in ACTIVE_STRATEGIES if s in config.strategies]
+        for strategy in active:  # round 0: every strategy starts from the same whole images
+            for index in initial:
+                self._record_initial(strategy, int(index))
         if active:
             base_model = self._new_model()
             trained = self._train(base_model, base_pool, config.initial_iterations, rng)
@@ -617,6 +625,28 @@ class SeedRun:
             pixels_open=pixels_open,
             pixels_total=int(self.superpixels[query.image_index].size),
             pixel_share=query.pixel_count / pixels_open if pixels_open else 0.0,
+        )
+        self.queries.append(row)
+        if self.on_query is not None:
+            self.on_query(row)
+
+    def _record_initial(self, strategy: str, index: int) -> None:
+        """A round-0 row: one of the random initial images, asked in full."""
+        total = int(self.superpixels[index].max()) + 1
+        pixels = int(self.superpixels[index].size)
+        row = QueryRow(
+            strategy=strategy,
+            seed=self.seed,
+            round=0,
+            image=self.image_names[index],
+            image_score=None,
+            superpixels_asked=total,
+            superpixels_open=total,
+            superpixels_total=total,
+            pixels_asked=pixels,
+            pixels_open=pixels,
+            pixels_total=pixels,
+            pixel_share=1.0,
         )
         self.queries.append(row)
         if self.on_query is not None:

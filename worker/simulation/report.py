@@ -387,6 +387,29 @@ def read_rows(jsonl: Path) -> list[RoundRow]:
     return [RoundRow(**json.loads(line)) for line in jsonl.read_text().splitlines() if line]
 
 
+def merge_runs(parts: Sequence[Path], out_dir: Path) -> None:
+    """One run from several ``tessera simulate --out`` folders of the same settings (e.g.
+    one seed each, run as parallel processes): rows and queries concatenated, the first
+    part's config.json with every part's seeds."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("rounds.jsonl", "queries.jsonl"):
+        lines = [
+            line
+            for part in parts
+            if (part / name).is_file()
+            for line in (part / name).read_text().splitlines()
+            if line
+        ]
+        (out_dir / name).write_text("".join(line + "\n" for line in lines))
+    write_queries(read_queries(out_dir / "queries.jsonl"), out_dir)
+    configs = [
+        json.loads((p / "config.json").read_text()) for p in parts if (p / "config.json").is_file()
+    ]
+    if configs:
+        merged = {**configs[0], "seeds": [seed for c in configs for seed in c.get("seeds", [])]}
+        (out_dir / "config.json").write_text(json.dumps(merged, indent=1))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Re-summarise a finished or interrupted run: python -m worker.simulation.report OUT"""
     parser = argparse.ArgumentParser(prog="python -m worker.simulation.report")
@@ -395,7 +418,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--at", help="comma-separated labeled-pixel percentages to compare strategies at"
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="PART",
+        help="first combine these --out folders (same settings, other seeds) into OUT",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        merge_runs(args.merge, args.out)
     saved = read_rows(args.out / "rounds.jsonl")
     config = args.out / "config.json"
     test_split = json.loads(config.read_text()).get("test_split") if config.is_file() else None
