@@ -45,7 +45,7 @@ class Task(BaseModel):
                     },
                 }
             ]
-        }
+        },
     )
 
     query_id: int

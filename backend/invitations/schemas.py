@@ -14,7 +14,7 @@ from core.models import Role
 class InvitationCreate(BaseModel):
     model_config = ConfigDict(
         str_strip_whitespace=True,
-        json_schema_extra={"examples": [{"email": "ann@example.org", "role": "annotator"}]}
+        json_schema_extra={"examples": [{"email": "ann@example.org", "role": "annotator"}]},
     )
 
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tessera.cli import main
 from core.models import Image, User
 from core.settings import Settings, get_settings
+from tessera.cli import main
 from tests.backend.builders import World, png_bytes, rgb_image
 
 
