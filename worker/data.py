@@ -5,24 +5,43 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image as PILImage
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.masks import UNLABELED, decode_stored_mask
 from core.models import (
     Annotation,
     Image,
+    ImageStatus,
     LabelClass,
+    Project,
     Query,
     QueryStatus,
+    Split,
     SuperpixelMap,
 )
 from core.superpixel_codec import decode_superpixels
+from core.superpixel_maps import is_current_map
 from worker.engine.superpixels import work_shape
+
+
+def open_pool_images(project: Project, *columns: Any) -> Select[Any]:
+    """``columns`` of the ready pool images that still have an unlabeled pixel and a current
+    superpixel map (what a round may score or pick), by image id."""
+    return (
+        select(*columns)
+        .join(Annotation, Annotation.image_id == Image.id)
+        .join(SuperpixelMap, SuperpixelMap.image_id == Image.id)
+        .where(Image.project_id == project.id, Image.split == Split.pool)
+        .where(Image.status == ImageStatus.ready, is_current_map(project))
+        .where(Annotation.labeled_pixels < Image.width * Image.height)
+        .order_by(Image.id)
+    )
 
 
 def decode_rgb(data: bytes) -> NDArray[np.uint8]:

@@ -7,16 +7,18 @@ from sqlalchemy.orm import Session
 
 from backend.dashboard.schemas import CurrentRound, Jobs
 from backend.rounds.schemas import JobRead
-from core.models import Image, Job, Project, Query, QueryStatus, Round, RoundStatus
+from core.models import (
+    UNFINISHED_ROUND_STATUSES,
+    Image,
+    Job,
+    Project,
+    Query,
+    QueryStatus,
+    Round,
+    RoundStatus,
+)
 
 RECENT_JOBS = 20
-_UNFINISHED = (
-    RoundStatus.pending,
-    RoundStatus.training,
-    RoundStatus.scoring,
-    RoundStatus.querying,
-    RoundStatus.labeling,
-)
 
 
 def jobs(session: Session, project: Project) -> Jobs:
@@ -59,7 +61,7 @@ def jobs(session: Session, project: Project) -> Jobs:
             oracle_available = bool(open_with_truth)
     unfinished = session.scalar(
         select(func.count(Round.id)).where(
-            Round.project_id == project.id, Round.status.in_(_UNFINISHED)
+            Round.project_id == project.id, Round.status.in_(UNFINISHED_ROUND_STATUSES)
         )
     )
     return Jobs(

@@ -10,19 +10,21 @@ from sqlalchemy.orm import Session
 
 from core.dispatch import ORACLE_JOB, ROUND_JOB
 from core.errors import Conflict
-from core.models import Job, JobStatus, Project, Query, QueryStatus, Round, RoundStatus
+from core.models import (
+    UNFINISHED_ROUND_STATUSES,
+    Job,
+    JobStatus,
+    Project,
+    Query,
+    QueryStatus,
+    Round,
+    RoundStatus,
+)
 from core.models.base import utc_now
 
 log = logging.getLogger(__name__)
 
 ROUND_JOB_KIND = ROUND_JOB
-_UNFINISHED = (
-    RoundStatus.pending,
-    RoundStatus.training,
-    RoundStatus.scoring,
-    RoundStatus.querying,
-    RoundStatus.labeling,
-)
 
 
 def lock_project(session: Session, project_id: int) -> None:
@@ -44,7 +46,7 @@ def ensure_no_unfinished_round(session: Session, project_id: int) -> None:
     """409 while a round of the project is pending, training, scoring, querying or labeling."""
     unfinished = session.scalar(
         select(Round)
-        .where(Round.project_id == project_id, Round.status.in_(_UNFINISHED))
+        .where(Round.project_id == project_id, Round.status.in_(UNFINISHED_ROUND_STATUSES))
         .order_by(Round.number.desc())
         .limit(1)
     )

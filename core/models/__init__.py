@@ -21,11 +21,12 @@ from core.models.projects import (
     Uncertainty,
 )
 from core.models.reviews import Review, ReviewDecision
-from core.models.rounds import Query, QueryStatus, Round, RoundStatus
+from core.models.rounds import UNFINISHED_ROUND_STATUSES, Query, QueryStatus, Round, RoundStatus
 from core.models.scores import ImageScore
 from core.models.users import ApiToken, LoginThrottle, TokenKind, User
 
 __all__ = [
+    "UNFINISHED_ROUND_STATUSES",
     "Annotation",
     "AnnotationSubmission",
     "ApiToken",

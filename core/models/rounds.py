@@ -32,6 +32,16 @@ class RoundStatus(enum.StrEnum):
     failed = "failed"
 
 
+# A round in one of these still holds the project (one unfinished round per project at a time).
+UNFINISHED_ROUND_STATUSES = (
+    RoundStatus.pending,
+    RoundStatus.training,
+    RoundStatus.scoring,
+    RoundStatus.querying,
+    RoundStatus.labeling,
+)
+
+
 class QueryStatus(enum.StrEnum):
     open = "open"  # waiting for an annotator (or its lease ran out; see lease_expires_at)
     assigned = "assigned"

@@ -16,7 +16,6 @@ from core.models import (
     Annotation,
     Image,
     ImageScore,
-    ImageStatus,
     Project,
     Query,
     Round,
@@ -25,9 +24,9 @@ from core.models import (
     SuperpixelMap,
 )
 from core.models.base import utc_now
-from core.superpixel_maps import is_current_map
 from worker.data import (
     labeled,
+    open_pool_images,
     partial_mask,
     superpixel_labels,
     unpack_classes,
@@ -77,13 +76,7 @@ class UnscoredCandidates(Sequence[Candidate]):
         self._session = session
         self._rows = list(
             session.execute(
-                select(Image, SuperpixelMap, Annotation.labeled_pixels)
-                .join(Annotation, Annotation.image_id == Image.id)
-                .join(SuperpixelMap, SuperpixelMap.image_id == Image.id)
-                .where(Image.project_id == project.id, Image.split == Split.pool)
-                .where(Image.status == ImageStatus.ready, is_current_map(project))
-                .where(Annotation.labeled_pixels < Image.width * Image.height)
-                .order_by(Image.id)
+                open_pool_images(project, Image, SuperpixelMap, Annotation.labeled_pixels)
             )
         )
         self._decoded: dict[int, Candidate] = {}

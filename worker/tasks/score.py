@@ -20,27 +20,25 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from core.dispatch import SCORE_JOB, BrokerUnavailable, send_job
 from core.models import (
-    Annotation,
     Image,
     ImageScore,
     ImageScoring,
-    ImageStatus,
     Job,
     JobStatus,
     Project,
     Round,
-    Split,
     SuperpixelMap,
 )
 from core.models.base import utc_now
 from core.superpixel_codec import decode_superpixels
-from core.superpixel_maps import current_maps, is_current_map
+from core.superpixel_maps import current_maps
 from worker.checkpoints import load_model, round_checkpoint
 from worker.data import (
     answered,
     asked_superpixels,
     class_count,
     images_rgb,
+    open_pool_images,
     pack_classes,
     pack_counts,
     pack_floats,
@@ -90,17 +88,7 @@ class ScoringOptions:
 
 def pool_images_to_score(session: Session, project: Project) -> list[int]:
     """Ready pool images with at least one unlabeled pixel and a current superpixel map."""
-    return list(
-        session.scalars(
-            select(Image.id)
-            .join(Annotation, Annotation.image_id == Image.id)
-            .join(SuperpixelMap, SuperpixelMap.image_id == Image.id)
-            .where(Image.project_id == project.id, Image.split == Split.pool)
-            .where(Image.status == ImageStatus.ready, is_current_map(project))
-            .where(Annotation.labeled_pixels < Image.width * Image.height)
-            .order_by(Image.id)
-        )
-    )
+    return list(session.scalars(open_pool_images(project, Image.id)))
 
 
 def create_score_chunks(session: Session, lease: JobLease, round_: Round) -> tuple[list[int], int]:
