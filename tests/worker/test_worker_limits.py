@@ -166,8 +166,12 @@ def test_job_over_its_time_budget_fails_with_a_clear_error_and_the_queue_goes_on
     stack: Stack = make_stack("sqlite", "embedded")
     api: Api = make_api(stack)
     project = _project(api, size=8)
-    # ~2 Mpx at full resolution and 8 px superpixels: SLIC takes seconds.
-    _upload(api, project, ("slow.png", _png(_smooth_rgb(1200, 1600))))
+    # Six ~2 Mpx images at full resolution and 8 px superpixels in one ingest job: SLIC takes
+    # about a second each here, so the job runs far past its budget even on a faster machine.
+    slow_images = [
+        (f"slow{i}.png", _png(_smooth_rgb(1200, 1600, phase=float(i)))) for i in range(6)
+    ]
+    _upload(api, project, *slow_images)
     stack.start_worker(TESSERA_INGEST_TIME_LIMIT_SECONDS="1.5")
     slow_job = _ingest_job(api, project)
     job, _ = wait_for_job(api, stack, project, slow_job["id"], timeout=120, succeed=False)
