@@ -111,10 +111,17 @@ def line_width(lines: NDArray[np.bool_]) -> tuple[float, float]:
     return float(inner.sum()) / max(int(lines.sum()), 1), float(counts.argmax())
 
 
+def stored_prefilled(admin: httpx.Client, project: LabelingProject, image_id: int) -> list[bool]:
+    """The ``prefilled`` flag of each stored save of the image, oldest first (the API's)."""
+    answer = admin.get(f"/projects/{project.project_id}/images/{image_id}/submissions")
+    answer.raise_for_status()
+    return [bool(save["prefilled"]) for save in answer.json()]
+
+
 def test_accept_prediction_then_correct_stores_the_fixed_mask_as_prefilled(
     server: Server, admin: httpx.Client, page: Page
 ) -> None:
-    project = labeling_project(server, admin)
+    project = labeling_project(server, admin, images=2)
     queried = project.images[0]
     right = majority_truth(project, 0)
     ids = sorted(right)
@@ -122,6 +129,9 @@ def test_accept_prediction_then_correct_stores_the_fixed_mask_as_prefilled(
     wrong = ids[1:4]
     predicted = {s: (c + 1) % 4 if s in wrong else c for s, c in right.items()}
     set_prediction(server, queried.query_id, ids, [predicted[s] for s in ids])
+    second = project.images[1]
+    second_ids = sorted(majority_truth(project, 1))
+    set_prediction(server, second.query_id, second_ids, [0] * len(second_ids))
 
     log_in(page, server.base_url, project.annotator)
     assert wait_paintable(page) == queried.query_id
@@ -130,13 +140,18 @@ def test_accept_prediction_then_correct_stores_the_fixed_mask_as_prefilled(
     assert workspace.progress() == (0, total)
     expect(page.locator('[data-action="accept-prediction"]')).to_be_enabled()
 
+    flag = page.locator(".workspace")
+    expect(flag).to_have_attribute("data-prefilled", "false")
     workspace.press("r")
     assert workspace.progress() == (total, total)
-    # One undo step takes the whole pre-fill back.
+    expect(flag).to_have_attribute("data-prefilled", "true")
+    # One undo step takes the whole pre-fill back; redo brings it and the flag back.
     workspace.press("Control+z")
     assert workspace.progress() == (0, total)
+    expect(flag).to_have_attribute("data-prefilled", "false")
     workspace.press("Control+Shift+z")
     assert workspace.progress() == (total, total)
+    expect(flag).to_have_attribute("data-prefilled", "true")
 
     # Corrections: pick the right class, click inside each wrongly predicted superpixel.
     for superpixel in wrong:
@@ -147,8 +162,9 @@ def test_accept_prediction_then_correct_stores_the_fixed_mask_as_prefilled(
 
     saves = mask_saves(page)
     workspace.press("Enter")
-    expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+    assert wait_paintable(page, previous=str(queried.query_id)) == second.query_id
     assert len(saves) == 1 and saves[0][1]["prefilled"] is True
+    assert stored_prefilled(admin, project, queried.image_id) == [True]
     mask, _, history, _ = stored_state(server, queried.image_id)
     expected = np.full((project.height, project.width), UNLABELED, dtype=np.uint8)
     for superpixel, value in right.items():
@@ -158,6 +174,21 @@ def test_accept_prediction_then_correct_stores_the_fixed_mask_as_prefilled(
     assert history[-1].clicks == 1 + len(wrong)
     assert history[-1].seconds > 0
 
+    # The second image: pre-filled, then the whole pre-fill undone and labeled by hand (one
+    # Shift+G): the save is not a pre-filled one.
+    expect(flag).to_have_attribute("data-prefilled", "false")
+    workspace.press("r")
+    expect(flag).to_have_attribute("data-prefilled", "true")
+    workspace.press("Control+z")
+    expect(flag).to_have_attribute("data-prefilled", "false")
+    workspace.press("2")
+    workspace.press("Shift+g")
+    assert workspace.progress() == (len(second_ids), len(second_ids))
+    workspace.press("Enter")
+    expect(page.locator(f'[data-empty="{project.project_id}"]')).to_be_visible()
+    assert len(saves) == 2 and saves[1][1]["prefilled"] is False
+    assert stored_prefilled(admin, project, second.image_id) == [False]
+
     # The lead's dashboard counts the image among those started from the prediction.
     page.context.clear_cookies()
     log_in(page, server.base_url, ADMIN_EMAIL)
@@ -165,7 +196,7 @@ def test_accept_prediction_then_correct_stores_the_fixed_mask_as_prefilled(
     page.goto(f"{server.base_url}/projects/{project.project_id}/dashboard")
     panel = page.locator('[data-panel="prefill"]')
     expect(panel.locator('[data-group="with"] td').nth(1)).to_have_text("1")
-    expect(panel.locator('[data-group="without"] td').nth(1)).to_have_text("0")
+    expect(panel.locator('[data-group="without"] td').nth(1)).to_have_text("1")
 
 
 def test_without_a_prediction_the_button_is_disabled_and_r_says_why(

@@ -83,6 +83,8 @@ function predictedBySlot(task: Task, regions: QueriedRegions, classes: readonly 
 }
 
 const OPACITIES = [0.6, 0.3, 0];
+/** History tag of the pre-fill edit (R): the save is recorded as pre-filled while it is done. */
+const PREFILL = "prefill";
 const MIN_BRUSH = 1;
 const MAX_BRUSH = 256;
 const DRAFT_DELAY_MS = 400;
@@ -129,8 +131,10 @@ export class Workspace {
   private stageHeight = 0;
   /** The model's class per queried superpixel (slot), or null: see predictedBySlot. */
   private readonly predicted: Int32Array | null;
-  /** The annotator accepted the model's prediction on this image (recorded with the save). */
-  private prefilled = false;
+  /** The save counts as pre-filled while the pre-fill (R) is in effect: undoing it clears this. */
+  private get prefilled(): boolean {
+    return this.history.isDone(PREFILL);
+  }
   private readonly timer: ActiveTimer;
   private readonly drafts = new DraftStore(window.localStorage);
   private readonly draftKey: string;
@@ -243,9 +247,8 @@ export class Workspace {
     let restored: string | null = null;
     let seconds = 0;
     if (carry) {
-      this.reapply(carry.changes);
+      this.reapply(carry.changes, carry.prefilled ?? false);
       this.clicks = carry.clicks;
-      this.prefilled = carry.prefilled ?? false;
       seconds = carry.seconds;
       restored = "Reloaded the newer mask and re-applied your edits on top. Check them, then submit.";
     } else {
@@ -253,9 +256,8 @@ export class Workspace {
       if (draft) {
         try {
           const changes = decodeRuns(runsFromBase64(draft.runs), bundle.mask.length);
-          const applied = this.reapply(changes);
+          const applied = this.reapply(changes, draft.prefilled ?? false);
           this.clicks = draft.clicks;
-          this.prefilled = draft.prefilled ?? false;
           seconds = draft.seconds;
           if (applied > 0) {
             restored =
@@ -269,7 +271,7 @@ export class Workspace {
       }
     }
     this.timer = new ActiveTimer(seconds);
-    if (this.prefilled) this.element.dataset.prefilled = "true";
+    this.element.dataset.prefilled = String(this.prefilled);
 
     this.layers.drawImage(bundle.image);
     this.layers.drawContext(regions, { outlines: false });
@@ -494,23 +496,27 @@ export class Workspace {
     this.requestFrame();
   }
 
-  private commit(diff: Diff): void {
-    this.history.push(diff);
+  private commit(diff: Diff, tag?: string): void {
+    this.history.push(diff, tag);
     this.afterEdit();
   }
 
   private afterEdit(): void {
+    this.element.dataset.prefilled = String(this.prefilled);
     this.restyleOutlines();
     this.requestFrame();
     this.updateStatus();
     this.scheduleDraft();
   }
 
-  /** Applies carried or drafted changes as one undoable edit; returns the pixels changed. */
-  private reapply(changes: Changes): number {
+  /**
+   * Applies carried or drafted changes as one undoable edit (undoing it also takes back the
+   * pre-fill they include); returns the pixels changed.
+   */
+  private reapply(changes: Changes, prefilled: boolean): number {
     const diff = this.editor.replay(changes.indices, changes.values);
     if (!diff) return 0;
-    this.history.push(diff);
+    this.history.push(diff, prefilled ? PREFILL : undefined);
     return diff.indices.length;
   }
 
@@ -543,9 +549,7 @@ export class Workspace {
     this.clicks += 1;
     const diff = this.editor.fillRemainingBySlot((slot) => predicted[slot] ?? -1);
     if (diff) {
-      this.prefilled = true;
-      this.element.dataset.prefilled = "true";
-      this.commit(diff);
+      this.commit(diff, PREFILL);
       this.showToast("Filled with the model's prediction: fix what is wrong (Ctrl+Z undoes it).", 5000);
     } else {
       this.updateStatus();
