@@ -7,13 +7,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from numpy.typing import NDArray
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Connection, Engine, event, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Query, QueryStatus
@@ -121,6 +122,13 @@ def test_a_release_frees_only_the_lease_it_read(
     release is between its read and its write: the new lease must survive."""
     url = f"/api/v1/projects/{leased.project}/tasks/{leased.query}/release"
     answers: list[int] = []
+    writing = threading.Event()
+
+    def release_writes(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The release's UPDATE is sent only after its SELECT read the holder's lease.
+        if statement.startswith("UPDATE queries"):
+            writing.set()
+
     with app_engine.connect() as claim:
         claim.begin()
         # The new claim, written but not yet committed: it holds the row (or SQLite's lock).
@@ -139,14 +147,41 @@ def test_a_release_frees_only_the_lease_it_read(
                 client.post(url, headers=leased.holder.headers).status_code
             )
         )
-        release.start()
-        time.sleep(1.5)  # the release has read the holder's lease and waits to write
+        event.listen(app_engine, "before_cursor_execute", release_writes)
+        try:
+            release.start()
+            assert writing.wait(timeout=60), "the release never got to its UPDATE"
+        finally:
+            event.remove(app_engine, "before_cursor_execute", release_writes)
+        if app_engine.dialect.name == "postgresql":
+            # Commit only once the release's UPDATE waits for the claim's row lock, so the
+            # write takes the re-check path. (SQLite shows no such wait from outside; there
+            # the UPDATE waits in its busy handler or starts just after the commit: either
+            # way it writes after the claim and must find the lease changed.)
+            _wait_for_lock_wait(claim, "UPDATE queries")
         claim.commit()
         release.join(timeout=60)
     assert answers == [409]
     query = _query(session_factory, leased.query)
     assert query.assignee_id == leased.other.id
     assert query.lease_expires_at is not None
+
+
+def _wait_for_lock_wait(observer: Connection, statement_start: str) -> None:
+    """Polls pg_stat_activity until another session's ``statement_start...`` in this database
+    waits on a lock."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE :prefix"
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        # Within a transaction pg_stat_activity is a snapshot taken at first access.
+        observer.execute(text("SELECT pg_stat_clear_snapshot()"))
+        if observer.scalar(waiting, {"prefix": statement_start + "%"}):
+            return
+        assert time.monotonic() < deadline, f"no {statement_start!r} waited on a lock in 60 s"
+        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ only the images it picks."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -241,18 +240,22 @@ def test_lazy_images_read_when_indexed_and_keep_at_most_their_budget() -> None:
 def test_prefetch_yields_in_order_and_loads_ahead_in_another_thread() -> None:
     main = threading.get_ident()
     started: list[int] = []
+    second_started = threading.Event()
 
     def load(value: int) -> Callable[[], tuple[int, int]]:
         def run() -> tuple[int, int]:
             started.append(value)
+            if value == 1:
+                second_started.set()
             return value, threading.get_ident()
 
         return run
 
     results = prefetched([load(i) for i in range(5)], depth=1)
     first = next(results)
-    time.sleep(0.2)
-    assert first[0] == 0 and started[:2] == [0, 1]  # the next load ran meanwhile
+    # The next load starts without being asked for (a lazy iterator would never start it).
+    assert second_started.wait(timeout=10)
+    assert first[0] == 0 and started[:2] == [0, 1]
     rest = list(results)
     assert [value for value, _ in [first, *rest]] == [0, 1, 2, 3, 4]
     assert all(thread != main for _, thread in [first, *rest])
