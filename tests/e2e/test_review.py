@@ -179,3 +179,67 @@ def test_lead_sends_back_annotator_resubmits_lead_accepts(
         ("sent_back", COMMENT),
         ("accepted", ""),
     ]
+
+
+def test_review_keys_accept_send_back_and_move_between_images(
+    server: Server, admin: httpx.Client, page: Page
+) -> None:
+    project = labeling_project(server, admin, images=3)
+    first, _ = _submit_by_api(server, project)
+    second, _ = _submit_by_api(server, project)
+    pid = project.project_id
+    ids = sorted(q.image_id for q in project.images)
+    state = page.locator('[data-testid="review-state"]')
+    log_in(page, server.base_url, ADMIN_EMAIL)
+    page.wait_for_function("!location.pathname.startsWith('/login')")
+    page.goto(f"{server.base_url}/projects/{pid}/review/{first}")
+    expect(state).to_contain_text("submitted")
+    expect(page.locator('[data-testid="review-keys"]')).to_contain_text("Send back")
+
+    # Typing in the comment is typing: no shortcut fires.
+    comment = page.locator('textarea[name="comment"]')
+    comment.click()
+    page.keyboard.type("pass")
+    expect(comment).to_have_value("pass")
+    expect(state).to_contain_text("submitted")
+    # Space on a focused button presses that button only.
+    toggle = page.locator(".review-side button[aria-pressed]")
+    toggle.focus()
+    page.keyboard.press("Space")
+    expect(page.locator(".review-side button[aria-pressed]")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    expect(state).to_contain_text("submitted")
+    page.keyboard.press("a")
+    expect(state).to_contain_text("accepted")
+    assert admin.get(f"/projects/{pid}/review/images/{first}").json()["state"] == "accepted"
+
+    # N / P walk the images in the browser's order (id, no filters here).
+    keys = page.locator('[data-testid="review-keys"]')
+
+    def moved_to(image_id: int) -> None:
+        page.wait_for_url(f"**/projects/{pid}/review/{image_id}**")
+        expect(keys).to_be_visible()  # the page is drawn and listens again
+
+    k = ids.index(first)
+    if k + 1 < len(ids):
+        page.keyboard.press("n")
+        moved_to(ids[k + 1])
+        page.keyboard.press("p")
+        moved_to(first)
+    if k > 0:
+        page.keyboard.press("ArrowLeft")
+        moved_to(ids[k - 1])
+
+    # S without a comment asks for one and puts the caret there; Esc leaves the field.
+    page.goto(f"{server.base_url}/projects/{pid}/review/{second}")
+    expect(state).to_contain_text("submitted")
+    page.keyboard.press("s")
+    expect(page.locator(".review-side .feedback")).to_contain_text("Say what to fix")
+    expect(comment).to_be_focused()
+    page.keyboard.type(COMMENT)
+    page.keyboard.press("Escape")
+    page.keyboard.press("s")
+    expect(state).to_contain_text("sent back")
+    history = admin.get(f"/projects/{pid}/review/images/{second}").json()["history"]
+    assert [(h["decision"], h["comment"]) for h in history] == [("sent_back", COMMENT)]

@@ -2,7 +2,8 @@
  * Review mode (/projects/:projectId/review/:imageId): the lead sees the submitted labels over
  * the image, drawn by the annotator's own layers (read-only: the asked superpixels outlined,
  * the rest dimmed), with the image's history, and accepts them or sends them back with a
- * comment for the annotator.
+ * comment for the annotator. Keyboard: A accepts, S sends back, N / P (or the arrows) open the
+ * next / previous image under the browser's filters (shortcuts.ts).
  */
 import "./review.css";
 import { ApiError, api } from "../api/client";
@@ -15,13 +16,42 @@ import { fitView } from "../annotator/view";
 import { leadProject, projectNav } from "../dashboard/page";
 import { h } from "../shell/dom";
 import { frame } from "../shell/layout";
+import { navigate } from "../shell/navigation";
 import type { Page } from "../shell/router";
 import { currentUser } from "../shell/session";
 import { type ReviewDetail, type ReviewRead, filterQuery, reviewApi, stateLabel } from "./api";
 import { filtersFrom } from "./filters";
+import { REVIEW_SHORTCUTS, neighbours, reviewAction } from "./shortcuts";
 
 function reason(error: unknown): string {
   return error instanceof ApiError ? error.detail : error instanceof Error ? error.message : String(error);
+}
+
+/** Typing goes to the field, not to the shortcuts. */
+function isTextField(element: Element | null): boolean {
+  if (element instanceof HTMLInputElement) {
+    return !["button", "checkbox", "radio", "submit", "reset", "range", "color"].includes(element.type);
+  }
+  return (
+    element instanceof HTMLTextAreaElement ||
+    element instanceof HTMLSelectElement ||
+    (element instanceof HTMLElement && element.isContentEditable)
+  );
+}
+
+function keyList(): HTMLElement {
+  return h(
+    "ul",
+    { class: "review-keys small muted", "data-testid": "review-keys", "aria-label": "Keyboard shortcuts" },
+    ...REVIEW_SHORTCUTS.map((shortcut) =>
+      h(
+        "li",
+        {},
+        ...shortcut.keys.flatMap((key, k) => [k > 0 ? " / " : null, h("kbd", {}, key)]),
+        ` ${shortcut.label}`,
+      ),
+    ),
+  );
 }
 
 function who(person: { name: string; email: string } | null | undefined): string {
@@ -174,6 +204,8 @@ export const reviewPage: Page = async (root, params, query) => {
       feedback,
       h("h2", {}, "History"),
       historyList(detail.history),
+      h("h2", {}, "Keys"),
+      keyList(),
     );
   };
 
@@ -186,6 +218,62 @@ export const reviewPage: Page = async (root, params, query) => {
     where.append(" ", h("a", { href: `/projects/${projectId}/review/${image.image_id}?${target}`, "data-link": true }, "Next submitted image →"));
   }
 
+  /** Opens the neighbouring image in the browser's order under the same filters. */
+  let moving = false;
+  async function go(direction: "next" | "previous"): Promise<void> {
+    if (moving) return;
+    moving = true;
+    const status = side.querySelector<HTMLElement>('[role="status"]');
+    try {
+      const around = await neighbours(
+        (offset, limit) => reviewApi.images(projectId, { ...filters, offset, limit }),
+        imageId,
+      );
+      const target = around[direction];
+      if (target === null) {
+        if (status) {
+          status.textContent = `No ${direction} image under these filters.`;
+          status.className = "feedback small";
+        }
+        return;
+      }
+      navigate(`/projects/${projectId}/review/${target}?${filterQuery({ ...filters, limit: undefined })}`);
+    } catch (error) {
+      if (status) {
+        status.textContent = reason(error);
+        status.className = "feedback small error";
+      }
+    } finally {
+      moving = false;
+    }
+  }
+
+  const onKey = (event: KeyboardEvent): void => {
+    if (event.defaultPrevented || event.repeat) return;
+    const active = document.activeElement;
+    const action = reviewAction({
+      key: event.key,
+      ctrlKey: event.ctrlKey,
+      metaKey: event.metaKey,
+      altKey: event.altKey,
+      inTextField: isTextField(active),
+    });
+    if (action === null) return;
+    event.preventDefault();
+    if (action === "leave-field") {
+      if (active instanceof HTMLElement) active.blur();
+    } else if (action === "accept" || action === "send-back") {
+      const button = side.querySelector<HTMLButtonElement>(`[data-action="${action}"]`);
+      if (button && !button.disabled) button.click();
+    } else {
+      void go(action);
+    }
+  };
+
   render();
-  return () => resizes.disconnect();
+  document.addEventListener("keydown", onKey);
+  return () => {
+    resizes.disconnect();
+    document.removeEventListener("keydown", onKey);
+  };
 };
