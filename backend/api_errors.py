@@ -173,10 +173,15 @@ def _route_patterns(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
 
 _ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}}}
 
+_NOT_SIGNED_IN = {401: "Not signed in (no or an unknown API token or session)"}
 _BY_DEPENDENCY = {
-    "get_current_user": {401: "Not signed in (no or an unknown API token or session)"},
+    "get_current_user": _NOT_SIGNED_IN,
     "require_admin": {403: "The caller is not an administrator"},
-    "project_member": {404: "No such project, or the caller is not a member of it"},
+    # It checks the credential itself (one statement with the membership).
+    "project_member": {
+        **_NOT_SIGNED_IN,
+        404: "No such project, or the caller is not a member of it",
+    },
     "project_lead": {403: "The caller is not a lead of this project"},
 }
 

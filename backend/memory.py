@@ -96,3 +96,43 @@ def _deferred_trim() -> None:
     with _trim_lock:
         _pending_trim = None
     trim_heap(0.0)
+
+
+class ScratchBuffers:
+    """Mask-sized bytearrays handed from one save to the next.
+
+    Every buffer above the mmap threshold is a fresh mapping whose pages the kernel faults in
+    and zeroes on first touch: ~2 ms of system time per 2 MB mask, more than inflating it. A
+    save takes a buffer of its size here and gives it back; at most ``max_bytes`` wait here
+    between saves, and ``clear`` (when saves have gone quiet) hands them all back to the
+    system."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._free: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        """A buffer of ``size`` bytes, contents undefined (the caller overwrites them)."""
+        with self._lock:
+            for index, buffer in enumerate(self._free):
+                if len(buffer) == size:
+                    return self._free.pop(index)
+        return bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        """Keeps ``buffer`` for the next ``take`` (the caller holds no view of it any more),
+        unless that would keep more than ``max_bytes``: the oldest go first."""
+        with self._lock:
+            self._free.append(buffer)
+            while self._free and sum(len(b) for b in self._free) > self.max_bytes:
+                self._free.pop(0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+    @property
+    def kept_bytes(self) -> int:
+        with self._lock:
+            return sum(len(b) for b in self._free)

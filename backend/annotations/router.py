@@ -121,7 +121,8 @@ def save_mask(
     appends one history row in the same transaction.
     """
     expected = _parse_if_match(if_match)
-    image, annotation = service.image_for_save(session, access.project.id, image_id)
+    target = service.image_for_save(session, access.project.id, image_id)
+    image = target.image
     queries = _open_queries_unless_reserved(session, image, access)
     return _save(
         session,
@@ -140,7 +141,8 @@ def save_mask(
             done=done,
             settings=settings,
             queries=queries,
-            annotation=annotation,
+            annotation=target.annotation,
+            class_indices=target.class_indices,
         ),
     )
 
@@ -179,7 +181,8 @@ def edit_mask(
     a broken rule is a 422 naming it, a stale If-Match a 412, and either changes nothing.
     """
     expected = _parse_if_match(if_match)
-    image, annotation = service.image_for_save(session, access.project.id, image_id)
+    target = service.image_for_save(session, access.project.id, image_id)
+    image = target.image
     queries = _open_queries_unless_reserved(session, image, access)
     edit = MaskEdit.from_lists(body.fills, body.runs)
     return _save(
@@ -201,7 +204,8 @@ def edit_mask(
             done=body.done,
             settings=settings,
             queries=queries,
-            annotation=annotation,
+            annotation=target.annotation,
+            class_indices=target.class_indices,
         ),
     )
 

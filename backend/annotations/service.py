@@ -8,20 +8,22 @@ same version race on one ``UPDATE ... WHERE version = :expected`` and exactly on
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
+from sqlalchemy import ColumnElement, String, bindparam, case, cast, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.images.validation import UploadRefused, decode_mask
-from backend.memory import trim_heap
+from backend.memory import ScratchBuffers, trim_heap
 from core.class_counts import class_delta, edit_delta
 from core.errors import Conflict, NotFound
 from core.mask_versions import SaveOutcome, StaleVersion, store_mask_version
@@ -87,8 +89,15 @@ _ANNOTATION = (
     .where(Annotation.image_id == bindparam("image_id"))
     .options(undefer(Annotation.mask_png))
 )
+# The project's class indices ride along with the image as one string ("0,1,2"): a save
+# checks its values against them, and a separate statement would cost another round trip.
+_CLASS_INDEX_LIST = (
+    select(func.aggregate_strings(cast(LabelClass.index, String), ","))
+    .where(LabelClass.project_id == Image.project_id)
+    .scalar_subquery()
+)
 _IMAGE_AND_ANNOTATION = (
-    select(Image, Annotation)
+    select(Image, Annotation, _CLASS_INDEX_LIST)
     .outerjoin(Annotation, Annotation.image_id == Image.id)
     .where(Image.id == bindparam("image_id"), Image.project_id == bindparam("project_id"))
     .options(undefer(Annotation.mask_png))
@@ -130,17 +139,31 @@ def active_queries(session: Session, image_id: int) -> OpenQueries:
     return OpenQueries(pairs, maps)
 
 
-def image_for_save(
-    session: Session, project_id: int, image_id: int
-) -> tuple[Image, Annotation | None]:
-    """The project's image and its annotation row (mask bytes loaded) in one statement; 404
-    if the image is not in the project."""
+class SaveTarget(NamedTuple):
+    """What a save of an image reads first: the image, its annotation row (mask bytes
+    loaded; None before any save) and its project's class indices."""
+
+    image: Image
+    annotation: Annotation | None
+    class_indices: set[int]
+
+
+def image_for_save(session: Session, project_id: int, image_id: int) -> SaveTarget:
+    """The project's image, its annotation row and the project's class indices in one
+    statement; 404 if the image is not in the project."""
     row = session.execute(
         _IMAGE_AND_ANNOTATION, {"image_id": image_id, "project_id": project_id}
     ).one_or_none()
     if row is None:
         raise NotFound(f"No image {image_id} in this project.")
-    return row[0], row[1]
+    indices = {int(index) for index in row[2].split(",")} if row[2] else set()
+    return SaveTarget(row[0], row[1], indices)
+
+
+def _class_indices(session: Session, image: Image, known: set[int] | None) -> set[int]:
+    if known is not None:
+        return known
+    return set(session.scalars(_CLASS_INDICES, {"project_id": image.project_id}))
 
 
 _state_lock = threading.Lock()
@@ -157,14 +180,22 @@ def _cache(settings: Settings) -> SuperpixelRunCache:
 
 
 _mask_work_in_flight = 0
+_mask_work_ended = 0.0
+# The decoded rows' buffers, reused from save to save (``ScratchBuffers``): at most this many
+# bytes wait between saves (a few 2048x1024 masks), all handed back once saves have paused
+# for ``SCRATCH_QUIET_S``.
+SCRATCH_MAX_BYTES = 16 * 1024 * 1024
+SCRATCH_QUIET_S = 2.0
+_scratch = ScratchBuffers(SCRATCH_MAX_BYTES)
+_quiet_timer: threading.Timer | None = None
 
 
 @contextmanager
 def mask_work(settings: Settings) -> Iterator[None]:
     """Caps the saves decoding, checking and encoding masks at once in this process (past a
     few, more threads only add memory on these CPUs, not throughput); the last one out of a
-    burst hands the freed heap back to the system."""
-    global _mask_slots, _mask_work_in_flight
+    burst hands the freed heap back to the system, and the scratch buffers once saves pause."""
+    global _mask_slots, _mask_work_in_flight, _mask_work_ended
     with _state_lock:
         if _mask_slots is None:
             _mask_slots = threading.BoundedSemaphore(settings.mask_work_slots)
@@ -177,9 +208,34 @@ def mask_work(settings: Settings) -> Iterator[None]:
         finally:
             with _state_lock:
                 _mask_work_in_flight -= 1
+                _mask_work_ended = time.monotonic()
                 idle = _mask_work_in_flight == 0
     if idle:
         trim_heap()
+        _release_scratch_when_quiet()
+
+
+def _release_scratch_when_quiet() -> None:
+    global _quiet_timer
+    with _state_lock:
+        if _quiet_timer is None:
+            _quiet_timer = threading.Timer(SCRATCH_QUIET_S, _release_scratch_if_quiet)
+            _quiet_timer.daemon = True
+            _quiet_timer.start()
+
+
+def _release_scratch_if_quiet() -> None:
+    global _quiet_timer
+    with _state_lock:
+        _quiet_timer = None
+        busy = _mask_work_in_flight > 0
+        recent = time.monotonic() - _mask_work_ended < SCRATCH_QUIET_S
+    if busy:
+        return  # the last save of this burst asks again
+    if recent:
+        _release_scratch_when_quiet()
+        return
+    _scratch.clear()
 
 
 def superpixel_runs(
@@ -250,14 +306,16 @@ def save_edit(
     prefilled: bool = False,
     queries: OpenQueries | None = None,
     annotation: Annotation | None = None,
+    class_indices: set[int] | None = None,
 ) -> SaveOutcome:
     """Applies an edit (fills of queried superpixels, brushed runs inside them) to the
     stored mask at ``expected_version`` and stores the result as the next version.
 
-    ``queries``, ``annotation``: the image's ``active_queries`` and annotation row when the
-    caller read them in this transaction. Raises StaleVersion (roll back: nothing changed),
-    EditRefused (the edit breaks a rule), or Conflict when the image has no open query or the
-    map is not one of its queries'. Flushes; the caller commits.
+    ``queries``, ``annotation``, ``class_indices``: the image's ``active_queries``, annotation
+    row and project's class indices when the caller read them in this transaction. Raises
+    StaleVersion (roll back: nothing changed), EditRefused (the edit breaks a rule), or
+    Conflict when the image has no open query or the map is not one of its queries'.
+    Flushes; the caller commits.
     """
     annotation = _annotation_at(session, image, expected_version, annotation)
     queries = _open_queries(session, image, queries)
@@ -278,13 +336,15 @@ def save_edit(
             editable,
             queried,
             superpixel_map_id,
-            set(session.scalars(_CLASS_INDICES, {"project_id": image.project_id})),
+            _class_indices(session, image, class_indices),
         )
-        rows = decode_mask_rows(annotation.mask_png, image.width, image.height)
+        buffer = _scratch.take(image.height * (image.width + 1))
+        rows = decode_mask_rows(annotation.mask_png, image.width, image.height, buffer)
         counts_delta = edit_delta(rows, checked.pixels, checked.values)
         applied = apply_edit(rows, checked)
         png = rows.to_png()
-        del rows, checked
+        del rows, checked  # no view of the buffer is left
+        _scratch.give(buffer)
     newest_query, newest_round = queries.pairs[0]
     return store_mask_version(
         session,
@@ -321,6 +381,7 @@ def save_mask(
     settings: Settings,
     queries: OpenQueries | None = None,
     annotation: Annotation | None = None,
+    class_indices: set[int] | None = None,
 ) -> SaveOutcome:
     """Validates a full partial mask for ``image`` and stores it as the next version.
 
@@ -335,7 +396,7 @@ def save_mask(
         m: superpixel_runs(session, m, queries.maps[m], image, settings, ids)
         for m, ids in queried.items()
     }
-    indices = set(session.scalars(_CLASS_INDICES, {"project_id": image.project_id}))
+    indices = _class_indices(session, image, class_indices)
     newest_query, newest_round = queries.pairs[0]
     with mask_work(settings):
         submitted = decode_mask(

@@ -112,9 +112,17 @@ def find_token(
     if row is None:
         return None
     token, user = row
-    if (token.expires_at is not None and token.expires_at <= now) or not user.is_active:
-        return None
-    return token, user
+    return (token, user) if usable(token, user, now) else None
+
+
+def usable(token: ApiToken, user: User, now: datetime) -> bool:
+    """Whether a credential found by its secret signs its owner in: unexpired, owner active."""
+    return (token.expires_at is None or token.expires_at > now) and user.is_active
+
+
+def token_digest(secret: str, key: str) -> str:
+    """What is stored of a secret, and looked up (``_token_digest``)."""
+    return _token_digest(secret, key)
 
 
 # Every authenticated request runs this: one statement, built once (building and keying a
