@@ -52,6 +52,7 @@ from tests.e2e.workspace_page import WorkspacePage, interior_point, log_in, wait
 MOVES = 200
 RELOADS = 3
 REPEATS = 3  # strokes per mode; the run with the median busy time is reported
+CLICK_ALL = 1000  # label_everything clicks at most this many superpixels one by one
 
 
 def busy_metrics(cdp: CDPSession) -> dict[str, float]:
@@ -127,10 +128,18 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def label_everything(workspace: WorkspacePage, project: LabelingProject, image: int) -> int:
-    """Clicks every queried superpixel with its majority true class; returns the clicks."""
+    """Clicks every queried superpixel with its majority true class; returns the clicks.
+
+    Past CLICK_ALL superpixels (a 4000x3000 image has thousands) it fills them all with one
+    key (Shift+G, class 1) instead: the save then carries as many fills.
+    """
     queried = project.images[image]
     truth = project.truths[queried.image_id]
     workspace.press("g")
+    if len(queried.queried) > CLICK_ALL:
+        workspace.press("1")
+        workspace.press("Shift+G")
+        return 1
     current = -1
     for superpixel in queried.queried:
         region = queried.pixels_of(superpixel)
@@ -150,10 +159,17 @@ def bench_size(
     width: int,
     height: int,
     superpixel_size: int,
+    image_format: str = "png",
 ) -> dict[str, Any]:
     seeded = time.perf_counter()
     project = labeling_project(
-        server, admin, width=width, height=height, images=2, superpixel_size=superpixel_size
+        server,
+        admin,
+        width=width,
+        height=height,
+        images=2,
+        superpixel_size=superpixel_size,
+        image_format=image_format,
     )
     seed_s = time.perf_counter() - seeded
     superpixels = int(project.images[0].labels.max()) + 1
@@ -175,6 +191,11 @@ def bench_size(
         workspace = WorkspacePage(page, width, height)
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+        # The JS heap of the open workspace (after a reload and a GC), typed arrays' and
+        # ImageData's backing stores included (JSHeapUsedSize leaves them out).
+        cdp.send("HeapProfiler.collectGarbage")
+        usage = cdp.send("Runtime.getHeapUsage")
+        heap_mb = (usage["usedSize"] + usage.get("backingStorageSize", 0)) / 2**20
         points = stroke_path(workspace, width, height)
         hovers, brushes = [], []
         for _ in range(REPEATS):
@@ -201,13 +222,14 @@ def bench_size(
             "(name) => performance.getEntriesByName(name)[0].detail", f"tessera:encoded:{first}"
         )
         return {
-            "size": f"{width}x{height}",
+            "size": f"{width}x{height} {image_format}",
             "superpixels": superpixels,
             "queried": len(project.images[0].queried),
             "seed_s": seed_s,
             "paintable_ms": statistics.median(paintable),
             "paintable_all": paintable,
             "build_ms": statistics.median(p - f for p, f in zip(paintable, fetched, strict=True)),
+            "heap_mb": heap_mb,
             "hover": hover,
             "brush": brush,
             "clicks": clicks,
@@ -234,6 +256,7 @@ def report(result: dict[str, Any]) -> None:
         f"(runs: {', '.join(f'{v:.0f}' for v in result['paintable_all'])})"
     )
     print(f"  of which building the workspace and first paint  {result['build_ms']:.0f} ms")
+    print(f"JS heap with the task open  {result['heap_mb']:.0f} MB")
     print(
         f"submit -> next paintable  {result['next_task_ms']:.0f} ms (page marks), "
         f"{result['next_task_wall_ms']:.0f} ms wall-clock from Enter to paintable"
@@ -260,6 +283,10 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     # SLIC returns fewer segments than asked (H*W/size^2): 24 gives ~2,600 at 2048x1024.
     parser.add_argument("--superpixel-size", type=int, default=24)
+    # Another build of the UI (e.g. the last commit's, for a before/after on one machine).
+    parser.add_argument("--frontend-dist", type=Path, default=None)
+    # How the scenes are uploaded: PNG (lossless; ~2 bytes/pixel for the noisy scene) or JPEG.
+    parser.add_argument("--image-format", choices=["png", "jpeg"], default="png")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     if not (REPO / "frontend" / "dist" / "index.html").exists():
@@ -268,14 +295,31 @@ def main() -> None:
         directory = Path(tmp)
         with (
             fresh_database(args.database, directory) as url,
-            running_server(url, directory, directory / "server.log") as server,
+            running_server(
+                url,
+                directory,
+                directory / "server.log",
+                {"TESSERA_FRONTEND_DIST_DIR": str(args.frontend_dist.resolve())}
+                if args.frontend_dist
+                else None,
+            ) as server,
             sync_playwright() as playwright,
         ):
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             admin = login(server, ADMIN_EMAIL)
             print(f"Chromium {browser.version}, database {args.database}, viewport 1280x800")
             for width, height in sizes:
-                report(bench_size(server, admin, browser, width, height, args.superpixel_size))
+                report(
+                    bench_size(
+                        server,
+                        admin,
+                        browser,
+                        width,
+                        height,
+                        args.superpixel_size,
+                        args.image_format,
+                    )
+                )
             browser.close()
 
 

@@ -36,6 +36,13 @@ def png(array: NDArray[np.uint8]) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg(array: NDArray[np.uint8]) -> bytes:
+    """As a camera stores a photo (the noisy scene makes a PNG of it ~2 bytes per pixel)."""
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def labeling_project(
     server: Server,
     admin: httpx.Client,
@@ -44,8 +51,11 @@ def labeling_project(
     height: int = 360,
     images: int = 1,
     superpixel_size: int = 32,
+    image_format: str = "png",
 ) -> LabelingProject:
-    """A new project with one new annotator and ``images`` queried street scenes."""
+    """A new project with one new annotator and ``images`` queried street scenes, uploaded
+    as ``image_format`` ("png", or "jpeg": lossy, the truth stays the scene's)."""
+    encode, suffix = (jpeg, "jpg") if image_format == "jpeg" else (png, "png")
     unique = uuid.uuid4().hex[:8]
     annotator = f"ann-{unique}@e2e.example.org"
     admin.post(
@@ -67,7 +77,9 @@ def labeling_project(
     scenes = [street_scene(width, height, seed=k) for k in range(images)]
     upload = admin.post(
         f"/projects/{project_id}/images",
-        files=[("files", (f"street{k}.png", png(rgb))) for k, (rgb, _) in enumerate(scenes)],
+        files=[
+            ("files", (f"street{k}.{suffix}", encode(rgb))) for k, (rgb, _) in enumerate(scenes)
+        ],
         data={"split": "pool"},
     )
     upload.raise_for_status()

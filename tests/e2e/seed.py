@@ -28,7 +28,14 @@ from core.superpixel_maps import store_superpixel_map
 from tests.e2e.scene import boundary_uncertainty
 from worker.engine.reductions import superpixel_scores
 from worker.engine.strategies import dynamic_query
-from worker.engine.superpixels import compute_superpixels
+from worker.engine.superpixels import (
+    compute_superpixels,
+    superpixels_from_downscaled,
+    work_shape,
+)
+
+# The worker's default TESSERA_WORK_MAX_PIXELS: larger images are segmented downscaled.
+WORK_MAX_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,16 @@ class QueriedImage:
 def _rgb(image: Image) -> NDArray[np.uint8]:
     with PILImage.open(io.BytesIO(image.data)) as decoded:
         return np.asarray(decoded.convert("RGB"), dtype=np.uint8)
+
+
+def _superpixels(rgb: NDArray[np.uint8], size: int) -> NDArray[np.int32]:
+    """As the worker's ingest computes them: on a copy downscaled to WORK_MAX_PIXELS."""
+    height, width = rgb.shape[:2]
+    if height * width <= WORK_MAX_PIXELS:
+        return compute_superpixels(rgb, size=size)
+    small_height, small_width = work_shape(height, width, WORK_MAX_PIXELS)
+    small = PILImage.fromarray(rgb).resize((small_width, small_height), PILImage.Resampling.BOX)
+    return superpixels_from_downscaled(np.asarray(small), height, width, size).astype(np.int32)
 
 
 def seed_labeling_round(
@@ -85,7 +102,7 @@ def _seed(
             select(Image).where(Image.id == image_id).options(undefer(Image.data))
         )
         assert image is not None and image.project_id == project_id
-        labels = compute_superpixels(_rgb(image), size=project.superpixel_size)
+        labels = _superpixels(_rgb(image), project.superpixel_size)
         superpixel_map = store_superpixel_map(
             session,
             image,

@@ -76,8 +76,11 @@ def tessera(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 @contextmanager
-def running_server(database_url: str, data_dir: Path, log_path: Path) -> Iterator[Server]:
-    """Creates the admin with ``tessera user add``, then ``tessera serve`` on a free port.
+def running_server(
+    database_url: str, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Creates the admin with ``tessera user add``, then ``tessera serve`` on a free port
+    (``extra_env``: more ``TESSERA_*`` settings, e.g. a bench's other built front end).
 
     Jobs the server sends (superpixel ingest after uploads) go to the embedded broker under
     ``data_dir``, where no worker listens: the seeded round stands in for the worker's.
@@ -88,6 +91,7 @@ def running_server(database_url: str, data_dir: Path, log_path: Path) -> Iterato
         "TESSERA_SECRET_KEY": SECRET_KEY,
         "TESSERA_LOG_LEVEL": "warning",
         "TESSERA_NEW_USER_PASSWORD": PASSWORD,
+        **(extra_env or {}),
     }
     tessera(["user", "add", ADMIN_EMAIL, "--admin", "--name", "Admin"], env)
     port = free_port()

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { DraftStore, type KeyValueStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
+import {
+  DraftStore,
+  type KeyValueStore,
+  decodeRuns,
+  encodeRuns,
+  encodeRunsAt,
+  runsFromBase64,
+  runsToBase64,
+} from "./draft";
 import { UNLABELED } from "./mask";
 
 function mapStore(
@@ -18,6 +26,26 @@ function mapStore(
 }
 
 describe("draft runs", () => {
+  it("finds the same changes visiting only the pixels that may change", () => {
+    const base = new Uint8Array(40).fill(UNLABELED);
+    base[3] = 1;
+    const mask = base.slice();
+    mask.fill(2, 10, 20);
+    mask.fill(3, 20, 22);
+    mask[3] = UNLABELED;
+    // Two superpixels' pixels, each ascending, the second one's first (as QueriedRegions lists them).
+    const pixels = Uint32Array.from([15, 16, 17, 18, 19, 20, 21, 22, 0, 1, 2, 3, 10, 11, 12, 13, 14]);
+    const runs = encodeRunsAt(mask, base, pixels);
+    expect(Array.from(runs)).toEqual([15, 5, 2, 20, 2, 3, 3, 1, UNLABELED, 10, 5, 2]);
+    const all = decodeRuns(encodeRuns(mask, base), 40);
+    const some = decodeRuns(runs, 40);
+    const byIndex = (changes: { indices: Uint32Array; values: Uint8Array }): [number, number][] =>
+      Array.from(changes.indices, (index, k): [number, number] => [index, changes.values[k] as number]).sort(
+        (a, b) => a[0] - b[0],
+      );
+    expect(byIndex(some)).toEqual(byIndex(all));
+  });
+
   it("round-trips the pixels that differ from the base", () => {
     const base = new Uint8Array(40).fill(UNLABELED);
     base[3] = 1;

@@ -41,6 +41,33 @@ export function encodeRuns(mask: Uint8Array, base: Uint8Array): Uint32Array {
   return Uint32Array.from(runs);
 }
 
+/**
+ * Like `encodeRuns`, visiting only `pixels` (flat indices, e.g. the queried superpixels' own:
+ * no other pixel can change), so a draft of a 12 Mpx image does not scan 12 M pixels. Runs
+ * come in the order of `pixels`; `decodeRuns` gives back the same changes.
+ */
+export function encodeRunsAt(mask: Uint8Array, base: Uint8Array, pixels: Uint32Array): Uint32Array {
+  const runs: number[] = [];
+  const n = pixels.length;
+  let k = 0;
+  while (k < n) {
+    const start = pixels[k] as number;
+    const value = mask[start] as number;
+    if (value === base[start]) {
+      k += 1;
+      continue;
+    }
+    let end = start + 1;
+    k += 1;
+    while (k < n && pixels[k] === end && mask[end] === value && base[end] !== value) {
+      end += 1;
+      k += 1;
+    }
+    runs.push(start, end - start, value);
+  }
+  return Uint32Array.from(runs);
+}
+
 export function decodeRuns(runs: Uint32Array, pixelCount: number): Changes {
   let total = 0;
   for (let k = 1; k < runs.length; k += 3) total += runs[k] as number;

@@ -9,12 +9,40 @@
  * Zooming and panning change one transform and repaint nothing; painting touches only the
  * mask layer's dirty rectangle, once per animation frame. Superpixel outlines are not in the
  * stack: `OutlineOverlay` draws them in screen pixels over it (outlines.ts).
+ *
+ * Large images (viewport.ts, over 4 Mpx) get `ViewportLayers` instead: the same four layers
+ * as stage-sized canvases holding only what is on screen, redrawn when the view moves.
  */
 import { type Rect, isEmpty } from "./geometry";
 import { packRgba } from "./colours";
 import { type OutlineSource, drawOutlines } from "./outlines";
 import type { QueriedRegions } from "./superpixels";
 import type { View } from "./view";
+import { previewSize, sampleToScreen, screenRect, screenSampling } from "./viewport";
+
+/** What the workspace draws through: `LayerStack` or, for large images, `ViewportLayers`. */
+export interface Layers {
+  readonly element: HTMLElement;
+  /** The stage is now `width` x `height` CSS pixels. */
+  resize(width: number, height: number): void;
+  setView(view: View): void;
+  /**
+   * The photo, stretched to the image's size if it is a downscaled copy; `preview` (such a
+   * copy) is drawn instead while zoomed out far enough, if given.
+   */
+  drawImage(source: ImageBitmap, preview?: ImageBitmap): void;
+  /** The mask's `rect` changed (or the view did: then the whole visible part is redrawn). */
+  paintMask(mask: Uint8Array, lut: Uint32Array, rect: Rect): void;
+  drawContext(regions: QueriedRegions, options?: { outlines?: boolean }): void;
+  drawUncertainty(grey: Uint8Array, width: number, height: number, lut: Uint32Array): void;
+  readonly hasUncertainty: boolean;
+  setUncertaintyVisible(visible: boolean): void;
+  setMaskOpacity(opacity: number): void;
+  setBoundariesVisible(visible: boolean): void;
+}
+
+/** Locked pixels are dimmed by this colour over the photo and mask. */
+const LOCKED_DIM = packRgba(8, 10, 20, 150);
 
 /**
  * Outline colours by style (outlines.ts): none, locked (faint), asked and finished (quiet
@@ -42,7 +70,7 @@ function context2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
   return ctx;
 }
 
-export class LayerStack {
+export class LayerStack implements Layers {
   readonly element: HTMLDivElement;
   readonly width: number;
   readonly height: number;
@@ -60,6 +88,8 @@ export class LayerStack {
     this.height = height;
     this.element = document.createElement("div");
     this.element.className = "layers";
+    // The image's on-screen box, for tests and benches that map image pixels to the screen.
+    this.element.dataset.imageFrame = "";
     this.element.style.width = `${width}px`;
     this.element.style.height = `${height}px`;
     this.imageLayer = layer("image", width, height);
@@ -71,6 +101,10 @@ export class LayerStack {
     this.maskCtx = context2d(this.maskLayer);
     this.maskImage = new ImageData(width, height);
     this.maskPixels = new Uint32Array(this.maskImage.data.buffer);
+  }
+
+  resize(): void {
+    // The layers are image-sized and moved by setView: the stage's size does not matter.
   }
 
   setView(view: View): void {
@@ -114,7 +148,7 @@ export class LayerStack {
     const { width, height } = this;
     const image = new ImageData(width, height);
     const out = new Uint32Array(image.data.buffer);
-    const dim = packRgba(8, 10, 20, 150);
+    const dim = LOCKED_DIM;
     const { editable, labels } = regions;
     for (let y = 0, index = 0; y < height; y++) {
       for (let x = 0; x < width; x++, index++) {
@@ -162,6 +196,190 @@ export class LayerStack {
 
   setUncertaintyVisible(visible: boolean): void {
     this.heatLayer.hidden = !visible;
+  }
+
+  setMaskOpacity(opacity: number): void {
+    this.maskLayer.style.opacity = String(opacity);
+  }
+
+  setBoundariesVisible(visible: boolean): void {
+    this.contextLayer.hidden = !visible;
+  }
+}
+
+/**
+ * The layers of a large image at screen resolution: four stage-sized canvases (photo, mask,
+ * locked dimming, heat map) that hold only what is on screen. A moved view redraws them
+ * (the photo with one `drawImage` from the full bitmap, or from its downscaled preview while
+ * zoomed out; mask and dimming sampled per stage pixel, viewport.ts); a paint edit resamples
+ * only the stage pixels over its dirty rectangle. Memory and work follow the stage's size,
+ * not the image's: a 4000x3000 photo needs no 48 MB canvas per layer.
+ *
+ * `element` also holds an empty box of the image's size under the view's transform
+ * (`data-image-frame`), so image pixels map to the screen as with `LayerStack`.
+ */
+export class ViewportLayers implements Layers {
+  readonly element: HTMLDivElement;
+  readonly width: number;
+  readonly height: number;
+  private readonly frame: HTMLDivElement;
+  private readonly imageLayer: HTMLCanvasElement;
+  private readonly maskLayer: HTMLCanvasElement;
+  private readonly contextLayer: HTMLCanvasElement;
+  private readonly heatLayer: HTMLCanvasElement;
+  private source: ImageBitmap | null = null;
+  private preview: ImageBitmap | null = null;
+  private editable: Uint8Array | null = null;
+  private heat: HTMLCanvasElement | null = null;
+  private view: View = { scale: 1, x: 0, y: 0 };
+  private stageWidth = 0;
+  private stageHeight = 0;
+  /** The view or stage changed since the last draw: everything is redrawn on the next paint. */
+  private stale = true;
+  private columns: Int32Array = new Int32Array(0);
+  private rows: Int32Array = new Int32Array(0);
+  private maskImage: ImageData | null = null;
+  private maskPixels: Uint32Array = new Uint32Array(0);
+  private contextImage: ImageData | null = null;
+  private readonly contextLut = Uint32Array.from([LOCKED_DIM, 0]);
+
+  constructor(width: number, height: number) {
+    this.width = width;
+    this.height = height;
+    this.element = document.createElement("div");
+    this.element.className = "viewport-layers";
+    this.frame = document.createElement("div");
+    this.frame.className = "image-frame";
+    this.frame.dataset.imageFrame = "";
+    this.frame.style.width = `${width}px`;
+    this.frame.style.height = `${height}px`;
+    this.imageLayer = layer("image", 0, 0);
+    this.maskLayer = layer("mask", 0, 0);
+    this.contextLayer = layer("context", 0, 0);
+    this.heatLayer = layer("uncertainty", 0, 0);
+    this.heatLayer.hidden = true;
+    this.element.append(this.imageLayer, this.maskLayer, this.contextLayer, this.heatLayer, this.frame);
+  }
+
+  resize(width: number, height: number): void {
+    const w = Math.max(1, Math.floor(width));
+    const h = Math.max(1, Math.floor(height));
+    if (w === this.stageWidth && h === this.stageHeight) return;
+    this.stageWidth = w;
+    this.stageHeight = h;
+    for (const canvas of [this.imageLayer, this.maskLayer, this.contextLayer, this.heatLayer]) {
+      canvas.width = w;
+      canvas.height = h;
+      canvas.style.width = `${w}px`;
+      canvas.style.height = `${h}px`;
+    }
+    this.maskImage = new ImageData(w, h);
+    this.maskPixels = new Uint32Array(this.maskImage.data.buffer);
+    this.contextImage = new ImageData(w, h);
+    this.stale = true;
+  }
+
+  setView(view: View): void {
+    this.view = { ...view };
+    this.frame.style.transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
+    this.stale = true;
+  }
+
+  drawImage(source: ImageBitmap, preview?: ImageBitmap): void {
+    this.source = source;
+    this.preview = preview ?? null;
+    this.stale = true;
+  }
+
+  drawContext(regions: QueriedRegions): void {
+    this.editable = regions.editable;
+    this.stale = true;
+  }
+
+  paintMask(mask: Uint8Array, lut: Uint32Array, rect: Rect): void {
+    if (this.stageWidth === 0 || !this.maskImage) return;
+    if (this.stale) {
+      this.redraw(mask, lut);
+      return;
+    }
+    if (isEmpty(rect)) return;
+    const screen = screenRect(rect, this.view, this.stageWidth, this.stageHeight);
+    if (isEmpty(screen)) return;
+    sampleToScreen(this.maskPixels, this.stageWidth, screen, this.columns, this.rows, mask, this.width, lut);
+    const ctx = context2d(this.maskLayer);
+    ctx.putImageData(this.maskImage, 0, 0, screen.x0, screen.y0, screen.x1 - screen.x0, screen.y1 - screen.y0);
+  }
+
+  /** Everything on screen, for the current view and stage. */
+  private redraw(mask: Uint8Array, lut: Uint32Array): void {
+    const image = this.maskImage;
+    if (!image) return;
+    this.stale = false;
+    const { stageWidth: w, stageHeight: h, view } = this;
+    ({ columns: this.columns, rows: this.rows } = screenSampling(view, w, h, this.width, this.height));
+    const all = { x0: 0, y0: 0, x1: w, y1: h };
+    sampleToScreen(this.maskPixels, w, all, this.columns, this.rows, mask, this.width, lut);
+    context2d(this.maskLayer).putImageData(image, 0, 0);
+    const dimmed = this.contextImage;
+    if (this.editable && dimmed) {
+      const out = new Uint32Array(dimmed.data.buffer);
+      sampleToScreen(out, w, all, this.columns, this.rows, this.editable, this.width, this.contextLut);
+      context2d(this.contextLayer).putImageData(dimmed, 0, 0);
+    }
+    this.drawPhoto();
+    this.drawHeat();
+  }
+
+  private drawPhoto(): void {
+    const source = this.source;
+    if (!source) return;
+    const ctx = context2d(this.imageLayer);
+    const { scale, x, y } = this.view;
+    ctx.clearRect(0, 0, this.stageWidth, this.stageHeight);
+    // Crisp pixels when zoomed in (where edges are refined), as LayerStack's `pixelated`.
+    ctx.imageSmoothingEnabled = scale < 2;
+    ctx.imageSmoothingQuality = "low";
+    // Zoomed out past the preview's own resolution, the preview shows as much detail.
+    const preview = this.preview;
+    const drawn = preview && this.width * scale <= preview.width ? preview : source;
+    ctx.drawImage(drawn, 0, 0, drawn.width, drawn.height, x, y, this.width * scale, this.height * scale);
+  }
+
+  drawUncertainty(grey: Uint8Array, width: number, height: number, lut: Uint32Array): void {
+    // Kept at the preview's resolution at most: the heat map is smooth, and drawn scaled.
+    const size = previewSize(width, height);
+    const image = new ImageData(size.width, size.height);
+    const out = new Uint32Array(image.data.buffer);
+    for (let y = 0, index = 0; y < size.height; y++) {
+      const row = Math.floor(((y + 0.5) * height) / size.height) * width;
+      for (let x = 0; x < size.width; x++, index++) {
+        out[index] = lut[grey[row + Math.floor(((x + 0.5) * width) / size.width)] as number] as number;
+      }
+    }
+    const heat = document.createElement("canvas");
+    heat.width = size.width;
+    heat.height = size.height;
+    context2d(heat).putImageData(image, 0, 0);
+    this.heat = heat;
+    this.drawHeat();
+  }
+
+  private drawHeat(): void {
+    const heat = this.heat;
+    if (!heat || this.heatLayer.hidden) return;
+    const ctx = context2d(this.heatLayer);
+    const { scale, x, y } = this.view;
+    ctx.clearRect(0, 0, this.stageWidth, this.stageHeight);
+    ctx.drawImage(heat, 0, 0, heat.width, heat.height, x, y, this.width * scale, this.height * scale);
+  }
+
+  get hasUncertainty(): boolean {
+    return this.heat !== null;
+  }
+
+  setUncertaintyVisible(visible: boolean): void {
+    this.heatLayer.hidden = !visible;
+    this.drawHeat();
   }
 
   setMaskOpacity(opacity: number): void {

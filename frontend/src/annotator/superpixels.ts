@@ -53,20 +53,33 @@ export class QueriedRegions {
     for (let s = 0; s < slots; s++) start[s + 1] = (start[s] as number) + (counts[s] as number);
     const pixels = new Uint32Array(start[slots] as number);
     const cursor = start.slice(0, slots);
+    // Only the editable pixels are placed (and then measured): at 12 Mpx the pass over all
+    // pixels is the cost, so it does nothing else.
+    for (let index = 0; index < editable.length; index++) {
+      if (editable[index] === 0) continue;
+      const slot = slotOf[labels[index] as number] as number;
+      pixels[cursor[slot]!++] = index;
+    }
     const x0 = new Int32Array(slots).fill(width);
     const y0 = new Int32Array(slots).fill(height);
     const x1 = new Int32Array(slots).fill(-1);
     const y1 = new Int32Array(slots).fill(-1);
-    for (let y = 0, index = 0; y < height; y++) {
-      for (let x = 0; x < width; x++, index++) {
-        if (editable[index] === 0) continue;
-        const slot = slotOf[labels[index] as number] as number;
-        pixels[cursor[slot]!++] = index;
-        if (x < (x0[slot] as number)) x0[slot] = x;
-        if (x > (x1[slot] as number)) x1[slot] = x;
-        if (y < (y0[slot] as number)) y0[slot] = y;
-        y1[slot] = y;
+    for (let slot = 0; slot < slots; slot++) {
+      const first = start[slot] as number;
+      const end = start[slot + 1] as number;
+      if (end === first) continue;
+      // Pixels are in row-major order: the first and last give the rows.
+      y0[slot] = Math.floor((pixels[first] as number) / width);
+      y1[slot] = Math.floor((pixels[end - 1] as number) / width);
+      let left = width;
+      let right = -1;
+      for (let k = first; k < end; k++) {
+        const x = (pixels[k] as number) % width;
+        if (x < left) left = x;
+        if (x > right) right = x;
       }
+      x0[slot] = left;
+      x1[slot] = right;
     }
     this.editable = editable;
     this.start = start;

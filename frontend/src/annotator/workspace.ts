@@ -10,20 +10,21 @@ import { h, formatSeconds } from "../shell/dom";
 import { type OpenModal, showModal } from "../shell/modal";
 import { type Chrome, type Tool, buildChrome, heatLegend, helpOverlay } from "./chrome";
 import { classLut, heatLut } from "./colours";
-import { type Changes, DraftStore, decodeRuns, encodeRuns, runsFromBase64, runsToBase64 } from "./draft";
+import { type Changes, DraftStore, decodeRuns, encodeRunsAt, runsFromBase64, runsToBase64 } from "./draft";
 import { History } from "./history";
 import { type Diff, MaskEditor, UNLABELED } from "./mask";
 import { encodeEdit } from "./edit";
 import { decodeGreyPng } from "./png";
 import { OUTLINE_DONE, OUTLINE_LOCKED, OUTLINE_TODO } from "./outlines";
 import { reviewNote } from "../review/note";
-import { LayerStack, OutlineOverlay } from "./render";
+import { type Layers, LayerStack, OutlineOverlay, ViewportLayers } from "./render";
 import { type GestureTarget, type Point, bindStageInput } from "./input";
 import type { Action } from "./shortcuts";
 import { QueriedRegions, type SuperpixelMap } from "./superpixels";
 import { ActiveTimer } from "./timer";
 import { type View, fitView, focusView, panBy, screenToImage, zoomAt } from "./view";
 import type { Rect } from "./geometry";
+import { isLargeImage } from "./viewport";
 
 export type { Tool } from "./chrome";
 
@@ -31,7 +32,10 @@ export type { Tool } from "./chrome";
 export interface TaskBundle {
   project: ProjectDetail;
   task: Task;
+  /** The photo; for a large image (viewport.ts) a downscaled copy, see `fullImage`. */
   image: ImageBitmap;
+  /** A large image's full-resolution decode, started once the workspace is on screen. */
+  fullImage?: () => Promise<ImageBitmap>;
   superpixels: SuperpixelMap;
   /** The server's mask (one class index per pixel, 255 = unlabeled) and its version. */
   mask: Uint8Array;
@@ -121,7 +125,7 @@ export class Workspace {
   private readonly base: Uint8Array;
   private readonly editor: MaskEditor;
   private readonly history = new History();
-  private readonly layers: LayerStack;
+  private readonly layers: Layers;
   private readonly outlines: OutlineOverlay;
   /** Per superpixel id + 1 (0: outside the image): its outline style (outlines.ts). */
   private readonly outlineStyle: Uint8Array;
@@ -158,6 +162,7 @@ export class Workspace {
   /** Set once the edits were saved or dropped: no draft may be written after that. */
   private settled = false;
   private helpOpen = false;
+  private destroyed = false;
 
   /** The drag in progress: a brush or eraser stroke, or a drag-fill (`fill`). */
   private stroke: { x: number; y: number; value: number; fill: boolean; filled: number } | null = null;
@@ -189,7 +194,10 @@ export class Workspace {
     this.base = bundle.mask.slice();
     const regions = QueriedRegions.build(bundle.superpixels, task.superpixel_ids);
     this.editor = new MaskEditor(regions, bundle.mask);
-    this.layers = new LayerStack(task.width, task.height);
+    // Large images are drawn at screen resolution: no canvas as large as the image.
+    this.layers = isLargeImage(task.width, task.height)
+      ? new ViewportLayers(task.width, task.height)
+      : new LayerStack(task.width, task.height);
     this.predicted = predictedBySlot(task, regions, this.classes);
     // Locked everywhere until restyleOutlines marks the queried superpixels.
     this.outlineStyle = new Uint8Array(bundle.superpixels.count + 1).fill(OUTLINE_LOCKED);
@@ -307,9 +315,25 @@ export class Workspace {
     performance.mark(mark);
     document.body.dataset.paintable = String(this.bundle.task.query_id);
     this.stage.focus({ preventScroll: true });
+    this.loadFullImage();
+  }
+
+  /** A large image's full resolution replaces its preview where zoomed in, once decoded. */
+  private loadFullImage(): void {
+    const { fullImage, image, task } = this.bundle;
+    if (!fullImage) return;
+    fullImage()
+      .then((full) => {
+        if (this.destroyed) return full.close();
+        this.layers.drawImage(full, image);
+        this.requestFrame();
+        performance.mark(`tessera:full-image:${task.query_id}`);
+      })
+      .catch(() => this.showToast("Could not decode the image at full resolution; showing a preview.", 6000));
   }
 
   destroy(): void {
+    this.destroyed = true;
     this.flushDraft();
     window.clearInterval(this.clockTimer);
     window.clearTimeout(this.draftTimer);
@@ -574,6 +598,7 @@ export class Workspace {
     if (width === this.stageWidth && height === this.stageHeight) return;
     this.stageWidth = width;
     this.stageHeight = height;
+    this.layers.resize(width, height);
     this.outlinesDirty = true;
   }
 
@@ -776,7 +801,7 @@ export class Workspace {
     window.clearTimeout(this.draftTimer);
     this.draftTimer = undefined;
     if (this.settled) return;
-    const runs = encodeRuns(this.editor.mask, this.base);
+    const runs = this.changedRuns();
     const status = this.chrome.stats.draft;
     if (runs.length === 0 && this.clicks === 0) {
       this.drafts.remove(this.draftKey);
@@ -804,7 +829,12 @@ export class Workspace {
   }
 
   private unsavedChanges(): Changes {
-    return decodeRuns(encodeRuns(this.editor.mask, this.base), this.editor.mask.length);
+    return decodeRuns(this.changedRuns(), this.editor.mask.length);
+  }
+
+  /** The pixels changed since the loaded version, as runs; only queried pixels can differ. */
+  private changedRuns(): Uint32Array {
+    return encodeRunsAt(this.editor.mask, this.base, this.editor.regions.pixels);
   }
 
   // --- saving -------------------------------------------------------------------------------

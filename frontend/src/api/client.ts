@@ -132,6 +132,24 @@ export const api = {
     return createImageBitmap(blob, { colorSpaceConversion: "none" });
   },
 
+  /**
+   * A large image as a copy downscaled to `size` (what shows while zoomed out) and a function
+   * that decodes it at full resolution, later: both decoded off the main thread.
+   */
+  async imagePreview(
+    link: string,
+    size: { width: number; height: number },
+  ): Promise<{ preview: ImageBitmap; full: () => Promise<ImageBitmap> }> {
+    const blob = await (await request(link)).blob();
+    const preview = await createImageBitmap(blob, {
+      colorSpaceConversion: "none",
+      resizeWidth: size.width,
+      resizeHeight: size.height,
+      resizeQuality: "medium",
+    });
+    return { preview, full: () => createImageBitmap(blob, { colorSpaceConversion: "none" }) };
+  },
+
   async superpixels(link: string): Promise<SuperpixelMap> {
     const response = await request(link);
     const width = Number(response.headers.get("X-Superpixel-Width"));

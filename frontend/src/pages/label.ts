@@ -5,6 +5,7 @@
 import { ApiError, api } from "../api/client";
 import type { ProjectDetail, Task } from "../api/types";
 import { decodeGreyPng } from "../annotator/png";
+import { isLargeImage, previewSize } from "../annotator/viewport";
 import { type Carry, type TaskBundle, Workspace } from "../annotator/workspace";
 import { h } from "../shell/dom";
 import { accountControls, frame } from "../shell/layout";
@@ -57,8 +58,15 @@ function storeSkipped(projectId: number, ids: number[]): void {
 }
 
 async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBundle> {
-  const [image, superpixels, stored] = await Promise.all([
-    api.image(task.links.image),
+  // A large image shows its downscaled copy first; the workspace decodes the full one once
+  // it is on screen (viewport.ts).
+  const photo = isLargeImage(task.width, task.height)
+    ? api
+        .imagePreview(task.links.image, previewSize(task.width, task.height))
+        .then(({ preview, full }) => ({ image: preview, fullImage: full }))
+    : api.image(task.links.image).then((image) => ({ image }));
+  const [{ image, ...preview }, superpixels, stored] = await Promise.all([
+    photo,
     api.superpixels(task.links.superpixels),
     api.mask(task.links.mask),
   ]);
@@ -66,7 +74,7 @@ async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBund
   if (mask.width !== task.width || mask.height !== task.height) {
     throw new Error(`The stored mask is ${mask.width}x${mask.height}, the image ${task.width}x${task.height}.`);
   }
-  return { project, task, image, superpixels, mask: mask.pixels, version: stored.version };
+  return { project, task, image, ...preview, superpixels, mask: mask.pixels, version: stored.version };
 }
 
 export const labelPage: Page = async (root, params) => {
