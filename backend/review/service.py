@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from backend.review.schemas import ImageState, Person, ReviewNote, ReviewRead
@@ -281,16 +281,21 @@ def decide(
     return review
 
 
+# Every tasks/next runs this: built once (building and keying a statement costs more CPU
+# than running it).
+_NEWEST_REVIEW = (
+    select(Review, Query.status, User.name, User.email)
+    .join(Query, Query.id == Review.query_id)
+    .outerjoin(User, User.id == Review.reviewer_id)
+    .where(Review.query_id == bindparam("query_id"))
+    .order_by(Review.id.desc())
+    .limit(1)
+)
+
+
 def sent_back_note(session: Session, query_id: int) -> ReviewNote | None:
     """The lead's comment when this query was sent back and not submitted again."""
-    row = session.execute(
-        select(Review, Query.status, User.name, User.email)
-        .join(Query, Query.id == Review.query_id)
-        .outerjoin(User, User.id == Review.reviewer_id)
-        .where(Review.query_id == query_id)
-        .order_by(Review.id.desc())
-        .limit(1)
-    ).one_or_none()
+    row = session.execute(_NEWEST_REVIEW, {"query_id": query_id}).one_or_none()
     if row is None:
         return None
     review, status, name, email = row
