@@ -17,6 +17,8 @@ queried ones):
 
 Usage: ``.venv/bin/python bench/browser_annotator.py [--sizes 480x360,2048x1024]``
 (needs /usr/bin/chromium, PostgreSQL on 127.0.0.1 and a built front end; builds it if missing).
+``--sizes ...,4000x3000`` takes the large-image path (over 4 Mpx); ``--image-format jpeg``
+uploads the scenes as JPEG; ``--frontend-dist DIR`` serves another build (a before/after).
 """
 
 from __future__ import annotations
