@@ -37,6 +37,8 @@ export interface TaskBundle {
   /** A large image's full-resolution decode, started once the workspace is on screen. */
   fullImage?: () => Promise<ImageBitmap>;
   superpixels: SuperpixelMap;
+  /** `superpixels` indexed for the task's queried ids, if the page did it already. */
+  regions?: QueriedRegions;
   /** The server's mask (one class index per pixel, 255 = unlabeled) and its version. */
   mask: Uint8Array;
   version: number;
@@ -192,7 +194,7 @@ export class Workspace {
     this.classes = sortedClasses(project);
     this.lut = classLut(this.classes);
     this.base = bundle.mask.slice();
-    const regions = QueriedRegions.build(bundle.superpixels, task.superpixel_ids);
+    const regions = bundle.regions ?? QueriedRegions.build(bundle.superpixels, task.superpixel_ids);
     this.editor = new MaskEditor(regions, bundle.mask);
     // Large images are drawn at screen resolution: no canvas as large as the image.
     this.layers = isLargeImage(task.width, task.height)

@@ -5,6 +5,7 @@
 import { ApiError, api } from "../api/client";
 import type { ProjectDetail, Task } from "../api/types";
 import { decodeGreyPng } from "../annotator/png";
+import { QueriedRegions } from "../annotator/superpixels";
 import { isLargeImage, previewSize } from "../annotator/viewport";
 import { type Carry, type TaskBundle, Workspace } from "../annotator/workspace";
 import { h } from "../shell/dom";
@@ -65,16 +66,21 @@ async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBund
         .imagePreview(task.links.image, previewSize(task.width, task.height))
         .then(({ preview, full }) => ({ image: preview, fullImage: full }))
     : api.image(task.links.image).then((image) => ({ image }));
-  const [{ image, ...preview }, superpixels, stored] = await Promise.all([
+  // The superpixels are indexed and the mask decoded as each arrives, while the photo is
+  // still downloading or decoding (a pass over every pixel each: ~0.1 s at 12 Mpx).
+  const indexed = api
+    .superpixels(task.links.superpixels)
+    .then((superpixels) => ({ superpixels, regions: QueriedRegions.build(superpixels, task.superpixel_ids) }));
+  const decoded = api.mask(task.links.mask).then(async (stored) => ({ stored, mask: await decodeGreyPng(stored.png) }));
+  const [{ image, ...preview }, { superpixels, regions }, { stored, mask }] = await Promise.all([
     photo,
-    api.superpixels(task.links.superpixels),
-    api.mask(task.links.mask),
+    indexed,
+    decoded,
   ]);
-  const mask = await decodeGreyPng(stored.png);
   if (mask.width !== task.width || mask.height !== task.height) {
     throw new Error(`The stored mask is ${mask.width}x${mask.height}, the image ${task.width}x${task.height}.`);
   }
-  return { project, task, image, ...preview, superpixels, mask: mask.pixels, version: stored.version };
+  return { project, task, image, ...preview, superpixels, regions, mask: mask.pixels, version: stored.version };
 }
 
 export const labelPage: Page = async (root, params) => {
