@@ -137,12 +137,10 @@ _INFLATE_PIECE: Final = 64 * 1024
 
 
 def _inflate_into(stream: bytes, size: int, buffer: bytearray | None = None) -> bytearray | None:
-    """The zlib ``stream`` inflated into ``buffer`` (or a new bytearray) of exactly ``size``
-    bytes, or None when it is not a complete zlib stream of that many bytes."""
-    if buffer is None:
+    """The zlib ``stream`` inflated into ``buffer`` (a new bytearray unless it has exactly
+    ``size`` bytes), or None when it is not a complete zlib stream of that many bytes."""
+    if buffer is None or len(buffer) != size:
         buffer = bytearray(size)
-    elif len(buffer) != size:
-        raise ValueError(f"buffer of {len(buffer)} bytes for {size}")
     view = memoryview(buffer)
     inflater = zlib_ng.decompressobj()
     position = 0
