@@ -127,10 +127,10 @@ class Size:
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
 
-    def grid_labels(self) -> NDArray[np.int32]:
-        columns = -(-self.width // CELL)
+    def grid_labels(self, cell: int = CELL) -> NDArray[np.int32]:
+        columns = -(-self.width // cell)
         rows, cols = np.indices((self.height, self.width))
-        return ((rows // CELL) * columns + cols // CELL).astype(np.int32)
+        return ((rows // cell) * columns + cols // cell).astype(np.int32)
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,20 @@ class Fixture:
     map_ids: dict[int, int]  # image id -> superpixel map id
 
 
-def build_project(settings: Settings, size: Size, images: int = ANNOTATORS + 1) -> Fixture:
-    """Migrates the database and creates the project through the backend's own services."""
+def build_project(
+    settings: Settings,
+    size: Size,
+    images: int = ANNOTATORS + 1,
+    *,
+    cell: int = CELL,
+    queried_share: float = QUERIED_SHARE,
+) -> Fixture:
+    """Migrates the database and creates the project through the backend's own services:
+    ``images`` images, each a ``cell`` px superpixel grid with ``queried_share`` queried."""
     upgrade_database(settings)
     engine = make_engine(settings.resolved_database_url)
     factory = make_session_factory(engine)
-    labels = size.grid_labels()
+    labels = size.grid_labels(cell)
     count = int(labels.max()) + 1
     rng = np.random.default_rng(7)
     hashed = hash_password(PASSWORD)
@@ -177,7 +185,7 @@ def build_project(settings: Settings, size: Size, images: int = ANNOTATORS + 1) 
                 ProjectCreate(
                     name=f"Bench {tag}",
                     classes=[ClassCreate(name=n, colour=c) for n, c in CLASSES],
-                    superpixel_size=CELL,
+                    superpixel_size=cell,
                 ),
             )
             for user in users[1:]:
@@ -217,7 +225,7 @@ def build_project(settings: Settings, size: Size, images: int = ANNOTATORS + 1) 
                 session.flush()
                 ids = sorted(
                     int(i)
-                    for i in rng.choice(count, size=int(count * QUERIED_SHARE), replace=False)
+                    for i in rng.choice(count, size=int(count * queried_share), replace=False)
                 )
                 session.add(
                     Query(

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from core.masks import UNLABELED, MaskRows
+from core.masks import UNLABELED
 from core.models import ClassPixelCount, CountSource, Image, Split
 
 CLASS_VALUES = 256  # a mask pixel is a uint8: class 0..254 or 255 (unlabeled)
@@ -40,15 +40,6 @@ def class_delta(before: NDArray[np.uint8], after: NDArray[np.uint8]) -> NDArray[
     if before.shape != after.shape:
         raise ValueError(f"before {before.shape} and after {after.shape} differ in shape")
     return pixels_per_class(after) - pixels_per_class(before)
-
-
-def edit_delta(
-    rows: MaskRows, pixels: NDArray[np.int64], values: NDArray[np.uint8]
-) -> NDArray[np.int64]:
-    """The change of writing ``values`` at the distinct row-major ``pixels`` of ``rows``;
-    call it before the write."""
-    before = np.frombuffer(rows.buffer, dtype=np.uint8)[rows.flat_positions(pixels)]
-    return class_delta(before, values)
 
 
 def _upsert_counts(dialect: str) -> Any | None:

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from backend.annotations.superpixel_runs import SuperpixelRuns, expand_ranges
+from core.class_counts import class_delta
 from core.masks import UNLABELED, MaskRows
 
 
@@ -56,11 +57,14 @@ class MaskEdit:
 
 @dataclass(frozen=True)
 class CheckedEdit:
-    """An edit that passed ``check_edit``, with the pixels it writes."""
+    """An edit that passed ``check_edit``, with the pixels it writes: the F pixels of the
+    fills (grouped by fill, in the edit's order), then the B brushed ones."""
 
-    pixels: NDArray[np.int64]  # (P,) row-major; fills first, then runs
-    values: NDArray[np.uint8]  # (P,)
-    labels: NDArray[np.int32]  # (P,) superpixel of each pixel in the edit's map
+    pixels: NDArray[np.int64]  # (F + B,) row-major
+    values: NDArray[np.uint8]  # (F + B,)
+    fill_ids: NDArray[np.int64]  # (K,) the filled superpixels
+    fill_sizes: NDArray[np.int64]  # (K,) pixels of each (they sum to F)
+    brush_labels: NDArray[np.int32]  # (B,) superpixel of each brushed pixel in the edit's map
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class AppliedEdit:
     newly_labeled: int  # unlabeled before, a class now
     newly_unlabeled: int  # a class before, erased now
     touched_superpixels: list[int]  # superpixels with a changed pixel, ascending
+    counts_delta: NDArray[np.int64]  # (256,) how the pixels per class moved
 
 
 def _first(values: NDArray[np.int64], limit: int = 10) -> list[int]:
@@ -147,22 +152,35 @@ def check_edit(
         values=np.concatenate(
             (np.repeat(edit.fill_classes, per_fill), np.repeat(edit.run_classes, edit.run_lengths))
         ),
-        labels=np.concatenate(
-            (np.repeat(ids, per_fill).astype(np.int32), brush_labels.astype(np.int32))
-        ),
+        fill_ids=ids,
+        fill_sizes=per_fill,
+        brush_labels=brush_labels.astype(np.int32),
     )
 
 
 def apply_edit(rows: MaskRows, edit: CheckedEdit) -> AppliedEdit:
-    """Writes the edit into ``rows`` (in place) and says what it changed."""
+    """Writes the edit into ``rows`` (in place) and says what it changed.
+
+    Per pixel only gathers, one scatter and compares: which superpixels changed is read per
+    fill (a 4000x3000 fill-all writes ~1.3 M pixels; ``np.unique`` over their superpixel ids
+    cost more than the rest of the write).
+    """
     positions = rows.flat_positions(edit.pixels)
     buffer = np.frombuffer(rows.buffer, dtype=np.uint8)
     before = buffer[positions]
     buffer[positions] = edit.values
     changed = before != edit.values
+    filled = int(edit.fill_sizes.sum())
+    nonempty = edit.fill_sizes > 0
+    fill_starts = (np.cumsum(edit.fill_sizes) - edit.fill_sizes)[nonempty]
+    fill_changed = np.zeros(edit.fill_ids.size, dtype=bool)
+    if filled:
+        fill_changed[nonempty] = np.logical_or.reduceat(changed[:filled], fill_starts)
+    touched = np.union1d(edit.fill_ids[fill_changed], edit.brush_labels[changed[filled:]])
     return AppliedEdit(
         changed_pixels=int(np.count_nonzero(changed)),
         newly_labeled=int(np.count_nonzero(changed & (before == UNLABELED))),
         newly_unlabeled=int(np.count_nonzero(changed & (edit.values == UNLABELED))),
-        touched_superpixels=[int(s) for s in np.unique(edit.labels[changed])],
+        touched_superpixels=[int(s) for s in touched],
+        counts_delta=class_delta(before, edit.values),
     )

@@ -24,7 +24,7 @@ from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.images.validation import UploadRefused, decode_mask
 from backend.memory import ScratchBuffers, trim_heap
-from core.class_counts import class_delta, edit_delta
+from core.class_counts import class_delta
 from core.errors import Conflict, NotFound
 from core.mask_versions import SaveOutcome, StaleVersion, store_mask_version
 from core.masks import UNLABELED, decode_mask_rows, decode_stored_mask, encode_mask_png
@@ -340,7 +340,6 @@ def save_edit(
         )
         buffer = _scratch.take(image.height * (image.width + 1))
         rows = decode_mask_rows(annotation.mask_png, image.width, image.height, buffer)
-        counts_delta = edit_delta(rows, checked.pixels, checked.values)
         applied = apply_edit(rows, checked)
         png = rows.to_png()
         del rows, checked  # no view of the buffer is left
@@ -354,7 +353,7 @@ def save_edit(
         png=png,
         expected_version=expected_version,
         labeled_pixels=annotation.labeled_pixels + applied.newly_labeled - applied.newly_unlabeled,
-        counts_delta=counts_delta,
+        counts_delta=applied.counts_delta,
         changed_pixels=applied.changed_pixels,
         touched=applied.touched_superpixels,
         newly_labeled=applied.newly_labeled,

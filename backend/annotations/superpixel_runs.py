@@ -112,8 +112,11 @@ class SuperpixelRuns:
         runs = self.by_label[expand_ranges(first, run_counts)]
         lengths = (self.ends[runs] - self.starts[runs]).astype(np.int64)
         pixels = expand_ranges(self.starts[runs].astype(np.int64), lengths)
-        per_id = np.zeros(ids.size, dtype=np.int64)
-        np.add.at(per_id, np.repeat(np.arange(ids.size), run_counts), lengths)
+        # Each id's runs are consecutive in ``runs``: its pixels are a difference of the
+        # running total of run lengths (``np.add.at`` per run is ~10x slower).
+        total = np.concatenate((np.zeros(1, np.int64), np.cumsum(lengths)))
+        last = np.cumsum(run_counts.astype(np.int64))
+        per_id: NDArray[np.int64] = total[last] - total[last - run_counts]
         return pixels, per_id
 
     def labels_at(self, pixels: NDArray[np.int64]) -> NDArray[np.int32]:

@@ -14,6 +14,7 @@ from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.export.service import rle_counts, rle_decode
 from backend.images.validation import display_name
+from core.class_counts import pixels_per_class
 from core.masks import decode_mask_rows, decode_stored_mask, encode_mask_png, stored_rows
 from core.superpixel_codec import decode_superpixels, encode_superpixels
 from tests.backend.builders import png_bytes
@@ -130,6 +131,9 @@ def test_an_edit_applied_to_stored_rows_equals_the_dense_edit(
     changed = expected != before
     assert applied.changed_pixels == int(changed.sum())
     assert applied.touched_superpixels == sorted(set(labels[changed].tolist()))
+    np.testing.assert_array_equal(
+        applied.counts_delta, pixels_per_class(expected) - pixels_per_class(before)
+    )
     assert applied.newly_labeled - applied.newly_unlabeled == int(
         (expected != 255).sum() - (before != 255).sum()
     )
