@@ -11,18 +11,41 @@ full-resolution array per request.
 from __future__ import annotations
 
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from zlib_ng import zlib_ng
 
 _DTYPES: dict[str, np.dtype[np.uint16] | np.dtype[np.int32]] = {
     "uint16": np.dtype("<u2"),
     "int32": np.dtype("<i4"),
 }
+
+
+# Pieces of a stored map inflated at a time (``SuperpixelRuns.from_zlib``): past 256 KB the
+# pieces are mapped and unmapped each (``backend.memory``), far below it numpy's per-call
+# cost adds up.
+_INFLATE_PIECE = 256 * 1024
+
+
+def _check_offsets(width: int, height: int) -> None:
+    if width * height >= 2**31:
+        raise ValueError(f"a {width}x{height} map does not fit int32 pixel offsets")
+
+
+def _label_runs(
+    values: NDArray[np.integer], offset: int, previous: int | None
+) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """values: (N,) labels of pixels ``offset .. offset + N - 1``, the one before them
+    ``previous`` (None: they come first) -> (first pixel, label) of each run starting there."""
+    starts = np.flatnonzero(values[1:] != values[:-1]).astype(np.int32) + 1
+    if values.size and (previous is None or int(values[0]) != previous):
+        starts = np.concatenate((np.zeros(1, np.int32), starts))
+    run_labels = values[starts].astype(np.int32)
+    return starts + np.int32(offset), run_labels
 
 
 def expand_ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -64,13 +87,80 @@ class SuperpixelRuns:
         if labels.ndim != 2:
             raise ValueError(f"superpixel labels must be (H, W), got shape {labels.shape}")
         height, width = labels.shape
-        if width * height >= 2**31:
-            raise ValueError(f"a {width}x{height} map does not fit int32 pixel offsets")
-        flat = labels.reshape(-1)
-        starts = np.flatnonzero(flat[1:] != flat[:-1]).astype(np.int32) + 1
-        starts = np.concatenate((np.zeros(min(flat.size, 1), np.int32), starts))
-        ends = np.append(starts[1:], np.int32(flat.size)).astype(np.int32)
-        run_labels = flat[starts].astype(np.int32)
+        _check_offsets(width, height)
+        starts, run_labels = _label_runs(labels.reshape(-1), 0, None)
+        return cls._from_runs(width, height, count, starts, run_labels, kept)
+
+    @classmethod
+    def from_zlib(
+        cls,
+        blob: bytes,
+        dtype_name: str,
+        width: int,
+        height: int,
+        count: int,
+        kept: NDArray[np.int64] | None = None,
+    ) -> SuperpixelRuns:
+        """From the stored encoding (``core.superpixel_codec``), inflated a piece at a time
+        and its runs found piece by piece: no map-sized array is made (a 4000x3000 map is
+        24 MB of uint16, mapped and faulted in anew for each image; ~2x the time)."""
+        _check_offsets(width, height)
+        dtype = _DTYPES[dtype_name]
+        size = width * height
+        inflater = zlib_ng.decompressobj()
+        starts: list[NDArray[np.int32]] = []
+        run_labels: list[NDArray[np.int32]] = []
+        position = 0
+        previous: int | None = None
+        carry = b""
+
+        def add(piece: bytes) -> None:
+            nonlocal position, previous, carry
+            piece = carry + piece if carry else piece
+            usable = len(piece) - len(piece) % dtype.itemsize
+            carry = piece[usable:]
+            values: NDArray[np.integer] = np.frombuffer(
+                piece, dtype=dtype, count=usable // dtype.itemsize
+            )
+            if values.size == 0:
+                return
+            if position + values.size > size:
+                raise ValueError(f"superpixel map holds more than {width}x{height} labels")
+            piece_starts, piece_labels = _label_runs(values, position, previous)
+            starts.append(piece_starts)
+            run_labels.append(piece_labels)
+            position += values.size
+            previous = int(values[-1])
+
+        pending = blob
+        while pending and not inflater.eof:
+            add(inflater.decompress(pending, _INFLATE_PIECE))
+            pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            add(inflater.flush())
+        if not inflater.eof or carry or position != size:
+            raise ValueError(f"superpixel map is not {width}x{height} {dtype_name} labels")
+        return cls._from_runs(
+            width,
+            height,
+            count,
+            np.concatenate(starts) if starts else np.zeros(0, np.int32),
+            np.concatenate(run_labels) if run_labels else np.zeros(0, np.int32),
+            kept,
+        )
+
+    @classmethod
+    def _from_runs(
+        cls,
+        width: int,
+        height: int,
+        count: int,
+        starts: NDArray[np.int32],
+        run_labels: NDArray[np.int32],
+        kept: NDArray[np.int64] | None,
+    ) -> SuperpixelRuns:
+        """starts: (R,) ascending first pixel of each run, run_labels: (R,) its superpixel."""
+        ends = np.append(starts[1:], np.int32(width * height)).astype(np.int32)
         if run_labels.size and (int(run_labels.min()) < 0 or int(run_labels.max()) >= count):
             raise ValueError(f"superpixel labels must lie in 0..{count - 1}")
         if kept is not None:
@@ -83,21 +173,6 @@ class SuperpixelRuns:
             run_labels[by_label], np.arange(count + 1), side="left"
         ).astype(np.int32)
         return cls(width, height, count, starts, ends, run_labels, by_label, label_offsets)
-
-    @classmethod
-    def from_zlib(
-        cls,
-        blob: bytes,
-        dtype_name: str,
-        width: int,
-        height: int,
-        count: int,
-        kept: NDArray[np.int64] | None = None,
-    ) -> SuperpixelRuns:
-        """From the stored encoding (``core.superpixel_codec``), without an int32 copy."""
-        raw = zlib.decompress(blob)
-        labels: NDArray[np.integer] = np.frombuffer(raw, dtype=_DTYPES[dtype_name])
-        return cls.from_labels(labels.reshape(height, width), count, kept)
 
     @property
     def nbytes(self) -> int:

@@ -6,6 +6,7 @@ import struct
 import zlib
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -137,6 +138,29 @@ def test_an_edit_applied_to_stored_rows_equals_the_dense_edit(
     assert applied.newly_labeled - applied.newly_unlabeled == int(
         (expected != 255).sum() - (before != 255).sum()
     )
+
+
+@pytest.mark.parametrize("offset", [0, 70_000])  # uint16 and int32 storage
+def test_superpixel_runs_from_a_stored_map_match_the_dense_map_across_pieces(
+    offset: int,
+) -> None:
+    # Wider than one inflated piece (256 KB), with runs that cross piece boundaries: long
+    # rows of one label, then noise.
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(300) // 7, 700).reshape(300, 700).astype(np.int64)
+    labels[150:] = rng.integers(0, 40, size=(150, 700))
+    labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape) + offset
+    count = int(labels.max()) + 1
+    dtype_name, blob, _count = encode_superpixels(labels)
+    assert dtype_name == ("int32" if offset else "uint16")
+    kept = np.arange(offset, count, 3, dtype=np.int64)
+    for chosen in (kept, None):
+        dense = SuperpixelRuns.from_labels(labels, count, chosen)
+        stored = SuperpixelRuns.from_zlib(blob, dtype_name, 700, 300, count, chosen)
+        for field in ("starts", "ends", "run_labels", "by_label", "label_offsets"):
+            np.testing.assert_array_equal(getattr(stored, field), getattr(dense, field))
+    with pytest.raises(ValueError, match="700x299"):
+        SuperpixelRuns.from_zlib(blob, dtype_name, 700, 299, count, kept)
 
 
 def test_superpixel_run_cache_keeps_the_most_recent_within_its_bytes() -> None:
