@@ -74,7 +74,8 @@ from tests.e2e.server import (
 )
 from tests.e2e.workspace_page import MASK_CANVAS, log_in, wait_paintable
 
-ANCHOR = Path("/work/shared/anchors/labelstudio_ui_anchor.py")
+# The shared folder next to the checkout, as for the CamVid data (../shared/datasets).
+ANCHOR = REPO.parent / "shared" / "anchors" / "labelstudio_ui_anchor.py"
 VIEWPORT = (1600, 1000)  # the anchor's
 N_MOVES = 200
 REPS = 3
