@@ -55,8 +55,9 @@ class MaskRows:
             raise ValueError(f"mask must be (H, W) uint8, got {mask.shape} {mask.dtype}")
         height, width = mask.shape
         size = height * (width + 1)
-        reuse = buffer is not None and len(buffer) == size
-        rows = cls(width, height, buffer if buffer is not None and reuse else bytearray(size))
+        if buffer is None or len(buffer) != size:
+            buffer = bytearray(size)
+        rows = cls(width, height, buffer)
         pixels = rows.pixels
         pixels[:, 0] = 0
         pixels[:, 1:] = mask
