@@ -28,31 +28,32 @@ export interface KeyPress {
   inTextField: boolean;
 }
 
+// The key names shown in REVIEW_SHORTCUTS that differ from KeyboardEvent.key.
+const EVENT_KEYS: Readonly<Record<string, string>> = {
+  "→": "ArrowRight",
+  "←": "ArrowLeft",
+  Esc: "Escape",
+};
+
+function pressed(press: KeyPress, shortcut: ReviewShortcut): boolean {
+  return shortcut.keys.some((shown) => {
+    const key = EVENT_KEYS[shown] ?? shown;
+    return key.length === 1 ? press.key.toLowerCase() === key.toLowerCase() : press.key === key;
+  });
+}
+
 /**
- * The action a key press asks for, or null. Enter and Space are never shortcuts: on a focused
- * button they press that button only. In a text field only Esc counts (it leaves the field).
+ * The action a key press asks for (read from REVIEW_SHORTCUTS, the list the page shows), or
+ * null. Enter and Space are never shortcuts: on a focused button they press that button only.
+ * In a text field only Esc counts (it leaves the field); outside one, Esc does nothing.
  */
 export function reviewAction(press: KeyPress): ReviewAction | null {
   if (press.ctrlKey || press.metaKey || press.altKey) return null;
-  if (press.inTextField) return press.key === "Escape" ? "leave-field" : null;
-  switch (press.key) {
-    case "a":
-    case "A":
-      return "accept";
-    case "s":
-    case "S":
-      return "send-back";
-    case "n":
-    case "N":
-    case "ArrowRight":
-      return "next";
-    case "p":
-    case "P":
-    case "ArrowLeft":
-      return "previous";
-    default:
-      return null;
-  }
+  const inField = (shortcut: ReviewShortcut): boolean => shortcut.action === "leave-field";
+  const found = REVIEW_SHORTCUTS.find(
+    (shortcut) => inField(shortcut) === press.inTextField && pressed(press, shortcut),
+  );
+  return found?.action ?? null;
 }
 
 export interface IdPage {
