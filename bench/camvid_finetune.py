@@ -15,7 +15,8 @@ iterations (--test-curve: test printed alongside), the best weights are kept (sa
 
 Usage: .venv/bin/python bench/camvid_finetune.py [DATASET_DIR] --input-scale 2 --train-from 16
     [--iterations 1500] [--encoder-lr 5e-4] [--learning-rate 5e-3] [--schedule poly]
-    [--decoder-channels 64] [--no-flip] [--seed 0] [--cache runs/camvid_cache] [--save PATH]
+    [--decoder-channels 64] [--class-weights none|median|sqrt-median] [--no-flip] [--seed 0]
+    [--cache runs/camvid_cache] [--save PATH]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from numpy.typing import NDArray
 from worker.engine.encoders import EfficientNetLite0Encoder
 from worker.engine.metrics import confusion_matrix, iou_per_class, mean_iou
 from worker.engine.model import ModelConfig, PretrainedSegmenter, build_model, images_to_tensor
-from worker.engine.training import partial_mask_loss
+from worker.engine.training import median_frequency_weights, partial_mask_loss
 from worker.simulation.dataset import read_classes, read_split
 
 # Index of the last frozen block for each --train-from; taps at strides 2, 4, 8, 16, 32.
@@ -138,6 +139,12 @@ def main() -> None:
     parser.add_argument("--schedule", choices=["constant", "poly"], default="poly")
     parser.add_argument("--decoder-channels", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--class-weights",
+        choices=["none", "median", "sqrt-median"],
+        default="none",
+        help="loss weights from the train masks: median frequency, or its square root",
+    )
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--test-curve", action="store_true", help="test mIoU at every eval")
     parser.add_argument("--save", type=Path, default=None, help="best weights of the tail")
@@ -187,6 +194,12 @@ def main() -> None:
     )
     num_classes = len(classes.classes)
     train_masks = torch.from_numpy(np.stack(masks["train"])).long()
+    weights: torch.Tensor | None = None
+    if args.class_weights != "none":
+        median = median_frequency_weights(masks["train"], num_classes)
+        weights = torch.from_numpy(median if args.class_weights == "median" else np.sqrt(median))
+        rounded = np.round(weights.numpy(), 2).tolist()
+        print("class weights:", dict(zip(classes.names, rounded, strict=True)), flush=True)
 
     @torch.no_grad()
     def evaluate(name: str, tta: bool = False) -> NDArray[np.int64]:
@@ -227,7 +240,7 @@ def main() -> None:
             flips = torch.from_numpy(rng.random(args.batch) < 0.5)
             batch = [torch.where(flips.view(-1, 1, 1, 1), m.flip(-1), m) for m in batch]
             target = torch.where(flips.view(-1, 1, 1), target.flip(-1), target)
-        loss = partial_mask_loss(tail(batch, size), target)
+        loss = partial_mask_loss(tail(batch, size), target, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
