@@ -217,6 +217,14 @@ class Settings(BaseSettings):
     )
 
     thumbnail_size: int = Field(default=256, gt=15, description="Longest side of thumbnails (px).")
+    large_image_pixels: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="Images with more pixels get a preview made at upload: a JPEG downscaled "
+        "to at most 2 Mpx (aspect kept) that the annotator shows while the full image "
+        "downloads (GET .../images/{id}/preview). The annotator draws such images at screen "
+        "resolution; keep this equal to LARGE_IMAGE_PIXELS in frontend/src/annotator/viewport.ts.",
+    )
     frontend_dist_dir: Path | None = Field(default=None, description="Built UI (frontend/dist).")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."

@@ -20,6 +20,7 @@ from backend.annotations.schemas import (
     TaskLinks,
 )
 from backend.deps import SessionDep, SettingsDep
+from backend.images.previews import needs_preview
 from backend.images.service import get_image
 from backend.images.validation import UploadRefused
 from backend.projects.deps import ProjectAccess, ProjectMember
@@ -31,6 +32,7 @@ from core.masks import empty_mask, encode_mask_png
 from core.models import Annotation, AnnotationSubmission, Image, QueryStatus, Round, User
 from core.models import Query as QueryRow
 from core.models.base import utc_now
+from core.settings import Settings
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["annotations"])
 
@@ -298,7 +300,12 @@ def list_submissions(
     )
 
 
-def _task(project_id: int, claimed: service.ClaimedTask, review_note: ReviewNote | None) -> Task:
+def _task(
+    project_id: int,
+    claimed: service.ClaimedTask,
+    review_note: ReviewNote | None,
+    settings: Settings,
+) -> Task:
     base = f"/api/v1/projects/{project_id}"
     image_id, map_id = claimed.image_id, claimed.superpixel_map_id
     return Task(
@@ -321,6 +328,9 @@ def _task(project_id: int, claimed: service.ClaimedTask, review_note: ReviewNote
             # The query's own map: the project's superpixel size may have changed since.
             superpixels=f"{base}/images/{image_id}/superpixels?map_id={map_id}",
             uncertainty=f"{base}/queries/{claimed.query_id}/uncertainty",
+            preview=f"{base}/images/{image_id}/preview"
+            if needs_preview(claimed.width, claimed.height, settings)
+            else None,
         ),
     )
 
@@ -353,7 +363,7 @@ def next_task(
     # Read in the claim's transaction: on PostgreSQL a read after the commit would cost
     # another BEGIN and ROLLBACK round trip.
     claimed = service.claimed_task(session, query_id)
-    task = _task(access.project.id, claimed, sent_back_note(session, query_id))
+    task = _task(access.project.id, claimed, sent_back_note(session, query_id), settings)
     session.commit()
     return task
 

@@ -11,10 +11,17 @@ from backend.review.schemas import ReviewNote
 
 
 class TaskLinks(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     image: str
     mask: str
     superpixels: str
     uncertainty: str | None
+    preview: str | None = Field(
+        default=None,
+        description="A large image's preview (JPEG, at most 2 Mpx) to show while `image` "
+        "downloads; null for images of at most TESSERA_LARGE_IMAGE_PIXELS pixels.",
+    )
 
 
 class Task(BaseModel):
@@ -42,6 +49,7 @@ class Task(BaseModel):
                         "mask": "/api/v1/projects/1/images/7/mask",
                         "superpixels": "/api/v1/projects/1/images/7/superpixels?map_id=7",
                         "uncertainty": "/api/v1/projects/1/queries/12/uncertainty",
+                        "preview": None,
                     },
                 }
             ]

@@ -23,6 +23,7 @@ from backend.deps import SessionDep, SettingsDep
 from backend.http_guards import content_disposition
 from backend.images import service
 from backend.images.ingest_jobs import create_ingest_jobs, send_ingest_jobs
+from backend.images.previews import needs_preview, preview_etag, stored_preview
 from backend.images.schemas import DuplicateRead, ImageRead, ImageUpdate, UploadReport
 from backend.images.validation import UploadRefused, UploadSource, display_name
 from backend.projects.deps import ProjectLead, ProjectMember
@@ -34,6 +35,8 @@ from core.superpixel_maps import current_map
 router = APIRouter(prefix="/projects/{project_id}/images", tags=["images"])
 
 PNG = {"content": {"image/png": {}}, "description": "PNG bytes"}
+# An image's bytes (and so its preview) never change; the ETag revalidates after a day.
+CACHE_CONTROL = "private, max-age=86400"
 
 
 def _image_rows(project_id: int) -> Select[Image, int, int, bool]:
@@ -81,6 +84,10 @@ def _read_mask_upload(upload: UploadFile, settings: Settings) -> bytes:
             413, f"{name}: larger than the limit of {settings.max_upload_bytes} bytes."
         )
     return data
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    return if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}
 
 
 def refusal(error: UploadRefused) -> HTTPException:
@@ -222,8 +229,8 @@ def download_image(
     image = service.get_image(session, access.project.id, image_id)
     # Stored bytes never change, so the upload's hash is a strong validator.
     etag = f'"{image.sha256}"'
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
-    if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if _matches(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     data = session.scalar(select(Image.data).where(Image.id == image.id))
     # The type validation found, never the uploader's claim; the name follows that type.
@@ -231,6 +238,49 @@ def download_image(
         "inline", image.filename, image.content_type
     )
     return Response(data, media_type=image.content_type, headers=headers)
+
+
+@router.get(
+    "/{image_id}/preview",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/jpeg": {}},
+            "description": "The image downscaled to at most 2 Mpx (aspect kept), as JPEG",
+        },
+        304: {"description": "Not modified (If-None-Match names the current ETag)"},
+        404: {
+            "description": "No such image, or an image of at most TESSERA_LARGE_IMAGE_PIXELS "
+            "pixels, which has no preview (download /file)"
+        },
+    },
+)
+def download_preview(
+    image_id: Id,
+    access: ProjectMember,
+    session: SessionDep,
+    settings: SettingsDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """What the annotator shows of a large image while ``/file`` downloads: the image
+    downscaled to at most 2 Mpx. Only images over ``TESSERA_LARGE_IMAGE_PIXELS`` have one
+    (a task's ``links.preview`` is null otherwise); images stored before previews existed
+    get theirs on first request."""
+    image = service.get_image(session, access.project.id, image_id)
+    if not needs_preview(image.width, image.height, settings):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"Image {image_id} ({image.width}x{image.height}) has no preview: only images "
+            f"over {settings.large_image_pixels} pixels (TESSERA_LARGE_IMAGE_PIXELS) do; "
+            "download /file instead.",
+        )
+    etag = preview_etag(image.sha256)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if _matches(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    preview = stored_preview(session, image)
+    session.commit()
+    return Response(preview, media_type="image/jpeg", headers=headers)
 
 
 @router.get(
@@ -243,7 +293,7 @@ def download_thumbnail(image_id: Id, access: ProjectMember, session: SessionDep)
     return Response(
         image.thumbnail_jpeg,
         media_type="image/jpeg",
-        headers={"Cache-Control": "private, max-age=86400"},
+        headers={"Cache-Control": CACHE_CONTROL},
     )
 
 

@@ -91,6 +91,7 @@ def ingest_images(
             status=ImageStatus.processing,
             data=upright_bytes(file.data) if facts.reoriented else file.data,
             thumbnail_jpeg=facts.thumbnail_jpeg,
+            preview_jpeg=facts.preview_jpeg,
         )
         session.add(row)
         session.flush()

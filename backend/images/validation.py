@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from backend.images.previews import downscaled, encode_preview, needs_preview
 from core.settings import Settings
 
 UNLABELED: Final = 255
@@ -89,6 +90,7 @@ class DecodedImage:
     height: int
     sha256: str  # of the uploaded bytes (duplicate detection)
     thumbnail_jpeg: bytes
+    preview_jpeg: bytes | None  # large images only (previews.py)
     reoriented: bool = False  # EXIF rotation applied: stored bytes are upright_bytes(upload)
 
 
@@ -197,6 +199,11 @@ def decode_image(upload: UploadedFile, settings: Settings) -> DecodedImage:
     reoriented = _exif_orientation(image) not in (0, 1)
     if reoriented:
         image, image_format = _upright(image), "PNG"
+    preview_jpeg = None
+    small = image
+    if needs_preview(image.width, image.height, settings):
+        small = downscaled(image)
+        preview_jpeg = encode_preview(small)
     return DecodedImage(
         name=name,
         format=image_format,
@@ -204,7 +211,9 @@ def decode_image(upload: UploadedFile, settings: Settings) -> DecodedImage:
         width=image.width,
         height=image.height,
         sha256=hashlib.sha256(upload.data).hexdigest(),
-        thumbnail_jpeg=make_thumbnail(image, settings.thumbnail_size),
+        # From the preview when there is one: the same picture in at most 2 Mpx.
+        thumbnail_jpeg=make_thumbnail(small, settings.thumbnail_size),
+        preview_jpeg=preview_jpeg,
         reoriented=reoriented,
     )
 

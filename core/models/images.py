@@ -59,6 +59,9 @@ class Image(Base):
     data: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     thumbnail_jpeg: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     ground_truth_png: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+    # Large images only (backend/images/previews.py): a <= 2 Mpx JPEG shown while the full
+    # image loads; null below the threshold, and for older images until first requested.
+    preview_jpeg: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
 
 
 class SuperpixelMap(Base):

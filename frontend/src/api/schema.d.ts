@@ -356,6 +356,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project_id}/images/{image_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Preview
+         * @description What the annotator shows of a large image while ``/file`` downloads: the image
+         *     downscaled to at most 2 Mpx. Only images over ``TESSERA_LARGE_IMAGE_PIXELS`` have one
+         *     (a task's ``links.preview`` is null otherwise); images stored before previews existed
+         *     get theirs on first request.
+         */
+        get: operations["download_preview_api_v1_projects__project_id__images__image_id__preview_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project_id}/images/{image_id}/thumbnail": {
         parameters: {
             query?: never;
@@ -2656,6 +2679,11 @@ export interface components {
             superpixels: string;
             /** Uncertainty */
             uncertainty: string | null;
+            /**
+             * Preview
+             * @description A large image's preview (JPEG, at most 2 Mpx) to show while `image` downloads; null for images of at most TESSERA_LARGE_IMAGE_PIXELS pixels.
+             */
+            preview: string | null;
         };
         /** TeamMember */
         TeamMember: {
@@ -4578,6 +4606,65 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorDetail"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    download_preview_api_v1_projects__project_id__images__image_id__preview_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-none-match"?: string | null;
+            };
+            path: {
+                /** @description An id (1 .. 2^31-1). */
+                image_id: number;
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image downscaled to at most 2 Mpx (aspect kept), as JPEG */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": unknown;
+                };
+            };
+            /** @description Not modified (If-None-Match names the current ETag) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such image, or an image of at most TESSERA_LARGE_IMAGE_PIXELS pixels, which has no preview (download /file) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
