@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, sta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, undefer
 
-from backend.annotations import service
+from backend.annotations import service, upcoming
 from backend.annotations.edits import EditRefused, MaskEdit
 from backend.annotations.schemas import (
     MaskEditBody,
@@ -19,6 +19,7 @@ from backend.annotations.schemas import (
     Task,
     TaskLinks,
 )
+from backend.annotations.upcoming import UpcomingTask
 from backend.deps import SessionDep, SettingsDep
 from backend.images.previews import needs_preview
 from backend.images.service import get_image
@@ -300,13 +301,25 @@ def list_submissions(
     )
 
 
+def _links(project_id: int, image_id: int, map_id: int, query_id: int, preview: bool) -> TaskLinks:
+    """A task's links (tasks/next's and tasks/upcoming's); ``preview``: a large image's."""
+    base = f"/api/v1/projects/{project_id}"
+    return TaskLinks(
+        image=f"{base}/images/{image_id}/file",
+        mask=f"{base}/images/{image_id}/mask",
+        # The query's own map: the project's superpixel size may have changed since.
+        superpixels=f"{base}/images/{image_id}/superpixels?map_id={map_id}",
+        uncertainty=f"{base}/queries/{query_id}/uncertainty",
+        preview=f"{base}/images/{image_id}/preview" if preview else None,
+    )
+
+
 def _task(
     project_id: int,
     claimed: service.ClaimedTask,
     review_note: ReviewNote | None,
     settings: Settings,
 ) -> Task:
-    base = f"/api/v1/projects/{project_id}"
     image_id, map_id = claimed.image_id, claimed.superpixel_map_id
     return Task(
         query_id=claimed.query_id,
@@ -322,15 +335,12 @@ def _task(
         mask_version=claimed.mask_version,
         lease_expires_at=claimed.lease_expires_at,
         review_note=review_note,
-        links=TaskLinks(
-            image=f"{base}/images/{image_id}/file",
-            mask=f"{base}/images/{image_id}/mask",
-            # The query's own map: the project's superpixel size may have changed since.
-            superpixels=f"{base}/images/{image_id}/superpixels?map_id={map_id}",
-            uncertainty=f"{base}/queries/{claimed.query_id}/uncertainty",
-            preview=f"{base}/images/{image_id}/preview"
-            if needs_preview(claimed.width, claimed.height, settings)
-            else None,
+        links=_links(
+            project_id,
+            image_id,
+            map_id,
+            claimed.query_id,
+            needs_preview(claimed.width, claimed.height, settings),
         ),
     )
 
@@ -366,6 +376,54 @@ def next_task(
     task = _task(access.project.id, claimed, sent_back_note(session, query_id), settings)
     session.commit()
     return task
+
+
+@router.get(
+    "/tasks/upcoming",
+    response_model=list[UpcomingTask],
+    tags=["tasks"],
+    responses={204: {"description": "Nothing would be handed out next"}},
+)
+def upcoming_tasks(
+    access: ProjectMember,
+    session: SessionDep,
+    settings: SettingsDep,
+    exclude: Annotated[
+        list[IdValue],
+        Query(max_length=500, description="Query ids to pass over (the caller's skips)."),
+    ] = [],  # noqa: B006 (FastAPI copies defaults per request)
+    limit: Annotated[int, Query(ge=1, le=upcoming.MAX_UPCOMING)] = 1,
+) -> list[UpcomingTask] | Response:
+    """The task(s) tasks/next would most likely hand the caller after the one they hold, in
+    that order, for the browser to download ahead. Nothing is reserved or written: another
+    annotator may take them first, and tasks/next decides.
+    """
+    found = upcoming.upcoming_queries(
+        session, access.project.id, access.user.id, exclude=exclude, limit=limit
+    )
+    if not found:
+        return Response(
+            status_code=status.HTTP_204_NO_CONTENT, headers={"Cache-Control": "no-store"}
+        )
+    return [
+        UpcomingTask(
+            query_id=query.query_id,
+            image_id=query.image_id,
+            width=query.width,
+            height=query.height,
+            superpixel_map_id=query.superpixel_map_id,
+            superpixel_ids=query.superpixel_ids,
+            mask_version=query.mask_version,
+            links=_links(
+                access.project.id,
+                query.image_id,
+                query.superpixel_map_id,
+                query.query_id,
+                needs_preview(query.width, query.height, settings),
+            ),
+        )
+        for query in found
+    ]
 
 
 def _get_query(session: SessionDep, project_id: int, query_id: int) -> QueryRow:

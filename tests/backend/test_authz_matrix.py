@@ -86,6 +86,7 @@ RULES: dict[tuple[str, str], Level] = {
     ("PATCH", f"{P}/images/{{image_id}}/mask"): Level.member,
     ("GET", f"{P}/images/{{image_id}}/submissions"): Level.member,
     ("POST", f"{P}/tasks/next"): Level.member,
+    ("GET", f"{P}/tasks/upcoming"): Level.member,
     ("POST", f"{P}/tasks/{{query_id}}/release"): Level.member,
     ("GET", f"{P}/queries/{{query_id}}/uncertainty"): Level.member,
     ("GET", f"{P}/rounds"): Level.member,

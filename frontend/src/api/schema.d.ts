@@ -524,6 +524,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project_id}/tasks/upcoming": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Upcoming Tasks
+         * @description The task(s) tasks/next would most likely hand the caller after the one they hold, in
+         *     that order, for the browser to download ahead. Nothing is reserved or written: another
+         *     annotator may take them first, and tasks/next decides.
+         */
+        get: operations["upcoming_tasks_api_v1_projects__project_id__tasks_upcoming_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project_id}/tasks/{query_id}/release": {
         parameters: {
             query?: never;
@@ -2777,6 +2799,52 @@ export interface components {
          * @enum {string}
          */
         Uncertainty: "entropy" | "bald" | "margin" | "paper";
+        /**
+         * UpcomingTask
+         * @description A task the caller would probably get next; not reserved for them (anyone may take it
+         *     first), so it only tells the client what to download ahead.
+         * @example {
+         *       "height": 360,
+         *       "image_id": 8,
+         *       "links": {
+         *         "image": "/api/v1/projects/1/images/8/file",
+         *         "mask": "/api/v1/projects/1/images/8/mask",
+         *         "superpixels": "/api/v1/projects/1/images/8/superpixels?map_id=8",
+         *         "uncertainty": "/api/v1/projects/1/queries/13/uncertainty"
+         *       },
+         *       "mask_version": 0,
+         *       "query_id": 13,
+         *       "superpixel_ids": [
+         *         3,
+         *         11
+         *       ],
+         *       "superpixel_map_id": 8,
+         *       "width": 480
+         *     }
+         */
+        UpcomingTask: {
+            /** Query Id */
+            query_id: number;
+            /** Image Id */
+            image_id: number;
+            /** Width */
+            width: number;
+            /** Height */
+            height: number;
+            /**
+             * Superpixel Map Id
+             * @description A prefetched map is usable only for this id.
+             */
+            superpixel_map_id: number;
+            /** Superpixel Ids */
+            superpixel_ids: number[];
+            /**
+             * Mask Version
+             * @description A prefetched mask is usable only at this version.
+             */
+            mask_version: number;
+            links: components["schemas"]["TaskLinks"];
+        };
         /**
          * UploadReport
          * @example {
@@ -5336,6 +5404,67 @@ export interface operations {
                 };
             };
             /** @description Nothing to label right now */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in (no or an unknown API token or session) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such project, or the caller is not a member of it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    upcoming_tasks_api_v1_projects__project_id__tasks_upcoming_get: {
+        parameters: {
+            query?: {
+                /** @description Query ids to pass over (the caller's skips). */
+                exclude?: number[];
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project id */
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpcomingTask"][];
+                };
+            };
+            /** @description Nothing would be handed out next */
             204: {
                 headers: {
                     [name: string]: unknown;
