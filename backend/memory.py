@@ -15,6 +15,8 @@ import ctypes.util
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, Final
 
@@ -63,9 +65,30 @@ def bound_heap_retention() -> bool:
     )
 
 
+class PendingCall:
+    """``action`` run once, ``delay`` seconds after ``schedule`` asks for it, in a daemon
+    timer thread; asked again while it waits, nothing more is scheduled."""
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self._action = action
+        self._lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+
+    def schedule(self, delay: float) -> None:
+        with self._lock:
+            if self.timer is None:
+                self.timer = threading.Timer(delay, self._run)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _run(self) -> None:
+        with self._lock:
+            self.timer = None
+        self._action()
+
+
 _trim_lock = threading.Lock()
 _last_trim = 0.0
-_pending_trim: threading.Timer | None = None
 
 
 def trim_heap(min_interval_s: float = 1.0) -> bool:
@@ -73,7 +96,7 @@ def trim_heap(min_interval_s: float = 1.0) -> bool:
     per ``min_interval_s`` (it walks every arena: about a millisecond). True if it ran now;
     asked again too soon, it runs once when the interval is over, so the last save of a burst
     is never left untrimmed."""
-    global _last_trim, _pending_trim
+    global _last_trim
     libc = _glibc()
     if libc is None:
         return False
@@ -81,21 +104,62 @@ def trim_heap(min_interval_s: float = 1.0) -> bool:
     with _trim_lock:
         wait = _last_trim + min_interval_s - now
         if wait > 0:
-            if _pending_trim is None:
-                _pending_trim = threading.Timer(wait, _deferred_trim)
-                _pending_trim.daemon = True
-                _pending_trim.start()
+            _deferred_trim.schedule(wait)
             return False
         _last_trim = now
     libc.malloc_trim(0)
     return True
 
 
-def _deferred_trim() -> None:
-    global _pending_trim
-    with _trim_lock:
-        _pending_trim = None
-    trim_heap(0.0)
+_deferred_trim = PendingCall(lambda: trim_heap(0.0))
+
+
+class Bursts:
+    """Work that comes in bursts (saves), and what it holds on to between them.
+
+    Each piece of work runs inside ``working()``. When the last one in flight ends, the heap
+    is trimmed (``trim_heap``); once no work has run for ``quiet_s`` seconds, ``release``
+    runs (it drops what only a burst needs: scratch buffers, most of a cache) and the heap is
+    trimmed again. Work that starts meanwhile only postpones it."""
+
+    def __init__(self, quiet_s: float, release: Callable[[], None]) -> None:
+        self.quiet_s = quiet_s
+        self._release = release
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._last_end = 0.0
+        self._quiet_check = PendingCall(self._release_if_quiet)
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._last_end = time.monotonic()
+                last = self._in_flight == 0
+            if last:
+                trim_heap()
+                self._quiet_check.schedule(self.quiet_s)
+
+    @property
+    def release_pending(self) -> bool:
+        return self._quiet_check.timer is not None
+
+    def _release_if_quiet(self) -> None:
+        with self._lock:
+            if self._in_flight:
+                return  # the last piece of this burst schedules the check again
+            wait = self._last_end + self.quiet_s - time.monotonic()
+        if wait > 0:
+            self._quiet_check.schedule(wait)
+            return
+        # Work that starts from here on is not harmed: it keeps what it already holds.
+        self._release()
+        trim_heap(0.0)
 
 
 class ScratchBuffers:
@@ -104,8 +168,8 @@ class ScratchBuffers:
     Every buffer above the mmap threshold is a fresh mapping whose pages the kernel faults in
     and zeroes on first touch: ~2 ms of system time per 2 MB mask, more than inflating it. A
     save takes a buffer of its size here and gives it back; at most ``max_bytes`` wait here
-    between saves, and ``clear`` (when saves have gone quiet) hands them all back to the
-    system."""
+    between saves, and ``clear`` (when saves have gone quiet: ``Bursts``) hands them all back
+    to the system."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes

@@ -8,7 +8,6 @@ same version race on one ``UPDATE ... WHERE version = :expected`` and exactly on
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session, undefer
 from backend.annotations.edits import MaskEdit, apply_edit, check_edit
 from backend.annotations.superpixel_runs import SuperpixelRunCache, SuperpixelRuns
 from backend.images.validation import UploadRefused, decode_mask
-from backend.memory import ScratchBuffers, trim_heap
+from backend.memory import Bursts, ScratchBuffers
 from core.class_counts import class_delta
 from core.errors import Conflict, NotFound
 from core.mask_versions import SaveOutcome, StaleVersion, store_mask_version
@@ -179,63 +178,41 @@ def _cache(settings: Settings) -> SuperpixelRunCache:
         return _runs_cache
 
 
-_mask_work_in_flight = 0
-_mask_work_ended = 0.0
 # The decoded rows' buffers, reused from save to save (``ScratchBuffers``): at most this many
-# bytes wait between saves (a few 2048x1024 masks), all handed back once saves have paused
-# for ``SCRATCH_QUIET_S``.
+# bytes wait between saves (a few 2048x1024 masks).
 SCRATCH_MAX_BYTES = 16 * 1024 * 1024
-SCRATCH_QUIET_S = 2.0
 _scratch = ScratchBuffers(SCRATCH_MAX_BYTES)
-_quiet_timer: threading.Timer | None = None
+# Once saves have paused this long, the scratch buffers go and the superpixel cache keeps
+# only its most recent QUIET_CACHE_BYTES (runs of a dozen 2048x1024 maps): a burst of 50
+# annotators fills it with ~50 maps that a pause's next saves rebuild in a few ms each.
+SAVES_QUIET_S = 2.0
+QUIET_CACHE_BYTES = 3 * 1024 * 1024
+
+
+def _release_after_saves() -> None:
+    _scratch.clear()
+    with _state_lock:
+        cache = _runs_cache
+    if cache is not None:
+        cache.shrink(QUIET_CACHE_BYTES)
+
+
+_saves = Bursts(SAVES_QUIET_S, _release_after_saves)
 
 
 @contextmanager
 def mask_work(settings: Settings) -> Iterator[None]:
     """Caps the saves decoding, checking and encoding masks at once in this process (past a
-    few, more threads only add memory on these CPUs, not throughput); the last one out of a
-    burst hands the freed heap back to the system, and the scratch buffers once saves pause."""
-    global _mask_slots, _mask_work_in_flight, _mask_work_ended
+    few, more threads only add memory on these CPUs, not throughput); once the burst of
+    saves is over, the heap, the scratch buffers and most of the superpixel cache are handed
+    back (``backend.memory.Bursts``)."""
+    global _mask_slots
     with _state_lock:
         if _mask_slots is None:
             _mask_slots = threading.BoundedSemaphore(settings.mask_work_slots)
         slots = _mask_slots
-    with slots:
-        with _state_lock:
-            _mask_work_in_flight += 1
-        try:
-            yield
-        finally:
-            with _state_lock:
-                _mask_work_in_flight -= 1
-                _mask_work_ended = time.monotonic()
-                idle = _mask_work_in_flight == 0
-    if idle:
-        trim_heap()
-        _release_scratch_when_quiet()
-
-
-def _release_scratch_when_quiet() -> None:
-    global _quiet_timer
-    with _state_lock:
-        if _quiet_timer is None:
-            _quiet_timer = threading.Timer(SCRATCH_QUIET_S, _release_scratch_if_quiet)
-            _quiet_timer.daemon = True
-            _quiet_timer.start()
-
-
-def _release_scratch_if_quiet() -> None:
-    global _quiet_timer
-    with _state_lock:
-        _quiet_timer = None
-        busy = _mask_work_in_flight > 0
-        recent = time.monotonic() - _mask_work_ended < SCRATCH_QUIET_S
-    if busy:
-        return  # the last save of this burst asks again
-    if recent:
-        _release_scratch_when_quiet()
-        return
-    _scratch.clear()
+    with _saves.working(), slots:
+        yield
 
 
 def superpixel_runs(

@@ -1,9 +1,10 @@
 """Superpixel maps in the compact form the save path needs, cached per process.
 
 A map is kept as the row-major runs of its queried superpixels: run i covers pixels
-``starts[i] .. ends[i] - 1`` (y * W + x) of superpixel ``run_labels[i]``. A 2048x1024 grid
-of 2,048 superpixels is ~65,000 runs, of which the ~27 % queried take ~300 KB, where the
-decoded int32 map is 8 MB. From the runs the save path gets a superpixel's pixels (to fill
+``starts[i] .. starts[i] + lengths[i] - 1`` (y * W + x) of superpixel ``run_labels[i]``.
+A 2048x1024 grid of 2,048 superpixels is ~65,000 runs, of which the ~27 % queried take
+~220 KB (12 bytes a run: lengths and labels in 16 bits where they fit), where the decoded
+int32 map is 8 MB. From the runs the save path gets a superpixel's pixels (to fill
 it) and the queried superpixel under given pixels (to check a brush stroke) without a
 full-resolution array per request.
 """
@@ -23,6 +24,14 @@ _DTYPES: dict[str, np.dtype[np.uint16] | np.dtype[np.int32]] = {
     "uint16": np.dtype("<u2"),
     "int32": np.dtype("<i4"),
 }
+
+
+def _narrow(values: NDArray[np.integer]) -> NDArray[np.uint16] | NDArray[np.int32]:
+    """values: (N,) ints >= 0 as uint16 when they all fit, else int32 (a cached map's
+    lengths and labels: a quarter of its bytes)."""
+    if values.size == 0 or int(values.max()) <= np.iinfo(np.uint16).max:
+        return values.astype(np.uint16)
+    return values.astype(np.int32)
 
 
 # Pieces of a stored map inflated at a time (``SuperpixelRuns.from_zlib``): past 256 KB the
@@ -67,14 +76,14 @@ def expand_ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDAr
 class SuperpixelRuns:
     """The runs of some superpixels (``kept``; all of them unless chosen) of a map of
     ``width`` x ``height`` with ``count`` superpixels. Run i covers pixels
-    ``starts[i] .. ends[i] - 1`` and lies in superpixel ``run_labels[i]``."""
+    ``starts[i] .. starts[i] + lengths[i] - 1`` and lies in superpixel ``run_labels[i]``."""
 
     width: int
     height: int
     count: int
     starts: NDArray[np.int32]  # (R,) ascending
-    ends: NDArray[np.int32]  # (R,)
-    run_labels: NDArray[np.int32]  # (R,)
+    lengths: NDArray[np.uint16] | NDArray[np.int32]  # (R,) >= 1
+    run_labels: NDArray[np.uint16] | NDArray[np.int32]  # (R,)
     by_label: NDArray[np.int32]  # (R,) run indices ordered by label, then position
     label_offsets: NDArray[np.int32]  # (count + 1,) label l owns by_label[off[l]:off[l + 1]]
 
@@ -172,11 +181,20 @@ class SuperpixelRuns:
         label_offsets = np.searchsorted(
             run_labels[by_label], np.arange(count + 1), side="left"
         ).astype(np.int32)
-        return cls(width, height, count, starts, ends, run_labels, by_label, label_offsets)
+        return cls(
+            width,
+            height,
+            count,
+            starts,
+            _narrow(ends - starts),
+            _narrow(run_labels),
+            by_label,
+            label_offsets,
+        )
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.starts, self.ends, self.run_labels, self.by_label, self.label_offsets)
+        arrays = (self.starts, self.lengths, self.run_labels, self.by_label, self.label_offsets)
         return sum(a.nbytes for a in arrays)
 
     def pixels_of(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -185,7 +203,7 @@ class SuperpixelRuns:
         first = self.label_offsets[ids].astype(np.int64)
         run_counts = self.label_offsets[ids + 1] - first
         runs = self.by_label[expand_ranges(first, run_counts)]
-        lengths = (self.ends[runs] - self.starts[runs]).astype(np.int64)
+        lengths = self.lengths[runs].astype(np.int64)
         pixels = expand_ranges(self.starts[runs].astype(np.int64), lengths)
         # Each id's runs are consecutive in ``runs``: its pixels are a difference of the
         # running total of run lengths (``np.add.at`` per run is ~10x slower).
@@ -201,8 +219,8 @@ class SuperpixelRuns:
             return np.full(pixels.size, -1, dtype=np.int32)
         runs = np.searchsorted(self.starts, pixels, side="right") - 1
         safe = np.maximum(runs, 0)
-        inside = (runs >= 0) & (pixels < self.ends[safe])
-        labels: NDArray[np.int32] = np.where(inside, self.run_labels[safe], -1).astype(np.int32)
+        inside = (runs >= 0) & (pixels < self.starts[safe] + self.lengths[safe].astype(np.int64))
+        labels: NDArray[np.int32] = np.where(inside, self.run_labels[safe].astype(np.int32), -1)
         return labels
 
 
@@ -234,9 +252,18 @@ class SuperpixelRunCache:
                 self._bytes -= previous.nbytes
             self._entries[key] = runs
             self._bytes += runs.nbytes
-            while self._bytes > self.max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.nbytes
+            self._evict_to(self.max_bytes)
+
+    def _evict_to(self, max_bytes: int) -> None:
+        while self._bytes > max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= evicted.nbytes
+
+    def shrink(self, max_bytes: int) -> None:
+        """Drops the least recently used maps until at most ``max_bytes`` are held (the
+        cache's own bound stays ``max_bytes`` as constructed)."""
+        with self._lock:
+            self._evict_to(max_bytes)
 
     @property
     def size_bytes(self) -> int:

@@ -157,10 +157,45 @@ def test_superpixel_runs_from_a_stored_map_match_the_dense_map_across_pieces(
     for chosen in (kept, None):
         dense = SuperpixelRuns.from_labels(labels, count, chosen)
         stored = SuperpixelRuns.from_zlib(blob, dtype_name, 700, 300, count, chosen)
-        for field in ("starts", "ends", "run_labels", "by_label", "label_offsets"):
+        for field in ("starts", "lengths", "run_labels", "by_label", "label_offsets"):
             np.testing.assert_array_equal(getattr(stored, field), getattr(dense, field))
     with pytest.raises(ValueError, match="700x299"):
         SuperpixelRuns.from_zlib(blob, dtype_name, 700, 299, count, kept)
+
+
+def test_superpixel_runs_past_16_bits_keep_their_lengths_and_labels() -> None:
+    # Runs and labels are held in 16 bits where they fit: a 70,000 px run (one label filling
+    # the first rows) and labels past 65,535 must come back whole.
+    labels = np.zeros((300, 400), np.int64)
+    labels[200:] = 70_000 + np.arange(100 * 400).reshape(100, 400) % 3
+    count = 70_003
+    for kept in (None, np.array([0, 70_001], np.int64)):
+        runs = SuperpixelRuns.from_labels(labels, count, kept)
+        assert runs.lengths.dtype == np.int32 and runs.run_labels.dtype == np.int32
+        pixels, per_id = runs.pixels_of(np.array([0, 70_001], np.int64))
+        flat = labels.ravel()
+        expected = [np.flatnonzero(flat == 0), np.flatnonzero(flat == 70_001)]
+        assert per_id.tolist() == [e.size for e in expected]
+        np.testing.assert_array_equal(pixels, np.concatenate(expected))
+        probe = np.array([0, 79_999, 80_000, 80_001, 119_999], np.int64)
+        other = 70_000 if kept is None else -1  # not kept: in no superpixel of the runs
+        np.testing.assert_array_equal(runs.labels_at(probe), [0, 0, other, 70_001, other])
+    small = SuperpixelRuns.from_labels(np.arange(12, dtype=np.int32).reshape(3, 4), 12)
+    assert small.lengths.dtype == np.uint16 and small.run_labels.dtype == np.uint16
+
+
+def test_superpixel_run_cache_shrinks_to_its_most_recent_maps() -> None:
+    runs = SuperpixelRuns.from_labels(np.arange(12, dtype=np.int32).reshape(3, 4), 12)
+    cache = SuperpixelRunCache(max_bytes=4 * runs.nbytes)
+    for key in ("a", "b", "c"):
+        cache.put(key, runs)
+    cache.get("a")
+    cache.shrink(2 * runs.nbytes)
+    assert cache.get("b") is None and cache.get("c") is runs and cache.get("a") is runs
+    cache.put("d", runs)  # the bound is still the one it was made with
+    assert len(cache) == 3
+    cache.shrink(0)
+    assert len(cache) == 0 and cache.size_bytes == 0
 
 
 def test_superpixel_run_cache_keeps_the_most_recent_within_its_bytes() -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
+
+from backend.memory import Bursts
 
 BURST = textwrap.dedent(
     """
@@ -64,7 +68,7 @@ def test_a_trim_asked_for_too_soon_runs_when_the_interval_is_over() -> None:
         first = memory._last_trim
         assert not memory.trim_heap(0.3)  # too soon: deferred
         assert memory._last_trim == first
-        deferred = memory._pending_trim
+        deferred = memory._deferred_trim.timer
         assert deferred is not None
         deferred.join(timeout=30)  # the timer thread ends after its trim
         print(memory._last_trim > first)
@@ -74,3 +78,31 @@ def test_a_trim_asked_for_too_soon_runs_when_the_interval_is_over() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "True"
+
+
+def test_a_burst_releases_once_its_work_has_paused_and_never_during_work() -> None:
+    quiet_s = 0.3
+    released: list[float] = []
+    done = threading.Event()
+
+    def release() -> None:
+        released.append(time.monotonic())
+        done.set()
+
+    bursts = Bursts(quiet_s, release)
+    with bursts.working():
+        with bursts.working():
+            pass
+        assert not bursts.release_pending  # one piece still in flight
+    assert bursts.release_pending
+    with bursts.working():  # a new piece before the pause is over: held for 2 pauses
+        began = time.monotonic()
+        time.sleep(2 * quiet_s)
+        during = [t for t in released if t >= began]
+    assert during == []
+    ended = time.monotonic()
+    assert done.wait(timeout=30)
+    time.sleep(quiet_s)  # a second release would come by now
+    assert released[-1] - ended >= quiet_s * 0.99
+    assert len([t for t in released if t >= ended]) == 1
+    assert not bursts.release_pending
