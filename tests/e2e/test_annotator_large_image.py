@@ -2,17 +2,20 @@
 
 Large images take the workspace's viewport path (frontend/src/annotator/viewport.ts): no
 canvas as large as the image, the mask sampled at screen resolution. This checks that it is
-engaged, that a fill and a brush stroke land in the stored mask pixel for pixel as shown on
-screen, and that submitting opens the next image.
+engaged, that the server's preview is what makes the task paintable and the full image,
+downloaded after, replaces it on screen, that a fill and a brush stroke land in the stored
+mask pixel for pixel as shown on screen, and that submitting opens the next image.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image as PILImage
 from playwright.sync_api import Page, expect
 from scipy import ndimage
 
@@ -41,12 +44,12 @@ def roomiest(labels: NDArray[np.int32], candidates: list[int]) -> list[tuple[int
     return sorted(found, key=lambda row: -row[3])
 
 
-def screen_mask(page: Page) -> NDArray[np.uint8]:
-    """The on-screen mask canvas (stage-sized on this path), (H, W, 4)."""
+def screen_layer(page: Page, layer: str = "mask") -> NDArray[np.uint8]:
+    """An on-screen layer's canvas (stage-sized on this path), (H, W, 4)."""
     width, height, encoded = page.evaluate(
-        """async () => {
+        """async (layer) => {
             await new Promise((done) => requestAnimationFrame(() => done()));
-            const canvas = document.querySelector('canvas[data-layer="mask"]');
+            const canvas = document.querySelector(`canvas[data-layer="${layer}"]`);
             const { width, height } = canvas;
             const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
             let binary = "";
@@ -54,10 +57,43 @@ def screen_mask(page: Page) -> NDArray[np.uint8]:
                 binary += String.fromCharCode(...data.subarray(k, k + 0x8000));
             }
             return [width, height, btoa(binary)];
-        }"""
+        }""",
+        layer,
     )
     raw = np.frombuffer(base64.b64decode(encoded), dtype=np.uint8)
     return raw.reshape(height, width, 4)
+
+
+def decoded_rgb(data: bytes) -> NDArray[np.uint8]:
+    with PILImage.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def assert_photo_is_full_resolution(page: Page, admin: httpx.Client, image_path: str) -> None:
+    """Zoomed in, the photo layer shows the stored image's own pixels, not its preview's."""
+    full = decoded_rgb(admin.get(f"{image_path}/file").raise_for_status().content)
+    preview = decoded_rgb(admin.get(f"{image_path}/preview").raise_for_status().content)
+    photo = screen_layer(page, "image")
+    stage = page.locator(".stage").bounding_box()
+    frame = page.locator("[data-image-frame]").bounding_box()
+    assert stage is not None and frame is not None
+    scale = frame["width"] / WIDTH
+    assert scale >= 2, "pixels drawn crisp, each over several stage pixels"
+    # The image pixel under each stage pixel's centre (as ViewportLayers draws it).
+    xs = np.floor((np.arange(photo.shape[1]) + 0.5 - (frame["x"] - stage["x"])) / scale)
+    ys = np.floor((np.arange(photo.shape[0]) + 0.5 - (frame["y"] - stage["y"])) / scale)
+    columns, rows = xs.astype(int), ys.astype(int)
+    inside_x = (columns >= 0) & (columns < WIDTH)
+    inside_y = (rows >= 0) & (rows < HEIGHT)
+    shown = photo[inside_y][:, inside_x, :3].astype(int)
+    iy, ix = rows[inside_y], columns[inside_x]
+    expected = full[iy][:, ix].astype(int)
+    ph, pw = preview.shape[:2]
+    previewed = preview[iy * ph // HEIGHT][:, ix * pw // WIDTH].astype(int)
+    assert shown.size > 0
+    # The scene's per-pixel noise (sd 6) is smoothed away in the preview.
+    assert np.abs(shown - expected).mean() < 1.0
+    assert np.abs(shown - previewed).mean() > 2.0
 
 
 def test_large_image_is_drawn_at_screen_size_and_painted_exactly(
@@ -79,6 +115,26 @@ def test_large_image_is_drawn_at_screen_size_and_painted_exactly(
     stage_width = page.evaluate("document.querySelector('.stage').getBoundingClientRect().width")
     assert canvas_width == int(stage_width) < WIDTH
 
+    # Paintable from the server's preview; the full image is asked for only after that, and
+    # replaces the preview (marked by the workspace once drawn).
+    image_path = f"/projects/{project.project_id}/images/{queried.image_id}"
+    page.wait_for_function(
+        "(name) => performance.getEntriesByName(name).length > 0",
+        arg=f"tessera:full-image:{first_query}",
+    )
+    paintable_at, previews, files = page.evaluate(
+        """([query, path]) => {
+            const starts = (suffix) => performance.getEntriesByType("resource")
+                .filter((entry) => new URL(entry.name).pathname.endsWith(path + suffix))
+                .map((entry) => entry.startTime);
+            const paintable = performance.getEntriesByName(`tessera:paintable:${query}`)[0];
+            return [paintable.startTime, starts("/preview"), starts("/file")];
+        }""",
+        [first_query, image_path],
+    )
+    assert len(previews) == 1 and len(files) == 1
+    assert previews[0] < paintable_at <= files[0]
+
     (first, ax, ay, _), (second, bx, by, b_depth) = roomiest(queried.labels, queried.queried)[:2]
     assert b_depth >= BRUSH // 2 + 4, "the seeded superpixel is too thin for the brush"
     # Fill `first` with "road" (key 3 -> class 2).
@@ -88,13 +144,14 @@ def test_large_image_is_drawn_at_screen_size_and_painted_exactly(
     for _ in range(8):
         page.mouse.move(*workspace.to_screen(bx, by))
         page.mouse.wheel(0, -400)
+    assert_photo_is_full_resolution(page, admin, image_path)
     workspace.press("b")
     workspace.press("4")
     workspace.stroke([(bx - 3, by), (bx + 3, by)])
     assert workspace.progress()[0] == 1
 
     # What the screen shows, and where the image lies on it, before saving.
-    shown = screen_mask(page)
+    shown = screen_layer(page)
     stage = page.locator(".stage").bounding_box()
     frame = page.locator("[data-image-frame]").bounding_box()
     assert stage is not None and frame is not None

@@ -34,7 +34,10 @@ export interface TaskBundle {
   task: Task;
   /** The photo; for a large image (viewport.ts) a downscaled copy, see `fullImage`. */
   image: ImageBitmap;
-  /** A large image's full-resolution decode, started once the workspace is on screen. */
+  /**
+   * A large image's full resolution (downloaded then if its preview came from the server),
+   * decoded once the workspace is on screen.
+   */
   fullImage?: () => Promise<ImageBitmap>;
   superpixels: SuperpixelMap;
   /** `superpixels` indexed for the task's queried ids, if the page did it already. */
@@ -331,7 +334,7 @@ export class Workspace {
         this.requestFrame();
         performance.mark(`tessera:full-image:${task.query_id}`);
       })
-      .catch(() => this.showToast("Could not decode the image at full resolution; showing a preview.", 6000));
+      .catch(() => this.showToast("Could not load the image at full resolution; showing a preview.", 6000));
   }
 
   destroy(): void {

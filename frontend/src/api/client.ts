@@ -87,6 +87,15 @@ function versionOf(response: Response): number {
   return match ? Number(match[1]) : 0;
 }
 
+/** `localStorage["tessera.preview"] = "off"` ignores server-made previews (a before/after bench). */
+function serverPreviewsEnabled(): boolean {
+  try {
+    return localStorage.getItem("tessera.preview") !== "off";
+  } catch {
+    return true;
+  }
+}
+
 export const api = {
   login(email: string, password: string): Promise<User> {
     return json<JsonAnswer<"/api/v1/auth/login", "post">>(`${API}/auth/login`, { method: "POST", json: { email, password } });
@@ -127,34 +136,31 @@ export const api = {
     await request(`${API}/projects/${projectId}/tasks/${queryId}/release`, { method: "POST" });
   },
 
-  /**
-   * The task(s) nextTask would most likely hand out after the caller's current one, leasing
-   * nothing (pages/lookahead.ts downloads them ahead); [] when none.
-   */
-  async upcomingTasks(
-    projectId: number,
-    exclude: readonly number[] = [],
-    limit = 1,
-  ): Promise<JsonAnswer<"/api/v1/projects/{project_id}/tasks/upcoming", "get">> {
-    const query = [...exclude.map((id) => `exclude=${id}`), `limit=${limit}`].join("&");
-    const response = await request(`${API}/projects/${projectId}/tasks/upcoming?${query}`, { accept: [204] });
-    return response.status === 204 ? [] : ((await response.json()) as JsonAnswer<"/api/v1/projects/{project_id}/tasks/upcoming", "get">);
-  },
-
   async image(link: string): Promise<ImageBitmap> {
     const blob = await (await request(link)).blob();
     return createImageBitmap(blob, { colorSpaceConversion: "none" });
   },
 
   /**
-   * A large image as a copy downscaled to `size` (what shows while zoomed out) and a function
-   * that decodes it at full resolution, later: both decoded off the main thread.
+   * A large image as a downscaled copy to show first and a function that decodes it at full
+   * resolution, later; all decoded off the main thread. The copy is the server's preview
+   * (`links.preview`, ~0.3 MB) when there is one, and `full` downloads `links.image` only when
+   * called; else the whole image is downloaded first and decoded at `size` as well.
    */
   async imagePreview(
-    link: string,
+    links: { image: string; preview?: string | null },
     size: { width: number; height: number },
   ): Promise<{ preview: ImageBitmap; full: () => Promise<ImageBitmap> }> {
-    const blob = await (await request(link)).blob();
+    const previewLink = serverPreviewsEnabled() ? links.preview : null;
+    if (previewLink) {
+      // A 404: the server's threshold changed since the task was handed out.
+      const response = await request(previewLink, { accept: [404] });
+      if (response.ok) {
+        const preview = await createImageBitmap(await response.blob(), { colorSpaceConversion: "none" });
+        return { preview, full: () => api.image(links.image) };
+      }
+    }
+    const blob = await (await request(links.image)).blob();
     const preview = await createImageBitmap(blob, {
       colorSpaceConversion: "none",
       resizeWidth: size.width,
