@@ -136,6 +136,20 @@ export const api = {
     await request(`${API}/projects/${projectId}/tasks/${queryId}/release`, { method: "POST" });
   },
 
+  /**
+   * The task(s) nextTask would most likely hand out after the caller's current one, leasing
+   * nothing (pages/lookahead.ts downloads them ahead); [] when none.
+   */
+  async upcomingTasks(
+    projectId: number,
+    exclude: readonly number[] = [],
+    limit = 1,
+  ): Promise<JsonAnswer<"/api/v1/projects/{project_id}/tasks/upcoming", "get">> {
+    const query = [...exclude.map((id) => `exclude=${id}`), `limit=${limit}`].join("&");
+    const response = await request(`${API}/projects/${projectId}/tasks/upcoming?${query}`, { accept: [204] });
+    return response.status === 204 ? [] : ((await response.json()) as JsonAnswer<"/api/v1/projects/{project_id}/tasks/upcoming", "get">);
+  },
+
   async image(link: string): Promise<ImageBitmap> {
     const blob = await (await request(link)).blob();
     return createImageBitmap(blob, { colorSpaceConversion: "none" });

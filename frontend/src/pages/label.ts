@@ -13,6 +13,7 @@ import { accountControls, frame } from "../shell/layout";
 import { navigate } from "../shell/navigation";
 import type { Page } from "../shell/router";
 import { currentUser } from "../shell/session";
+import { Lookahead, type UpcomingTask } from "./lookahead";
 
 export const findWorkPage: Page = async (root) => {
   const user = await currentUser();
@@ -58,7 +59,12 @@ function storeSkipped(projectId: number, ids: number[]): void {
   sessionStorage.setItem(skippedKey(projectId), JSON.stringify(ids.slice(-200)));
 }
 
-async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBundle> {
+/** What a task's downloads need to know (a claimed task, or an upcoming one: lookahead.ts). */
+type BundleSource = Pick<Task, "width" | "height" | "superpixel_ids" | "links">;
+/** A task's downloaded and decoded resources. */
+type TaskResources = Omit<TaskBundle, "project" | "task">;
+
+async function fetchResources(task: BundleSource): Promise<TaskResources> {
   // A large image shows its downscaled copy first; the workspace decodes the full one once
   // it is on screen (viewport.ts).
   const photo = isLargeImage(task.width, task.height)
@@ -80,7 +86,30 @@ async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBund
   if (mask.width !== task.width || mask.height !== task.height) {
     throw new Error(`The stored mask is ${mask.width}x${mask.height}, the image ${task.width}x${task.height}.`);
   }
-  return { project, task, image, ...preview, superpixels, regions, mask: mask.pixels, version: stored.version };
+  return { image, ...preview, superpixels, regions, mask: mask.pixels, version: stored.version };
+}
+
+async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBundle> {
+  return { project, task, ...(await fetchResources(task)) };
+}
+
+/** `localStorage["tessera.lookahead"] = "off"` turns the look-ahead off (a before/after bench). */
+function lookaheadEnabled(): boolean {
+  try {
+    return localStorage.getItem("tessera.lookahead") !== "off";
+  } catch {
+    return true;
+  }
+}
+
+/** Runs `work` when the browser is idle (or after `timeout` ms at the latest). */
+function whenIdle(work: () => void, timeout = 2_000): () => void {
+  if (typeof requestIdleCallback === "function") {
+    const handle = requestIdleCallback(work, { timeout });
+    return () => cancelIdleCallback(handle);
+  }
+  const handle = window.setTimeout(work, 200);
+  return () => window.clearTimeout(handle);
 }
 
 export const labelPage: Page = async (root, params) => {
@@ -96,6 +125,44 @@ export const labelPage: Page = async (root, params) => {
   let heartbeat: number | undefined;
   /** The task submitted last, which the annotator may reopen ("previous image"). */
   let previous: Task | null = null;
+  // The task tasks/next will most likely hand out after the open one, downloaded ahead.
+  const lookahead = new Lookahead<UpcomingTask, TaskResources>(fetchResources, (resources) =>
+    resources.image.close(),
+  );
+  let cancelIdle = (): void => undefined;
+  /** Bumped to ignore an upcoming answer asked before a submit claimed the next task. */
+  let lookGeneration = 0;
+  const stopLookAhead = (): void => {
+    cancelIdle();
+    lookGeneration += 1;
+  };
+
+  /** Asks which task comes after `current` and downloads it ahead, once the browser is idle. */
+  const lookAhead = (current: Task): void => {
+    stopLookAhead();
+    if (!lookaheadEnabled()) return;
+    const generation = lookGeneration;
+    cancelIdle = whenIdle(() => {
+      void api
+        .upcomingTasks(projectId, [...skipped, current.query_id])
+        .then(([upcoming]) => {
+          if (closed || workspace === null || generation !== lookGeneration) return;
+          if (upcoming) lookahead.prepare(upcoming);
+          else lookahead.drop();
+        })
+        .catch(() => undefined); // only a head start: the claim downloads what it needs
+    });
+  };
+
+  /** A claimed task's bundle: from the look-ahead when it prepared this very task. */
+  const bundleFor = async (task: Task): Promise<TaskBundle> => {
+    const ready = await lookahead.take(task);
+    if (ready) {
+      performance.mark(`tessera:lookahead-hit:${task.query_id}`);
+      return { project, task, ...ready };
+    }
+    return fetchBundle(project, task);
+  };
 
   const show = (...content: (Node | string)[]): void => {
     window.clearInterval(heartbeat);
@@ -115,6 +182,7 @@ export const labelPage: Page = async (root, params) => {
       const current = workspace;
       if (!current || current.lastInput < lastBeat) return; // idle: let the lease run out
       lastBeat = performance.now();
+      lookAhead(task); // someone may have taken the task downloaded ahead meanwhile
       void api
         .nextTask(projectId, skipped)
         .then(async (renewed) => {
@@ -134,11 +202,12 @@ export const labelPage: Page = async (root, params) => {
   let prefetched: Promise<{ task: Task; bundle: Promise<TaskBundle> } | null> | null = null;
 
   const prefetch = (current: Task): void => {
+    stopLookAhead();
     prefetched = api
       .nextTask(projectId, [...skipped, current.query_id])
       .then((task) => {
         if (!task) return null;
-        const bundle = fetchBundle(project, task);
+        const bundle = bundleFor(task);
         bundle.catch(() => undefined); // awaited (and reported) when it is used
         return { task, bundle };
       })
@@ -153,6 +222,7 @@ export const labelPage: Page = async (root, params) => {
         void api.releaseTask(projectId, found.task.query_id).catch(() => undefined);
       }
     });
+    lookAhead(current); // the claim used up what was downloaded ahead
   };
 
   const afterSubmit = async (): Promise<void> => {
@@ -186,7 +256,7 @@ export const labelPage: Page = async (root, params) => {
     if (!ready) {
       container.replaceChildren(h("div", { class: "loading", "data-loading": task.query_id }, "Loading image…"));
     }
-    const bundle = ready ?? (await fetchBundle(project, task));
+    const bundle = ready ?? (await bundleFor(task));
     if (closed) return;
     performance.mark(`tessera:fetched:${task.query_id}`);
     workspace?.destroy();
@@ -213,6 +283,7 @@ export const labelPage: Page = async (root, params) => {
     workspace.mount(container);
     if (reopened) window.clearInterval(heartbeat);
     else keepLease(task);
+    if (!reopened) lookAhead(task);
     if (notice) {
       workspace.notify(notice);
       notice = null;
@@ -274,6 +345,8 @@ export const labelPage: Page = async (root, params) => {
   void next();
   return () => {
     closed = true;
+    stopLookAhead();
+    lookahead.drop();
     window.clearInterval(heartbeat);
     workspace?.destroy();
     workspace = null;
