@@ -10,7 +10,10 @@ The full-resolution path runs only up to ``--full-up-to`` pixels
 (default 9 Mpx: it took 6.4 GB and 6 min at 49 Mpx, too much for a shared machine).
 
     .venv/bin/python bench/worker_limits.py [--sizes 1024x2048,3000x3000,5000x5000,7000x7000]
-        [--work-max-pixels 4000000] [--full-up-to 9000000]
+        [--work-max-pixels 4000000] [--full-up-to 9000000] [--stage superpixels|features]
+
+``--stage features`` measures the frozen encoder's cached features the same way, at full
+resolution against the copy downscaled to ``TESSERA_MODEL_MAX_PIXELS``.
 """
 
 from __future__ import annotations
@@ -108,13 +111,23 @@ def build(database_url: str, sizes: list[tuple[int, int]]) -> tuple[int, list[in
     return project_id, image_ids, png_bytes
 
 
-def child(database_url: str, project_id: int, image_id: int, max_pixels: int | None) -> None:
-    """Computes and stores (not committed) the image's map; prints the measurements."""
+def child(
+    database_url: str, project_id: int, image_id: int, stage: str, max_pixels: int | None
+) -> None:
+    """Computes the image's superpixel map (stored, not committed) or, for stage
+    "features", its EfficientNet-Lite0 encoder features (as the feature cache does, at most
+    ``max_pixels``); prints the measurements."""
+    import torch
+
     from core.db import make_engine, make_session_factory
     from core.models import Image, Project
+    from worker.engine.model import ModelConfig, build_model
+    from worker.feature_cache import FeatureCache
     from worker.tasks.ingest import ensure_current_map
 
+    torch.set_num_threads(1)
     factory = make_session_factory(make_engine(database_url))
+    model = build_model(ModelConfig(num_classes=3, kind="efficientnet_lite0"))
     with factory() as session:
         project = session.get(Project, project_id)
         image = session.get(Image, image_id)
@@ -122,15 +135,16 @@ def child(database_url: str, project_id: int, image_id: int, max_pixels: int | N
         Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
         before = _status_mib("VmRSS")
         started = time.perf_counter()
-        superpixel_map = ensure_current_map(session, image, project, max_pixels)
+        if stage == "features":
+            cache = FeatureCache(model, torch.device("cpu"), 1, max_pixels)
+            [encoded] = cache.features(session, [image])
+            count = f"{encoded.nbytes / 2**20:.0f} MB fp16"
+        else:
+            count = str(ensure_current_map(session, image, project, max_pixels).count)
         seconds = time.perf_counter() - started
         peak = _status_mib("VmHWM")
         session.rollback()
-    print(
-        json.dumps(
-            {"seconds": seconds, "before": before, "peak": peak, "count": superpixel_map.count}
-        )
-    )
+    print(json.dumps({"seconds": seconds, "before": before, "peak": peak, "count": count}))
 
 
 def validation_child(database_url: str, image_id: int) -> None:
@@ -156,9 +170,11 @@ def validation_child(database_url: str, image_id: int) -> None:
     print(json.dumps({"seconds": seconds, "before": before, "peak": peak, "count": "-"}))
 
 
-def measure(database_url: str, project_id: int, image_id: int, max_pixels: int | None) -> Any:
+def measure(
+    database_url: str, project_id: int, image_id: int, stage: str, max_pixels: int | None
+) -> Any:
     done = subprocess.run(
-        [sys.executable, __file__, "--child", database_url, str(project_id), str(image_id)]
+        [sys.executable, __file__, "--child", database_url, str(project_id), str(image_id), stage]
         + ([str(max_pixels)] if max_pixels is not None else []),
         check=True,
         capture_output=True,
@@ -172,15 +188,24 @@ def main() -> None:
     parser.add_argument("--sizes", default="1024x2048,3000x3000,5000x5000,7000x7000")
     parser.add_argument("--work-max-pixels", type=int, default=4_000_000)
     parser.add_argument("--full-up-to", type=int, default=9_000_000)
+    parser.add_argument(
+        "--stage",
+        choices=["superpixels", "features"],
+        default="superpixels",
+        help="features: the frozen encoder's cached features, TESSERA_MODEL_MAX_PIXELS "
+        "(--work-max-pixels then means that limit, e.g. 2097152)",
+    )
     args = parser.parse_args()
     sizes = [(int(h), int(w)) for h, w in (part.split("x") for part in args.sizes.split(","))]
     with tempfile.TemporaryDirectory() as directory:
         database_url = f"sqlite:///{Path(directory) / 'limits.db'}"
         project_id, image_ids, png_bytes = build(database_url, sizes)
-        print(
-            f"SLIC, superpixel size {SUPERPIXEL_SIZE}; TESSERA_WORK_MAX_PIXELS = "
-            f"{args.work_max_pixels}\n"
+        what = (
+            "EfficientNet-Lite0 features, one thread; TESSERA_MODEL_MAX_PIXELS"
+            if args.stage == "features"
+            else f"SLIC, superpixel size {SUPERPIXEL_SIZE}; TESSERA_WORK_MAX_PIXELS"
         )
+        print(f"{what} = {args.work_max_pixels}\n")
         print(
             "| image (HxW) | PNG (KB) | path | time (s) | RSS before (MB) | peak RSS (MB) "
             "| peak - before (MB) | superpixels |"
@@ -205,7 +230,7 @@ def main() -> None:
                 flush=True,
             )
             for name, max_pixels in paths:
-                result = measure(database_url, project_id, image_id, max_pixels)
+                result = measure(database_url, project_id, image_id, args.stage, max_pixels)
                 runs[name] = result
                 print(
                     f"| {height}x{width} | {size / 1024:.0f} | {name} | {result['seconds']:.1f} "
@@ -231,7 +256,8 @@ if __name__ == "__main__":
             sys.argv[2],
             int(sys.argv[3]),
             int(sys.argv[4]),
-            int(sys.argv[5]) if len(sys.argv) > 5 else None,
+            sys.argv[5],
+            int(sys.argv[6]) if len(sys.argv) > 6 else None,
         )
     else:
         main()

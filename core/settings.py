@@ -173,6 +173,13 @@ class Settings(BaseSettings):
         description="Images with more pixels are downscaled (aspect kept) for superpixels; "
         "the map is enlarged back to full size (nearest).",
     )
+    model_max_pixels: int = Field(
+        default=2048 * 1024,
+        ge=10_000,
+        description="Images with more pixels are downscaled (aspect kept) for the model: "
+        "training, encoder features and scoring run at that size, with masks and superpixel "
+        "maps sampled to it (nearest); masks, queries and budgets stay full size.",
+    )
     ingest_time_limit_seconds: float = Field(
         default=1800.0, gt=0, description="Time budget of one superpixel ingest job."
     )

@@ -27,7 +27,7 @@ from core.models import (
 )
 from core.superpixel_codec import decode_superpixels
 from core.superpixel_maps import is_current_map
-from worker.engine.superpixels import work_shape
+from worker.engine.superpixels import ArrayT, sample_nearest, work_shape
 
 
 def open_pool_images(project: Project, *columns: Any) -> Select[Any]:
@@ -44,25 +44,52 @@ def open_pool_images(project: Project, *columns: Any) -> Select[Any]:
     )
 
 
-def decode_rgb(data: bytes) -> NDArray[np.uint8]:
-    """(H, W, 3) uint8 pixels of stored image bytes (stored upright; see upload validation)."""
+def decode_rgb(data: bytes, max_pixels: int | None = None) -> NDArray[np.uint8]:
+    """(H, W, 3) uint8 pixels of stored image bytes (stored upright; see upload validation),
+    downscaled (aspect kept, box filter) to ``work_shape(H, W, max_pixels)`` when it has
+    more pixels; a JPEG is then decoded at a reduced scale already, so a big image never
+    needs its full-size array."""
     with PILImage.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+        if max_pixels is None:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+        height, width = work_shape(image.height, image.width, max_pixels)
+        if (height, width) == (image.height, image.width):
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+        image.draft("RGB", (width, height))  # JPEG only: DCT scaling to >= the size asked
+        # Resizing before converting keeps a greyscale image at one byte per pixel.
+        source = image if image.mode in ("L", "RGB") else image.convert("RGB")
+        small = source.resize((width, height), PILImage.Resampling.BOX).convert("RGB")
+        return np.asarray(small, dtype=np.uint8).copy()
 
 
-def image_rgb(session: Session, image_id: int) -> NDArray[np.uint8]:
-    """(H, W, 3) uint8 pixels of a stored image."""
+def image_rgb(session: Session, image_id: int, max_pixels: int | None = None) -> NDArray[np.uint8]:
+    """(H, W, 3) uint8 pixels of a stored image, at most ``max_pixels`` of them (see
+    ``decode_rgb``)."""
     data = session.scalar(select(Image.data).where(Image.id == image_id))
     if data is None:
         raise LookupError(f"image {image_id} is gone")
-    return decode_rgb(data)
+    return decode_rgb(data, max_pixels)
 
 
-def images_rgb(session: Session, image_ids: Sequence[int]) -> dict[int, NDArray[np.uint8]]:
-    """image id -> (H, W, 3) uint8 pixels, read in one query (ids that are gone are left
-    out)."""
+def images_rgb(
+    session: Session, image_ids: Sequence[int], max_pixels: int | None = None
+) -> dict[int, NDArray[np.uint8]]:
+    """image id -> (H, W, 3) uint8 pixels (at most ``max_pixels``), read in one query (ids
+    that are gone are left out)."""
     rows = session.execute(select(Image.id, Image.data).where(Image.id.in_(list(image_ids))))
-    return {image_id: decode_rgb(data) for image_id, data in rows}
+    return {image_id: decode_rgb(data, max_pixels) for image_id, data in rows}
+
+
+def model_shape(image: Image, max_pixels: int) -> tuple[int, int]:
+    """(height, width) at which the model sees ``image``: its own size, or downscaled (aspect
+    kept) to ``max_pixels`` (``TESSERA_MODEL_MAX_PIXELS``), as ``decode_rgb`` decodes it."""
+    return work_shape(image.height, image.width, max_pixels)
+
+
+def at_model_shape(array: NDArray[ArrayT], image: Image, max_pixels: int) -> NDArray[ArrayT]:
+    """A full-size (H, W) mask, map or flag array of ``image`` sampled (nearest) to the
+    model's shape; the array itself when the image is not downscaled."""
+    return sample_nearest(array, *model_shape(image, max_pixels))
 
 
 def partial_masks(session: Session, images: Sequence[Image]) -> dict[int, NDArray[np.uint8]]:
@@ -79,24 +106,6 @@ def partial_masks(session: Session, images: Sequence[Image]) -> dict[int, NDArra
         if image_id not in masks:
             masks[image_id] = decode_stored_mask(None, image.width, image.height)
     return masks
-
-
-def image_rgb_at_most(session: Session, image_id: int, max_pixels: int) -> NDArray[np.uint8]:
-    """(h, w, 3) uint8 pixels of a stored image, downscaled (aspect kept, box filter) to
-    ``work_shape(H, W, max_pixels)`` when it is larger; a JPEG is decoded at a reduced
-    scale already, so a big image never needs its full-size array here."""
-    data = session.scalar(select(Image.data).where(Image.id == image_id))
-    if data is None:
-        raise LookupError(f"image {image_id} is gone")
-    with PILImage.open(io.BytesIO(data)) as image:
-        height, width = work_shape(image.height, image.width, max_pixels)
-        if (height, width) == (image.height, image.width):
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-        image.draft("RGB", (width, height))  # JPEG only: DCT scaling to >= the size asked
-        # Resizing before converting keeps a greyscale image at one byte per pixel.
-        source = image if image.mode in ("L", "RGB") else image.convert("RGB")
-        small = source.resize((width, height), PILImage.Resampling.BOX).convert("RGB")
-        return np.asarray(small, dtype=np.uint8).copy()
 
 
 def partial_mask(session: Session, image: Image) -> NDArray[np.uint8]:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.models import Image, ImageFeatures
-from worker.data import image_rgb
+from worker.data import image_rgb, model_shape
 from worker.engine.features import (
     EncodedImage,
     encode_images,
@@ -40,19 +40,25 @@ log = logging.getLogger(__name__)
 class FeatureCache:
     """Reads and fills the cache for one model (its fingerprints are computed once per size).
 
+    Images of more than ``max_pixels`` are encoded downscaled to it (``worker.data.
+    model_shape``); the size is part of the fingerprint, so changing it finds no rows.
     hits/misses count images found/computed by this object, for the job's metrics.
     """
 
     model: SegmentationModel
     device: torch.device
     batch_size: int = 8
+    max_pixels: int | None = None
     hits: int = 0
     misses: int = 0
     stored_bytes: int = 0
     _fingerprints: dict[tuple[int, int], str] = field(default_factory=dict)
 
-    def fingerprint(self, height: int, width: int) -> str:
-        size = (height, width)
+    def fingerprint(self, image: Image) -> str:
+        """The cache key of ``image``'s features at the size the model sees it."""
+        size = (image.height, image.width)
+        if self.max_pixels is not None:
+            size = model_shape(image, self.max_pixels)
         if size not in self._fingerprints:
             self._fingerprints[size] = encoder_fingerprint(self.model, size)
         return self._fingerprints[size]
@@ -63,7 +69,7 @@ class FeatureCache:
         """Each image's stored features, in order, None where there are none; reads only
         (safe in a prefetch thread: it never runs the model). ``count_hits``: False for
         a re-read of features this object has counted already."""
-        keys = [self.fingerprint(image.height, image.width) for image in images]
+        keys = [self.fingerprint(image) for image in images]
         found: dict[tuple[int, str], bytes] = {}
         ids = [image.id for image in images]
         for start in range(0, len(ids), 500):
@@ -95,11 +101,11 @@ class FeatureCache:
         missing = [position for position, item in enumerate(found) if item is None]
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
-            pixels = [image_rgb(session, images[p].id) for p in batch]
+            pixels = [image_rgb(session, images[p].id, self.max_pixels) for p in batch]
             encoded = encode_images(self.model, pixels, self.device, self.batch_size)
             for position, item in zip(batch, encoded, strict=True):
                 image = images[position]
-                self._store(session, image, self.fingerprint(image.height, image.width), item)
+                self._store(session, image, self.fingerprint(image), item)
                 found[position] = item
         return [item for item in found if item is not None]
 

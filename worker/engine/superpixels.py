@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -11,6 +12,7 @@ from skimage.measure import label as label_components
 from skimage.segmentation import felzenszwalb, slic
 
 SuperpixelFn = Callable[[NDArray[np.uint8], float], NDArray[np.int32]]
+ArrayT = TypeVar("ArrayT", bound=np.generic)
 
 
 def _validate_image(image: NDArray[np.uint8], size: float) -> None:
@@ -97,10 +99,23 @@ def work_shape(height: int, width: int, max_pixels: int) -> tuple[int, int]:
     return small_height, small_width
 
 
+def sample_nearest(array: NDArray[ArrayT], height: int, width: int) -> NDArray[ArrayT]:
+    """(height, width) nearest-neighbour resampling of a (h, w) array, dtype kept: each
+    output pixel takes the value under its centre (labels, masks, flags: never blended)."""
+    if array.ndim != 2:
+        raise ValueError(f"expected an (H, W) array, got shape {array.shape}")
+    source_height, source_width = array.shape
+    if (height, width) == (source_height, source_width):
+        return array
+    rows = (2 * np.arange(height, dtype=np.int64) + 1) * source_height // (2 * height)
+    cols = (2 * np.arange(width, dtype=np.int64) + 1) * source_width // (2 * width)
+    sampled: NDArray[ArrayT] = np.take(np.take(array, rows, axis=0), cols, axis=1)
+    return sampled
+
+
 def upsample_labels(labels: NDArray[np.integer], height: int, width: int) -> NDArray[np.integer]:
-    """Nearest-neighbour enlargement of (h, w) labels to (height, width), dtype kept: each
-    output pixel takes the label under its centre, so every input pixel (and every label)
-    survives and connected regions stay connected."""
+    """Nearest-neighbour enlargement of (h, w) labels to (height, width), dtype kept: every
+    input pixel (and every label) survives and connected regions stay connected."""
     if labels.ndim != 2:
         raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
     small_height, small_width = labels.shape
@@ -108,10 +123,7 @@ def upsample_labels(labels: NDArray[np.integer], height: int, width: int) -> NDA
         raise ValueError(
             f"cannot upsample {small_height}x{small_width} labels to a smaller {height}x{width}"
         )
-    rows = (2 * np.arange(height, dtype=np.int64) + 1) * small_height // (2 * height)
-    cols = (2 * np.arange(width, dtype=np.int64) + 1) * small_width // (2 * width)
-    enlarged: NDArray[np.integer] = np.take(np.take(labels, rows, axis=0), cols, axis=1)
-    return enlarged
+    return sample_nearest(labels, height, width)
 
 
 def superpixels_from_downscaled(

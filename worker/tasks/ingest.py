@@ -18,7 +18,7 @@ from core.models import Image, ImageStatus, Job, ModelArchitecture, Project, Sup
 from core.settings import Settings
 from core.superpixel_maps import current_map, store_superpixel_map
 from worker.checkpoints import model_config
-from worker.data import class_count, image_rgb, image_rgb_at_most
+from worker.data import class_count, image_rgb
 from worker.engine.model import build_model
 from worker.engine.superpixels import compute_superpixels, superpixels_from_downscaled
 from worker.feature_cache import FeatureCache
@@ -44,7 +44,7 @@ def ensure_current_map(
     algorithm = project.superpixel_algorithm.value
     if max_pixels is not None and image.width * image.height > max_pixels:
         labels: NDArray[np.integer] = superpixels_from_downscaled(
-            image_rgb_at_most(session, image.id, max_pixels),
+            image_rgb(session, image.id, max_pixels),
             image.height,
             image.width,
             project.superpixel_size,
@@ -151,4 +151,8 @@ def _feature_cache(lease: JobLease, project_id: int) -> tuple[FeatureCache | Non
     except ValueError as error:
         log.warning("project %s: no encoder features at ingest: %s", project_id, error)
         return None, str(error)
-    return FeatureCache(model, runtime.device, runtime.settings.scoring_batch_size), ""
+    settings = runtime.settings
+    cache = FeatureCache(
+        model, runtime.device, settings.scoring_batch_size, settings.model_max_pixels
+    )
+    return cache, ""

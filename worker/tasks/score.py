@@ -36,6 +36,7 @@ from worker.checkpoints import load_model, round_checkpoint
 from worker.data import (
     answered,
     asked_superpixels,
+    at_model_shape,
     class_count,
     images_rgb,
     open_pool_images,
@@ -161,13 +162,15 @@ def _renew_parent(lease: JobLease, parent_id: int, round_id: int, total: int) ->
 @dataclass
 class PoolBatch:
     """Pool images of one scoring batch, read and decoded: each with its current map's id
-    and superpixel count, (H, W) superpixel ids, (H, W) pixels not to ask about again, and
-    the model input, (H, W, 3) uint8 pixels or cached encoder features (None: to compute)."""
+    and superpixel count, its not-yet-asked pixels per superpixel (counted at full size),
+    superpixel ids and pixels not to ask about again at the model's (h, w), and the model
+    input, (h, w, 3) uint8 pixels or cached encoder features (None: to compute)."""
 
     images: list[Image]
     map_ids: list[int]
     map_counts: list[int]
-    superpixels: list[NDArray[np.int32]]
+    unlabeled: list[NDArray[np.int64]]
+    superpixels: list[NDArray[np.integer]]
     known: list[NDArray[np.bool_]]
     pixels: list[NDArray[np.uint8]] | None
     encoded: list[EncodedImage | None] | None
@@ -195,6 +198,8 @@ class PoolScorer:
     cache: FeatureCache | None
     batch_size: int
     prefetch: bool = True
+    # Larger images are scored downscaled to this many pixels (TESSERA_MODEL_MAX_PIXELS).
+    max_pixels: int | None = None
 
     def batches(self, image_ids: Sequence[int]) -> Generator[PoolBatch, None, None]:
         """Batches of ``image_ids`` not scored in the round yet that have a current map."""
@@ -230,17 +235,25 @@ class PoolScorer:
             images = [found[i] for i in todo if i in found]
             masks = partial_masks(session, images)
             asked = asked_superpixels(session, [maps[image.id].id for image in images])
-            superpixels, known = [], []
+            unlabeled: list[NDArray[np.int64]] = []
+            superpixels: list[NDArray[np.integer]] = []
+            known: list[NDArray[np.bool_]] = []
             for image in images:
                 superpixel_map = maps[image.id]
                 labels = decode_superpixels(
                     superpixel_map.labels_zlib, superpixel_map.dtype, image.width, image.height
                 )
+                is_known = answered(labels, masks[image.id], asked[superpixel_map.id])
+                # Budgets count full-size pixels; the model sees the (maybe) smaller shape.
+                unlabeled.append(unlabeled_pixel_counts(labels, is_known, superpixel_map.count))
+                if self.max_pixels is not None:
+                    labels = at_model_shape(labels, image, self.max_pixels)
+                    is_known = at_model_shape(is_known, image, self.max_pixels)
                 superpixels.append(labels)
-                known.append(answered(labels, masks[image.id], asked[superpixel_map.id]))
+                known.append(is_known)
             pixels = encoded = None
             if self.cache is None:
-                decoded = images_rgb(session, [image.id for image in images])
+                decoded = images_rgb(session, [image.id for image in images], self.max_pixels)
                 pixels = [decoded[image.id] for image in images]
             else:
                 encoded = self.cache.cached(session, images)
@@ -249,6 +262,7 @@ class PoolScorer:
             images,
             [maps[image.id].id for image in images],
             [maps[image.id].count for image in images],
+            unlabeled,
             superpixels,
             known,
             pixels,
@@ -280,16 +294,15 @@ class PoolScorer:
                 self.model, batch.pixels, batch.superpixels, batch.known, **common
             )
         rows = []
-        for image, map_id, count, labels, is_known, result in zip(
+        for image, map_id, count, unlabeled, labels, result in zip(
             batch.images,
             batch.map_ids,
             batch.map_counts,
+            batch.unlabeled,
             batch.superpixels,
-            batch.known,
             results,
             strict=True,
         ):
-            unlabeled = unlabeled_pixel_counts(labels, is_known, count)
             rows.append(
                 ImageScore(
                     round_id=self.round_id,
@@ -337,11 +350,17 @@ def score_chunk(lease: JobLease) -> None:
             project.mc_samples,
             max_pixel_score(project.uncertainty.value, class_count(session, project.id)),
             ScoringOptions.of(project, checkpoint.metrics or {}),
-            FeatureCache(model, runtime.device, runtime.settings.scoring_batch_size)
+            FeatureCache(
+                model,
+                runtime.device,
+                runtime.settings.scoring_batch_size,
+                runtime.settings.model_max_pixels,
+            )
             if model.config.pretrained and model.config.freeze_encoder
             else None,
             runtime.settings.scoring_batch_size,
             prefetch=runtime.settings.scoring_prefetch,
+            max_pixels=runtime.settings.model_max_pixels,
         )
         round_id = round_.id
     if parent is not None:

@@ -35,7 +35,7 @@ from worker.checkpoints import (
     round_checkpoint,
     state_bytes,
 )
-from worker.data import class_count, image_rgb
+from worker.data import at_model_shape, class_count, image_rgb
 from worker.datasets import LazyImages
 from worker.engine.evaluation import evaluate_confusion, evaluate_confusion_encoded
 from worker.engine.features import EncodedImage
@@ -58,9 +58,11 @@ Masks = list[NDArray[np.uint8]]
 Inputs = Sequence[NDArray[np.uint8]] | Sequence[EncodedImage]
 
 
-def labeled_pool_images(session: Session, project_id: int) -> tuple[list[Image], Masks]:
-    """Pool images with at least one labeled pixel and their partial masks (255 ignored),
-    read in one query."""
+def labeled_pool_images(
+    session: Session, project_id: int, max_pixels: int
+) -> tuple[list[Image], Masks]:
+    """Pool images with at least one labeled pixel and their partial masks (255 ignored)
+    at the model's shape (``max_pixels``), read in one query."""
     rows = session.execute(
         select(Image, Annotation.mask_png)
         .join(Annotation, Annotation.image_id == Image.id)
@@ -68,14 +70,18 @@ def labeled_pool_images(session: Session, project_id: int) -> tuple[list[Image],
         .where(Annotation.labeled_pixels > 0)
         .order_by(Image.id)
     ).all()
-    masks = [decode_stored_mask(png, image.width, image.height) for image, png in rows]
+    masks = [
+        at_model_shape(decode_stored_mask(png, image.width, image.height), image, max_pixels)
+        for image, png in rows
+    ]
     return [image for image, _ in rows], masks
 
 
 def ground_truth_images(
-    session: Session, project_id: int, split: Split
+    session: Session, project_id: int, split: Split, max_pixels: int
 ) -> tuple[list[Image], Masks]:
-    """Images of ``split`` that have ground truth, and their masks, read in one query."""
+    """Images of ``split`` that have ground truth, and their masks at the model's shape
+    (``max_pixels``), read in one query."""
     images = list(
         session.scalars(
             select(Image)
@@ -86,7 +92,12 @@ def ground_truth_images(
         )
     )
     masks = [
-        decode_stored_mask(image.ground_truth_png, image.width, image.height) for image in images
+        at_model_shape(
+            decode_stored_mask(image.ground_truth_png, image.width, image.height),
+            image,
+            max_pixels,
+        )
+        for image in images
     ]
     return images, masks
 
@@ -172,12 +183,13 @@ def _train_with_lock(
             model = build_model(config, initial).to(device)
             iterations = project.max_iterations or settings.train_iterations
         previous_id = previous.id if previous is not None else None
-        pool_images, masks = labeled_pool_images(session, project_id)
-        val_images, val_masks = ground_truth_images(session, project_id, Split.validation)
-        test_images, test_masks = ground_truth_images(session, project_id, Split.test)
+        limit = settings.model_max_pixels
+        pool_images, masks = labeled_pool_images(session, project_id, limit)
+        val_images, val_masks = ground_truth_images(session, project_id, Split.validation, limit)
+        test_images, test_masks = ground_truth_images(session, project_id, Split.test, limit)
         from_features = config.pretrained and config.freeze_encoder
         ids = [[image.id for image in images] for images in (pool_images, val_images, test_images)]
-    cache = FeatureCache(model, device, settings.scoring_batch_size)
+    cache = FeatureCache(model, device, settings.scoring_batch_size, settings.model_max_pixels)
     feature_seconds = time.perf_counter()
     # The decoded-image budget: half for the labeled images, a quarter for each held-out split.
     budget = settings.train_image_cache_mb * 2**20
@@ -292,15 +304,16 @@ def _model_inputs(
     report: tuple[float, str],
     cache_bytes: int,
 ) -> Inputs:
-    """Pixels of the images, or (with a cache) their encoder features, as a lazy sequence
-    that reads each when the training or evaluation indexes it (``worker.datasets``);
-    features missing from the cache are computed first, a batch at a time."""
-    factory = lease.runtime.session_factory
+    """Pixels of the images (at the model's shape), or (with a cache) their encoder
+    features, as a lazy sequence that reads each when the training or evaluation indexes it
+    (``worker.datasets``); features missing from the cache are computed first, a batch at a
+    time."""
+    factory, max_pixels = lease.runtime.session_factory, lease.runtime.settings.model_max_pixels
     if cache is None:
 
         def pixels(image_id: int) -> NDArray[np.uint8]:
             with factory() as session:
-                return image_rgb(session, image_id)
+                return image_rgb(session, image_id, max_pixels)
 
         return LazyImages(image_ids, pixels, lambda array: array.nbytes, cache_bytes)
     lease.report(report[0], f"training: encoder features of {len(image_ids)} {report[1]}")
