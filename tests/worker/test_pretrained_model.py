@@ -83,6 +83,9 @@ def test_pretrained_rounds_use_features_cached_at_ingest_and_recompute_them_for_
     base = f"/projects/{project.id}"
     stack.start_worker()
     wait_for_ingest(api, stack, project.id)
+    # An image is ready before its features are stored: the jobs' end is the features' end.
+    for job in [j for j in api.get(f"{base}/jobs") if j["kind"] == "ingest"]:
+        wait_for_job(api, stack, project.id, job["id"])
 
     # Ingest computed every image's features once, under one fingerprint (one image size).
     at_ingest = _feature_rows(api, everything)
