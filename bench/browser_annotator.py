@@ -10,7 +10,11 @@ queried ones):
   (the baseline: what the browser and the harness cost without painting), and long tasks;
   the median of three strokes;
 - time from navigation to "paintable" (the workspace's ``tessera:paintable`` mark), median
-  of a few reloads, and from pressing Enter to the next task being paintable;
+  of three reloads with the browser cache off (a task's image is new to the browser), with
+  the server-made preview of large images (task ``links.preview``) ignored ("preview off":
+  the whole upload downloaded and downscaled in the browser, as before previews existed) and
+  used ("preview on"), alternately in the same run, with the bytes downloaded before
+  paintable and the machine's load; and from pressing Enter to the next task being paintable;
 - the save: encoding the edit (fills and runs, ``annotator/edit.ts``), the PATCH's time (send,
   server check, commit, answer) and the body size, with every queried superpixel labeled;
   submit -> next paintable also as wall-clock from pressing Enter.
@@ -18,12 +22,14 @@ queried ones):
 Usage: ``.venv/bin/python bench/browser_annotator.py [--sizes 480x360,2048x1024]``
 (needs /usr/bin/chromium, PostgreSQL on 127.0.0.1 and a built front end; builds it if missing).
 ``--sizes ...,4000x3000`` takes the large-image path (over 4 Mpx); ``--image-format jpeg``
-uploads the scenes as JPEG; ``--frontend-dist DIR`` serves another build (a before/after).
+(or ``png,jpeg``: each size in both) uploads the scenes as JPEG; ``--frontend-dist DIR``
+serves another build (a before/after); ``--paintable-only`` stops after the paintable runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -76,6 +82,79 @@ def mark_time(page: Page, name: str) -> float:
     if value is None:
         raise RuntimeError(f"no performance entry {name}")
     return float(value)
+
+
+# The client's switch (api/client.ts serverPreviewsEnabled) and the look-ahead's (label.ts),
+# read from localStorage on each load.
+PREVIEW_SWITCH = "tessera.preview"
+LOOKAHEAD_SWITCH = "tessera.lookahead"
+PREVIEW_MODES = {"off": "off", "on": None}  # mode -> the switch's value (None: unset)
+
+
+def set_switch(page: Page, key: str, value: str | None) -> None:
+    page.evaluate(
+        """([key, value]) => value === null
+            ? localStorage.removeItem(key) : localStorage.setItem(key, value)""",
+        [key, value],
+    )
+
+
+def bytes_before(page: Page, mark: str) -> int:
+    """Bytes of the responses that finished before ``mark`` (what paintable waited for)."""
+    return int(
+        page.evaluate(
+            """(mark) => {
+                const at = performance.getEntriesByName(mark)[0].startTime;
+                return performance.getEntriesByType("resource")
+                    .filter((entry) => entry.responseEnd <= at)
+                    .reduce((sum, entry) => sum + entry.encodedBodySize, 0);
+            }""",
+            mark,
+        )
+    )
+
+
+def paintable_runs(page: Page, label_url: str, query: int) -> dict[str, dict[str, list[float]]]:
+    """Navigation -> paintable, RELOADS times per preview mode, the modes taking turns; the
+    browser cache off. Each run waits for a large image's full resolution, so that its
+    download does not overlap the next run; the look-ahead is off meanwhile (it would
+    download the next task)."""
+    runs: dict[str, dict[str, list[float]]] = {
+        mode: {"paintable": [], "fetched": [], "bytes": [], "load": []} for mode in PREVIEW_MODES
+    }
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    lookahead = page.evaluate("(key) => localStorage.getItem(key)", LOOKAHEAD_SWITCH)
+    set_switch(page, LOOKAHEAD_SWITCH, "off")
+    try:
+        for repeat in range(RELOADS):
+            # Alternating which mode goes first: a run right after another is a little faster.
+            order = list(PREVIEW_MODES.items())
+            for mode, value in order if repeat % 2 == 0 else order[::-1]:
+                set_switch(page, PREVIEW_SWITCH, value)
+                load = os.getloadavg()[0]
+                page.goto(label_url)
+                wait_paintable(page)
+                paintable = f"tessera:paintable:{query}"
+                run = runs[mode]
+                run["paintable"].append(mark_time(page, paintable))
+                run["fetched"].append(mark_time(page, f"tessera:fetched:{query}"))
+                run["bytes"].append(float(bytes_before(page, paintable)))
+                run["load"].append(load)
+                page.wait_for_function(
+                    """(query) => document.querySelector(".viewport-layers") === null
+                        || performance.getEntriesByName(`tessera:full-image:${query}`).length
+                        > 0""",
+                    arg=query,
+                    timeout=120_000,
+                )
+    finally:
+        set_switch(page, PREVIEW_SWITCH, None)
+        set_switch(page, LOOKAHEAD_SWITCH, lookahead)
+        cdp.send("Network.setCacheDisabled", {"cacheDisabled": False})
+        cdp.detach()
+    return runs
 
 
 def stroke_path(workspace: WorkspacePage, width: int, height: int) -> list[tuple[float, float]]:
@@ -162,6 +241,7 @@ def bench_size(
     height: int,
     superpixel_size: int,
     image_format: str = "png",
+    paintable_only: bool = False,
 ) -> dict[str, Any]:
     seeded = time.perf_counter()
     project = labeling_project(
@@ -183,13 +263,22 @@ def bench_size(
         first = wait_paintable(page)
         label_url = page.url
 
-        paintable, fetched = [], []
-        for _ in range(RELOADS):
-            page.goto(label_url)
-            wait_paintable(page)
-            paintable.append(mark_time(page, f"tessera:paintable:{first}"))
-            fetched.append(mark_time(page, f"tessera:fetched:{first}"))
-
+        runs = paintable_runs(page, label_url, first)
+        paintable, fetched = runs["on"]["paintable"], runs["on"]["fetched"]
+        result: dict[str, Any] = {
+            "size": f"{width}x{height} {image_format}",
+            "superpixels": superpixels,
+            "queried": len(project.images[0].queried),
+            "seed_s": seed_s,
+            "paintable_modes": runs,
+            "paintable_ms": statistics.median(paintable),
+            "paintable_all": paintable,
+            "build_ms": statistics.median(p - f for p, f in zip(paintable, fetched, strict=True)),
+        }
+        if paintable_only:
+            return result
+        page.goto(label_url)
+        wait_paintable(page)
         workspace = WorkspacePage(page, width, height)
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
@@ -223,14 +312,7 @@ def bench_size(
         edit = page.evaluate(
             "(name) => performance.getEntriesByName(name)[0].detail", f"tessera:encoded:{first}"
         )
-        return {
-            "size": f"{width}x{height} {image_format}",
-            "superpixels": superpixels,
-            "queried": len(project.images[0].queried),
-            "seed_s": seed_s,
-            "paintable_ms": statistics.median(paintable),
-            "paintable_all": paintable,
-            "build_ms": statistics.median(p - f for p, f in zip(paintable, fetched, strict=True)),
+        return result | {
             "heap_mb": heap_mb,
             "hover": hover,
             "brush": brush,
@@ -247,17 +329,32 @@ def bench_size(
         context.close()
 
 
+def report_paintable(runs: dict[str, dict[str, list[float]]]) -> None:
+    medians = {}
+    for mode, run in runs.items():
+        medians[mode] = statistics.median(run["paintable"])
+        print(
+            f"navigation -> paintable, preview {mode:<3}  median {medians[mode]:.0f} ms "
+            f"(runs: {', '.join(f'{v:.0f}' for v in run['paintable'])}; downloaded before "
+            f"paintable {statistics.median(run['bytes']) / 2**20:.2f} MB; load "
+            f"{', '.join(f'{v:.1f}' for v in run['load'])})"
+        )
+    print(f"  preview on / off  {medians['on'] / medians['off']:.2f}x")
+
+
 def report(result: dict[str, Any]) -> None:
-    hover, brush = result["hover"], result["brush"]
     print(
         f"\n== {result['size']}: {result['superpixels']} superpixels, "
         f"{result['queried']} queried (seeded in {result['seed_s']:.1f} s)"
     )
+    report_paintable(result["paintable_modes"])
     print(
-        f"navigation -> paintable   median {result['paintable_ms']:.0f} ms "
-        f"(runs: {', '.join(f'{v:.0f}' for v in result['paintable_all'])})"
+        f"  of which building the workspace and first paint (preview on)  "
+        f"{result['build_ms']:.0f} ms"
     )
-    print(f"  of which building the workspace and first paint  {result['build_ms']:.0f} ms")
+    if "hover" not in result:
+        return
+    hover, brush = result["hover"], result["brush"]
     print(f"JS heap with the task open  {result['heap_mb']:.0f} MB")
     print(
         f"submit -> next paintable  {result['next_task_ms']:.0f} ms (page marks), "
@@ -287,10 +384,17 @@ def main() -> None:
     parser.add_argument("--superpixel-size", type=int, default=24)
     # Another build of the UI (e.g. the last commit's, for a before/after on one machine).
     parser.add_argument("--frontend-dist", type=Path, default=None)
-    # How the scenes are uploaded: PNG (lossless; ~2 bytes/pixel for the noisy scene) or JPEG.
-    parser.add_argument("--image-format", choices=["png", "jpeg"], default="png")
+    # How the scenes are uploaded: PNG (lossless; ~2 bytes/pixel for the noisy scene) or JPEG;
+    # "png,jpeg" runs each size in both.
+    parser.add_argument("--image-format", default="png")
+    parser.add_argument(
+        "--paintable-only", action="store_true", help="only the navigation -> paintable runs"
+    )
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
+    formats = args.image_format.split(",")
+    if not set(formats) <= {"png", "jpeg"}:
+        parser.error(f"--image-format: png, jpeg or png,jpeg, not {args.image_format}")
     if not (REPO / "frontend" / "dist" / "index.html").exists():
         subprocess.run(["bash", str(REPO / "scripts" / "frontend.sh")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,17 +415,19 @@ def main() -> None:
             admin = login(server, ADMIN_EMAIL)
             print(f"Chromium {browser.version}, database {args.database}, viewport 1280x800")
             for width, height in sizes:
-                report(
-                    bench_size(
-                        server,
-                        admin,
-                        browser,
-                        width,
-                        height,
-                        args.superpixel_size,
-                        args.image_format,
+                for image_format in formats:
+                    report(
+                        bench_size(
+                            server,
+                            admin,
+                            browser,
+                            width,
+                            height,
+                            args.superpixel_size,
+                            image_format,
+                            args.paintable_only,
+                        )
                     )
-                )
             browser.close()
 
 
