@@ -126,7 +126,7 @@ def save_mask(
     expected = _parse_if_match(if_match)
     target = service.image_for_save(session, access.project.id, image_id)
     image = target.image
-    queries = _open_queries_unless_reserved(session, image, access)
+    queries = _open_queries_unless_reserved(image, target.queries, access)
     return _save(
         session,
         image,
@@ -186,7 +186,7 @@ def edit_mask(
     expected = _parse_if_match(if_match)
     target = service.image_for_save(session, access.project.id, image_id)
     image = target.image
-    queries = _open_queries_unless_reserved(session, image, access)
+    queries = _open_queries_unless_reserved(image, target.queries, access)
     edit = MaskEdit.from_lists(body.fills, body.runs)
     return _save(
         session,
@@ -214,11 +214,10 @@ def edit_mask(
 
 
 def _open_queries_unless_reserved(
-    session: Session, image: Image, access: ProjectAccess
+    image: Image, queries: service.OpenQueries, access: ProjectAccess
 ) -> service.OpenQueries:
-    """The image's open queries (``service.active_queries``, read once for the check and the
-    save); 409 when the newest is leased to another annotator (leads may save)."""
-    queries = service.active_queries(session, image.id)
+    """The image's open queries (read with the image, once for the check and the save); 409
+    when the newest is leased to another annotator (leads may save)."""
     if access.is_lead or not queries.pairs:
         return queries  # with none open, the save itself answers that
     query, _round = queries.pairs[0]
