@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.images.previews import PREVIEW_PIXELS
+from backend.images.previews import PREVIEW_PIXELS, preview_size
 from core.models import Image
 from core.settings import Settings
 from tests.backend.builders import Account, World
@@ -23,14 +23,24 @@ LARGE = (2400, 1800)  # 4.32 Mpx: over the 4 Mpx default, downscaled to 1632x122
 SMALL = (480, 360)
 
 
-def jpeg_bytes(width: int, height: int) -> bytes:
-    """A smooth picture (small as JPEG, so it passes the tests' 2 MB upload cap)."""
+def jpeg_bytes(width: int, height: int, orientation: int = 1) -> bytes:
+    """A smooth picture (small as JPEG, so it passes the tests' 2 MB upload cap), with an
+    EXIF ``orientation`` tag unless it is 1."""
     x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
     rgb = np.stack(np.broadcast_arrays(x, y, (x + y) / 2), axis=-1).astype(np.uint8)
     buffer = io.BytesIO()
-    PILImage.fromarray(rgb).save(buffer, format="JPEG", quality=80)
+    exif = PILImage.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    PILImage.fromarray(rgb).save(buffer, format="JPEG", quality=80, exif=exif)
     return buffer.getvalue()
+
+
+def test_preview_size_is_the_annotators() -> None:
+    # The same sizes as previewSize in frontend/src/annotator/viewport.test.ts.
+    assert preview_size(4000, 3000) == (1632, 1224)
+    assert preview_size(640, 480) == (640, 480)
 
 
 @pytest.fixture
@@ -81,6 +91,24 @@ def test_upload_stores_a_downscaled_jpeg_preview_only_for_large_images(
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/jpeg"
     assert served.content == preview
+
+
+@pytest.mark.usefixtures("large_images_allowed")
+def test_preview_of_a_rotated_photo_is_upright(
+    world: World, client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    lead = world.user("lead@example.org")
+    project = world.project(lead)
+    files = [("files", ("portrait.jpg", jpeg_bytes(*LARGE, orientation=6), "image/jpeg"))]
+    response = client.post(f"/api/v1/projects/{project}/images", files=files, headers=lead.headers)
+    assert response.status_code == 201, response.text
+    (image,) = response.json()["created"]
+    assert (image["width"], image["height"]) == (1800, 2400)  # stored upright
+
+    preview = stored_preview(session_factory, image["id"])
+    assert preview is not None
+    with PILImage.open(io.BytesIO(preview)) as decoded:
+        assert decoded.size == (1224, 1632)
 
 
 @pytest.mark.usefixtures("large_images_allowed")
