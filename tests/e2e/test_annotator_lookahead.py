@@ -12,25 +12,37 @@ from playwright.sync_api import Page, Request, expect
 
 from tests.e2e.scenario import LabelingProject, labeling_project
 from tests.e2e.server import PASSWORD, Server, login
-from tests.e2e.workspace_page import WorkspacePage, log_in, wait_paintable
+from tests.e2e.test_content_security_policy import _violations, strict_page
+from tests.e2e.workspace_page import MASK_CANVAS, WorkspacePage, log_in, wait_paintable
+
+__all__ = ["strict_page"]  # the fixture, shared with test_content_security_policy.py
 
 
 @dataclass
 class Downloads:
-    """Per image id, the resource downloads the page made: (resource, submitted yet)."""
+    """Per image id, the resource downloads the page (or its workers) made: (resource,
+    submitted yet), and those that finished."""
 
     made: dict[int, list[tuple[str, bool]]] = field(default_factory=dict)
+    finished: set[tuple[int, str]] = field(default_factory=set)
     submitted: bool = False
 
-    def record(self, request: Request) -> None:
-        path = request.url.split("?")[0]
-        parts = path.split("/")
+    @staticmethod
+    def _resource(request: Request) -> tuple[int, str] | None:
+        parts = request.url.split("?")[0].split("/")
         if request.method != "GET" or "images" not in parts:
-            return
-        resource = parts[-1]
-        if resource in ("file", "preview", "superpixels", "mask"):
-            image = int(parts[parts.index("images") + 1])
-            self.made.setdefault(image, []).append((resource, self.submitted))
+            return None
+        if parts[-1] not in ("file", "preview", "superpixels", "mask"):
+            return None
+        return int(parts[parts.index("images") + 1]), parts[-1]
+
+    def record(self, request: Request) -> None:
+        if found := self._resource(request):
+            self.made.setdefault(found[0], []).append((found[1], self.submitted))
+
+    def record_finished(self, request: Request) -> None:
+        if found := self._resource(request):
+            self.finished.add(found)
 
 
 def _open_first_task(
@@ -40,6 +52,7 @@ def _open_first_task(
     the upcoming task it was told, the downloads recorded)."""
     downloads = Downloads()
     page.on("request", downloads.record)
+    page.on("requestfinished", downloads.record_finished)
     with page.expect_response(lambda r: "/tasks/upcoming" in r.url) as answer:
         log_in(page, server.base_url, project.annotator)
         first = wait_paintable(page)
@@ -48,13 +61,12 @@ def _open_first_task(
     assert upcoming["query_id"] != first
     image = upcoming["image_id"]
     # The look-ahead downloads the upcoming image's photo, map and mask while this one is open.
-    page.wait_for_function(
-        """(image) => ["file", "superpixels", "mask"].every((kind) =>
-            performance.getEntriesByType("resource").some((entry) =>
-                entry.name.split("?")[0].endsWith(`/images/${image}/${kind}`)
-                && entry.responseEnd > 0))""",
-        arg=image,
-    )
+    for _ in range(200):
+        if {(image, kind) for kind in ("file", "superpixels", "mask")} <= downloads.finished:
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError(f"image {image} was not downloaded ahead: {downloads.made}")
     return first, upcoming, downloads
 
 
@@ -118,3 +130,34 @@ def test_submit_falls_back_when_another_annotator_took_the_image(
     # Downloaded on the claim, after the submit; the workspace shows that image.
     assert ("file", True) in downloads.made[third_image]
     assert page.evaluate("document.body.dataset.paintable") == str(second)
+
+
+def test_the_look_ahead_runs_under_the_content_security_policy(
+    server: Server, admin: httpx.Client, strict_page: tuple[Page, list[str]]
+) -> None:
+    """Its worker (a script of the built UI) may run and fetch under the UI's policy."""
+    page, problems = strict_page
+    project = labeling_project(server, admin, images=2)
+    downloads = Downloads()
+    page.on("request", downloads.record)
+    page.on("requestfinished", downloads.record_finished)
+    log_in(page, server.base_url, project.annotator)
+    page.locator("body[data-paintable]").wait_for(state="attached")
+    first = int(page.evaluate("document.body.dataset.paintable"))
+    (other,) = [image for image in project.images if image.query_id != first]
+    expect(page.locator(MASK_CANVAS)).to_be_visible()
+    for _ in range(200):
+        if (other.image_id, "superpixels") in downloads.finished:
+            break
+        page.wait_for_timeout(100)
+    workspace = WorkspacePage(page, project.width, project.height)
+    workspace.press("Enter")
+    expect(page.locator('[data-modal="confirm-submit"]')).to_be_visible()
+    workspace.press("Enter")
+    page.locator(f'body[data-paintable="{other.query_id}"]').wait_for(state="attached")
+    hit = page.evaluate(
+        "(name) => performance.getEntriesByName(name).length",
+        f"tessera:lookahead-hit:{other.query_id}",
+    )
+    assert hit == 1
+    assert not problems and not _violations(page), (problems, _violations(page))

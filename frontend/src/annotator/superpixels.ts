@@ -14,6 +14,12 @@ export interface SuperpixelMap {
   labels: Labels;
 }
 
+/** The data of a QueriedRegions (what a worker posts back). */
+export type QueriedRegionFields = Pick<
+  QueriedRegions,
+  "width" | "height" | "labels" | "editable" | "ids" | "slotOf" | "start" | "pixels" | "bounds"
+>;
+
 /**
  * The queried superpixels of an image, indexed for O(pixels of one superpixel) fills.
  *
@@ -108,6 +114,14 @@ export class QueriedRegions {
       slotOf[id] = slot;
     });
     return new QueriedRegions(map, Int32Array.from(unique), slotOf);
+  }
+
+  /**
+   * An index built elsewhere from its fields (the look-ahead builds it in a worker and
+   * transfers the arrays back: pages/lookahead.ts), without computing it again.
+   */
+  static restore(fields: QueriedRegionFields): QueriedRegions {
+    return Object.assign(Object.create(QueriedRegions.prototype) as QueriedRegions, fields);
   }
 
   get slotCount(): number {

@@ -13,7 +13,7 @@ import { accountControls, frame } from "../shell/layout";
 import { navigate } from "../shell/navigation";
 import type { Page } from "../shell/router";
 import { currentUser } from "../shell/session";
-import { Lookahead, type UpcomingTask } from "./lookahead";
+import { Lookahead, prepareOffThread, type UpcomingTask } from "./lookahead";
 
 export const findWorkPage: Page = async (root) => {
   const user = await currentUser();
@@ -64,7 +64,7 @@ type BundleSource = Pick<Task, "width" | "height" | "superpixel_ids" | "links">;
 /** A task's downloaded and decoded resources. */
 type TaskResources = Omit<TaskBundle, "project" | "task">;
 
-async function fetchResources(task: BundleSource): Promise<TaskResources> {
+async function fetchResources(task: BundleSource, offThread = false): Promise<TaskResources> {
   // A large image shows its downscaled copy first; the workspace decodes the full one once
   // it is on screen (viewport.ts).
   const photo = isLargeImage(task.width, task.height)
@@ -73,11 +73,16 @@ async function fetchResources(task: BundleSource): Promise<TaskResources> {
         .then(({ preview, full }) => ({ image: preview, fullImage: full }))
     : api.image(task.links.image).then((image) => ({ image }));
   // The superpixels are indexed and the mask decoded as each arrives, while the photo is
-  // still downloading or decoding (a pass over every pixel each: ~0.1 s at 12 Mpx).
-  const indexed = api
-    .superpixels(task.links.superpixels)
-    .then((superpixels) => ({ superpixels, regions: QueriedRegions.build(superpixels, task.superpixel_ids) }));
-  const decoded = api.mask(task.links.mask).then(async (stored) => ({ stored, mask: await decodeGreyPng(stored.png) }));
+  // still downloading or decoding (a pass over every pixel each: ~0.1 s at 12 Mpx); for a
+  // task downloaded ahead, in a worker, off the main thread the annotator paints on.
+  const prepared = offThread ? prepareOffThread(task.links, task.superpixel_ids) : null;
+  const indexed =
+    prepared ??
+    api
+      .superpixels(task.links.superpixels)
+      .then((superpixels) => ({ superpixels, regions: QueriedRegions.build(superpixels, task.superpixel_ids) }));
+  const decoded =
+    prepared ?? api.mask(task.links.mask).then(async (stored) => ({ stored, mask: await decodeGreyPng(stored.png) }));
   const [{ image, ...preview }, { superpixels, regions }, { stored, mask }] = await Promise.all([
     photo,
     indexed,
@@ -126,8 +131,9 @@ export const labelPage: Page = async (root, params) => {
   /** The task submitted last, which the annotator may reopen ("previous image"). */
   let previous: Task | null = null;
   // The task tasks/next will most likely hand out after the open one, downloaded ahead.
-  const lookahead = new Lookahead<UpcomingTask, TaskResources>(fetchResources, (resources) =>
-    resources.image.close(),
+  const lookahead = new Lookahead<UpcomingTask, TaskResources>(
+    (upcoming) => fetchResources(upcoming, true),
+    (resources) => resources.image.close(),
   );
   let cancelIdle = (): void => undefined;
   /** Bumped to ignore an upcoming answer asked before a submit claimed the next task. */

@@ -5,6 +5,8 @@
  * it, the claim hands out another task and that one is downloaded as before.
  */
 import type { components } from "../api/schema";
+import type { GreyImage } from "../annotator/png";
+import { type QueriedRegionFields, QueriedRegions, type SuperpixelMap } from "../annotator/superpixels";
 
 export type UpcomingTask = components["schemas"]["UpcomingTask"];
 
@@ -81,4 +83,45 @@ export class Lookahead<T extends TaskIdentity, R extends { version: number }> {
     }
     return resources;
   }
+}
+
+/** What `prepareOffThread` hands back: as fetchResources in label.ts makes it. */
+export interface Prepared {
+  superpixels: SuperpixelMap;
+  regions: QueriedRegions;
+  stored: { version: number };
+  mask: GreyImage;
+}
+
+/**
+ * Downloads a task's superpixel map and mask, inflates and indexes the map and decodes the
+ * mask in a worker (lookahead.worker.ts): a download ahead must not stall the strokes of the
+ * task on screen.
+ */
+export function prepareOffThread(links: { superpixels: string; mask: string }, queriedIds: number[]): Promise<Prepared> {
+  const worker = new Worker(new URL("./lookahead.worker.ts", import.meta.url), { type: "module" });
+  type Answer = { count: number; fields: QueriedRegionFields; mask: GreyImage; version: number } | { error: string };
+  return new Promise<Prepared>((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<Answer>) => {
+      worker.terminate();
+      const answer = event.data;
+      if ("error" in answer) {
+        reject(new Error(answer.error));
+        return;
+      }
+      const regions = QueriedRegions.restore(answer.fields);
+      const { width, height, labels } = regions;
+      resolve({
+        superpixels: { width, height, count: answer.count, labels },
+        regions,
+        stored: { version: answer.version },
+        mask: answer.mask,
+      });
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      reject(new Error(event.message || "the look-ahead worker failed"));
+    };
+    worker.postMessage({ superpixelsLink: links.superpixels, maskLink: links.mask, queriedIds });
+  });
 }
