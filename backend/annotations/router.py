@@ -108,12 +108,11 @@ def save_mask(
     access: ProjectMember,
     session: SessionDep,
     settings: SettingsDep,
-    response: Response,
     if_match: Annotated[str | None, Header()] = None,
     clicks: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     seconds: Annotated[float, Query(ge=0, le=86_400)] = 0.0,
     done: Annotated[bool, Query(description="Marks the image's query as labeled.")] = False,
-) -> SaveResult:
+) -> Response:
     """Saves the partial mask as the next version.
 
     ``curl -X PUT -H 'If-Match: "3"' -H 'Content-Type: image/png' --data-binary @mask.png
@@ -131,7 +130,6 @@ def save_mask(
         session,
         image,
         access.user,
-        response,
         expected,
         lambda: service.save_mask(
             session,
@@ -170,9 +168,8 @@ def edit_mask(
     access: ProjectMember,
     session: SessionDep,
     settings: SettingsDep,
-    response: Response,
     if_match: Annotated[str | None, Header()] = None,
-) -> SaveResult:
+) -> Response:
     """Applies an edit to the mask version named in If-Match and saves the next version.
 
     ``curl -X PATCH -H 'If-Match: "3"' -H 'Content-Type: application/json' -d
@@ -192,7 +189,6 @@ def edit_mask(
         session,
         image,
         access.user,
-        response,
         expected,
         lambda: service.save_edit(
             session,
@@ -240,10 +236,9 @@ def _save(
     session: Session,
     image: Image,
     user: User,
-    response: Response,
     expected: int,
     save: Callable[[], SaveOutcome],
-) -> SaveResult:
+) -> Response:
     """Runs one save and commits it; a stale version is recorded and answered 412."""
     try:
         outcome = save()
@@ -274,14 +269,20 @@ def _save(
     except EditRefused as error:
         session.rollback()
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, error.message) from error
-    response.headers["ETag"] = f'"{outcome.version}"'
-    return SaveResult(
+    result = SaveResult(
         image_id=image.id,
         version=outcome.version,
         changed_pixels=outcome.changed_pixels,
         changed_superpixels=outcome.changed_superpixels,
         labeled_pixels=outcome.labeled_pixels,
         query_done=outcome.query_done,
+    )
+    # A Response, not the model: FastAPI validates a sync endpoint's returned model again in
+    # one more worker-thread hop, a few hundred microseconds of CPU per save under load.
+    return Response(
+        result.model_dump_json(),
+        media_type="application/json",
+        headers={"ETag": f'"{outcome.version}"'},
     )
 
 
