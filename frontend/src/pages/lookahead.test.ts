@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { QueriedRegions } from "../annotator/superpixels";
+import { gridMap } from "../annotator/testing";
 import { Lookahead, type TaskIdentity } from "./lookahead";
 
 interface Loaded {
@@ -122,5 +124,30 @@ describe("Lookahead", () => {
     await settle();
     expect(disposed).toEqual([1, 2]);
     expect(peak()).toBe(1);
+  });
+});
+
+describe("QueriedRegions.restore", () => {
+  it("rebuilds an index posted from a worker (arrays transferred) that answers as the original", () => {
+    const built = QueriedRegions.build(gridMap(16, 12, 4), [9, 5, 2]);
+    const { width, height, labels, editable, ids, slotOf, start, pixels, bounds } = built;
+    const fields = { width, height, labels, editable, ids, slotOf, start, pixels, bounds };
+    const expected = {
+      slots: built.slotCount,
+      at: Array.from({ length: 16 * 12 }, (_, index) => built.slotAt(index)),
+      pixels: Array.from({ length: built.slotCount }, (_, slot) => Array.from(built.pixelsOf(slot))),
+      bounds: structuredClone(bounds),
+    };
+    const buffers = [labels, editable, ids, slotOf, start, pixels].map((array) => array.buffer as ArrayBuffer);
+    const posted = structuredClone(fields, { transfer: buffers });
+    expect(built.labels.length).toBe(0); // moved, as postMessage moves them
+    const restored = QueriedRegions.restore(posted);
+    expect(restored).toBeInstanceOf(QueriedRegions);
+    expect(restored.slotCount).toBe(expected.slots);
+    expect(Array.from({ length: 16 * 12 }, (_, index) => restored.slotAt(index))).toEqual(expected.at);
+    expect(Array.from({ length: restored.slotCount }, (_, slot) => Array.from(restored.pixelsOf(slot)))).toEqual(
+      expected.pixels,
+    );
+    expect(restored.bounds).toEqual(expected.bounds);
   });
 });
