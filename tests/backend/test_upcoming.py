@@ -4,15 +4,17 @@ without a lease or a write (the browser downloads it ahead)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Annotation, Query
+from core.models import Annotation, Query, QueryStatus
+from core.models.base import utc_now
 from tests.backend.builders import Account, World, png_bytes
 
 WIDTH, HEIGHT, CELL = 32, 24, 8
@@ -152,3 +154,25 @@ def test_upcoming_limit_out_of_range_is_422(client: TestClient, queue: Queue) ->
             queue.url("tasks/upcoming"), params={"limit": limit}, headers=queue.holder.headers
         )
         assert response.status_code == 422, response.text
+
+
+def test_upcoming_ranks_an_expired_lease_of_the_caller_first_as_next_does(
+    client: TestClient, queue: Queue, session_factory: sessionmaker[Session]
+) -> None:
+    """tasks/next hands a caller their own lapsed lease back before the pool's best."""
+    _next(client, queue, queue.holder)  # holds queries[0]
+    with session_factory() as session:
+        session.execute(
+            update(Query)
+            .where(Query.id == queue.queries[2])
+            .values(
+                assignee_id=queue.holder.id,
+                lease_expires_at=utc_now() - timedelta(seconds=1),
+                status=QueryStatus.assigned,
+            )
+        )
+        session.commit()
+    [upcoming] = _upcoming(client, queue, queue.holder)
+    assert upcoming["query_id"] == queue.queries[2]
+    _submit(client, queue, queue.holder, queue.images[0])
+    assert _next(client, queue, queue.holder) == queue.queries[2]
