@@ -223,12 +223,15 @@ export const labelPage: Page = async (root, params) => {
   const cancelPrefetch = (current: Task): void => {
     const pending = prefetched;
     prefetched = null;
-    void pending?.then((found) => {
-      if (found && found.task.query_id !== current.query_id) {
-        void api.releaseTask(projectId, found.task.query_id).catch(() => undefined);
-      }
-    });
-    lookAhead(current); // the claim used up what was downloaded ahead
+    void (pending ?? Promise.resolve(null))
+      .then(async (found) => {
+        if (found && found.task.query_id !== current.query_id) {
+          await api.releaseTask(projectId, found.task.query_id).catch(() => undefined);
+        }
+      })
+      // The claim used up what was downloaded ahead; once its lease is given back, that
+      // task is the upcoming one again.
+      .then(() => lookAhead(current));
   };
 
   const afterSubmit = async (): Promise<void> => {
