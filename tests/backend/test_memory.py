@@ -97,12 +97,13 @@ def test_a_burst_releases_once_its_work_has_paused_and_never_during_work() -> No
     assert bursts.release_pending
     with bursts.working():  # a new piece before the pause is over: held for 2 pauses
         began = time.monotonic()
+        done.clear()  # (a very slow machine may have released before this piece began)
         time.sleep(2 * quiet_s)
         during = [t for t in released if t >= began]
+        ended = time.monotonic()  # the piece ends after this
     assert during == []
-    ended = time.monotonic()
     assert done.wait(timeout=30)
     time.sleep(quiet_s)  # a second release would come by now
-    assert released[-1] - ended >= quiet_s * 0.99
+    assert released[-1] - ended >= quiet_s
     assert len([t for t in released if t >= ended]) == 1
     assert not bursts.release_pending
