@@ -477,8 +477,9 @@ def _claimable() -> list[ColumnElement[bool]]:
     ]
 
 
-# tasks/next's statements, built once (see ``_ACTIVE_QUERIES``).
-_CANDIDATES = (
+# tasks/next's statements, built once (see ``_ACTIVE_QUERIES``); the look-ahead
+# (backend/annotations/upcoming.py) narrows TASK_CANDIDATES, so both keep one order.
+TASK_CANDIDATES = (
     select(Query.id)
     .join(Round, Round.id == Query.round_id)
     .where(Round.project_id == bindparam("project_id"), Round.status == RoundStatus.labeling)
@@ -566,7 +567,7 @@ def claim_next_query(
     while True:
         candidates = (
             connection.execute(
-                _CANDIDATES,
+                TASK_CANDIDATES,
                 {
                     "project_id": project_id,
                     "user_id": user.id,

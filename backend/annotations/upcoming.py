@@ -69,7 +69,7 @@ class UpcomingQuery:
 
 # tasks/next's own candidates and order (so the two cannot drift apart), less the caller's
 # unexpired leases: the task they are working on is not "next".
-_UPCOMING_IDS = service._CANDIDATES.where(
+_UPCOMING_IDS = service.TASK_CANDIDATES.where(
     or_(
         Query.assignee_id.is_(None),
         Query.assignee_id != bindparam("user_id"),
