@@ -58,6 +58,15 @@ from tests.e2e.server import (
 from tests.e2e.workspace_page import WorkspacePage, interior_point, log_in, wait_paintable
 
 MOVES = 200
+# Collects the page's long tasks (durations, ms) from now on in window.__longTasks.
+WATCH_LONG_TASKS = """() => {
+    window.__longTasks = [];
+    window.__observer?.disconnect();
+    window.__observer = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
+    });
+    window.__observer.observe({ type: "longtask" });
+}"""
 RELOADS = 3
 REPEATS = 3  # strokes per mode; the run with the median busy time is reported
 CLICK_ALL = 1000  # label_everything clicks at most this many superpixels one by one
@@ -171,16 +180,7 @@ def stroke_path(workspace: WorkspacePage, width: int, height: int) -> list[tuple
 def measure_moves(
     page: Page, cdp: CDPSession, points: list[tuple[float, float]], press: bool
 ) -> dict[str, float]:
-    page.evaluate(
-        """() => {
-            window.__longTasks = [];
-            window.__observer?.disconnect();
-            window.__observer = new PerformanceObserver((list) => {
-                for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
-            });
-            window.__observer.observe({ type: "longtask" });
-        }"""
-    )
+    page.evaluate(WATCH_LONG_TASKS)
     page.mouse.move(*points[0])
     before = busy_metrics(cdp)
     started = time.perf_counter()

@@ -32,7 +32,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
-from bench.browser_annotator import mark_time
+from bench.browser_annotator import WATCH_LONG_TASKS, mark_time
 from tests.e2e.scenario import labeling_project
 from tests.e2e.server import (
     ADMIN_EMAIL,
@@ -45,15 +45,6 @@ from tests.e2e.server import (
     running_server,
 )
 from tests.e2e.workspace_page import WorkspacePage, log_in, wait_paintable
-
-WATCH_LONG_TASKS = """() => {
-    window.__longTasks = [];
-    window.__observer?.disconnect();
-    window.__observer = new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
-    });
-    window.__observer.observe({ type: "longtask" });
-}"""
 
 
 def set_lookahead(page: Page, on: bool) -> None:
