@@ -77,7 +77,9 @@ def _pool(world: World, images: int, **settings: Any) -> tuple[int, list[int]]:
     return project_id, ids
 
 
-def _scorer(factory: Factory, project_id: int, round_id: int, prefetch: bool) -> PoolScorer:
+def _scorer(
+    factory: Factory, project_id: int, round_id: int, prefetch: bool, max_pixels: int | None = None
+) -> PoolScorer:
     torch.manual_seed(0)
     model = build_model(ModelConfig(num_classes=3, width=4, depth=2))
     return PoolScorer(
@@ -93,6 +95,7 @@ def _scorer(factory: Factory, project_id: int, round_id: int, prefetch: bool) ->
         None,
         batch_size=3,
         prefetch=prefetch,
+        max_pixels=max_pixels,
     )
 
 

@@ -19,12 +19,10 @@ from core.migrate import upgrade_database
 from core.models import Image, RoundStatus
 from core.settings import Settings
 from tests.backend.builders import World
-from tests.worker.test_data_path import _pool
+from tests.worker.test_data_path import _pool, _scorer
 from worker.data import image_rgb, model_shape, unpack_floats
 from worker.engine.model import ModelConfig, build_model
-from worker.engine.scoring import max_pixel_score
 from worker.feature_cache import FeatureCache
-from worker.tasks.score import PoolScorer, ScoringOptions
 from worker.tasks.train import labeled_pool_images
 
 Factory = sessionmaker[Session]
@@ -44,33 +42,14 @@ def database(tmp_path: Path) -> Iterator[tuple[Factory, World]]:
         engine.dispose()
 
 
-def _scorer(factory: Factory, project_id: int, round_id: int, max_pixels: int | None) -> PoolScorer:
-    torch.manual_seed(0)
-    return PoolScorer(
-        factory,
-        project_id,
-        round_id,
-        build_model(ModelConfig(num_classes=3, width=4, depth=2)),
-        torch.device("cpu"),
-        "entropy",
-        2,
-        max_pixel_score("entropy", 3),
-        ScoringOptions(),
-        None,
-        batch_size=3,
-        prefetch=False,
-        max_pixels=max_pixels,
-    )
-
-
 def test_a_large_image_is_scored_at_the_model_shape_and_paid_at_full_size(
     database: tuple[Factory, World],
 ) -> None:
     factory, world = database
     project_id, ids = _pool(world, 3)
     round_id = world.round(project_id, status=RoundStatus.scoring)
-    full = next(_scorer(factory, project_id, round_id, None).batches(ids))
-    small_scorer = _scorer(factory, project_id, round_id, MAX_PIXELS)
+    full = next(_scorer(factory, project_id, round_id, prefetch=False).batches(ids))
+    small_scorer = _scorer(factory, project_id, round_id, prefetch=False, max_pixels=MAX_PIXELS)
     small = next(small_scorer.batches(ids))
 
     assert full.superpixels[0].shape == (24, 32)
