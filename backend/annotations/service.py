@@ -8,11 +8,11 @@ same version race on one ``UPDATE ... WHERE version = :expected`` and exactly on
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -80,15 +80,17 @@ def record_conflict(
 
 # The save path's reads, built once (see ``core.mask_versions``: building and keying a
 # statement costs more CPU than running it).
+# An open query, its round and its map's identity (``_queries_from_rows`` reads them).
+_OPEN_QUERY_COLUMNS = (
+    Query,
+    Round,
+    SuperpixelMap.image_id,
+    SuperpixelMap.dtype,
+    SuperpixelMap.count,
+    SuperpixelMap.created_at,
+)
 _ACTIVE_QUERIES = (
-    select(
-        Query,
-        Round,
-        SuperpixelMap.image_id,
-        SuperpixelMap.dtype,
-        SuperpixelMap.count,
-        SuperpixelMap.created_at,
-    )
+    select(*_OPEN_QUERY_COLUMNS)
     .join(Round, Round.id == Query.round_id)
     .outerjoin(SuperpixelMap, SuperpixelMap.id == Query.superpixel_map_id)
     .where(Query.image_id == bindparam("image_id"), Round.status == RoundStatus.labeling)
@@ -114,17 +116,7 @@ _OPEN_QUERY = Query.__table__.join(
     Round.__table__, and_(Round.id == Query.round_id, Round.status == RoundStatus.labeling)
 )
 _SAVE_TARGET = (
-    select(
-        Image,
-        Annotation,
-        _CLASS_INDEX_LIST,
-        Query,
-        Round,
-        SuperpixelMap.image_id,
-        SuperpixelMap.dtype,
-        SuperpixelMap.count,
-        SuperpixelMap.created_at,
-    )
+    select(Image, Annotation, _CLASS_INDEX_LIST, *_OPEN_QUERY_COLUMNS)
     .outerjoin(Annotation, Annotation.image_id == Image.id)
     .outerjoin(_OPEN_QUERY, Query.image_id == Image.id)
     .outerjoin(SuperpixelMap, SuperpixelMap.id == Query.superpixel_map_id)
@@ -155,18 +147,24 @@ class OpenQueries:
     maps: dict[int, MapIdentity | None]
 
 
-def active_queries(session: Session, image_id: int) -> OpenQueries:
-    """Queries on this image in rounds that are collecting labels (one statement)."""
+def _queries_from_rows(rows: Iterable[Sequence[Any]]) -> OpenQueries:
+    """OpenQueries from rows of ``_OPEN_QUERY_COLUMNS`` (a row whose query is NULL, from an
+    outer join, stands for none)."""
     pairs: list[tuple[Query, Round]] = []
     maps: dict[int, MapIdentity | None] = {}
-    for query, round_, map_image_id, dtype, count, created_at in session.execute(
-        _ACTIVE_QUERIES, {"image_id": image_id}
-    ):
+    for query, round_, map_image_id, dtype, count, created_at in rows:
+        if query is None:
+            continue
         pairs.append((query, round_))
         maps[query.superpixel_map_id] = (
             None if map_image_id is None else MapIdentity(map_image_id, dtype, count, created_at)
         )
     return OpenQueries(pairs, maps)
+
+
+def active_queries(session: Session, image_id: int) -> OpenQueries:
+    """Queries on this image in rounds that are collecting labels (one statement)."""
+    return _queries_from_rows(session.execute(_ACTIVE_QUERIES, {"image_id": image_id}))
 
 
 class SaveTarget(NamedTuple):
@@ -185,18 +183,9 @@ def image_for_save(session: Session, project_id: int, image_id: int) -> SaveTarg
     rows = session.execute(_SAVE_TARGET, {"image_id": image_id, "project_id": project_id}).all()
     if not rows:
         raise NotFound(f"No image {image_id} in this project.")
-    pairs: list[tuple[Query, Round]] = []
-    maps: dict[int, MapIdentity | None] = {}
-    for _image, _annotation, _classes, query, round_, map_image_id, dtype, count, created in rows:
-        if query is None:
-            continue  # no open query: the one row's query columns are NULL
-        pairs.append((query, round_))
-        maps[query.superpixel_map_id] = (
-            None if map_image_id is None else MapIdentity(map_image_id, dtype, count, created)
-        )
     image, annotation, classes = rows[0][0], rows[0][1], rows[0][2]
     indices = {int(index) for index in classes.split(",")} if classes else set()
-    return SaveTarget(image, annotation, indices, OpenQueries(pairs, maps))
+    return SaveTarget(image, annotation, indices, _queries_from_rows(row[3:] for row in rows))
 
 
 def _class_indices(session: Session, image: Image, known: set[int] | None) -> set[int]:
