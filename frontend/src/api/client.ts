@@ -5,6 +5,7 @@
 import type { MaskEdit } from "../annotator/edit";
 import { type Labels, type SuperpixelMap } from "../annotator/superpixels";
 import { zlibDecompress } from "../annotator/png";
+import { switchedOn } from "../shell/switches";
 import type { JsonAnswer, MaskEditRequest, Project, ProjectDetail, SaveResult, Task, User } from "./types";
 
 export const API = "/api/v1";
@@ -87,15 +88,6 @@ function versionOf(response: Response): number {
   return match ? Number(match[1]) : 0;
 }
 
-/** `localStorage["tessera.preview"] = "off"` ignores server-made previews (a before/after bench). */
-function serverPreviewsEnabled(): boolean {
-  try {
-    return localStorage.getItem("tessera.preview") !== "off";
-  } catch {
-    return true;
-  }
-}
-
 export const api = {
   login(email: string, password: string): Promise<User> {
     return json<JsonAnswer<"/api/v1/auth/login", "post">>(`${API}/auth/login`, { method: "POST", json: { email, password } });
@@ -165,7 +157,7 @@ export const api = {
     links: { image: string; preview?: string | null },
     size: { width: number; height: number },
   ): Promise<{ preview: ImageBitmap; full: () => Promise<ImageBitmap> }> {
-    const previewLink = serverPreviewsEnabled() ? links.preview : null;
+    const previewLink = switchedOn("preview") ? links.preview : null;
     if (previewLink) {
       // A 404: the server's threshold changed since the task was handed out.
       const response = await request(previewLink, { accept: [404] });

@@ -13,6 +13,7 @@ import { accountControls, frame } from "../shell/layout";
 import { navigate } from "../shell/navigation";
 import type { Page } from "../shell/router";
 import { currentUser } from "../shell/session";
+import { switchedOn } from "../shell/switches";
 import { Lookahead, prepareOffThread, type UpcomingTask } from "./lookahead";
 
 export const findWorkPage: Page = async (root) => {
@@ -98,15 +99,6 @@ async function fetchBundle(project: ProjectDetail, task: Task): Promise<TaskBund
   return { project, task, ...(await fetchResources(task)) };
 }
 
-/** `localStorage["tessera.lookahead"] = "off"` turns the look-ahead off (a before/after bench). */
-function lookaheadEnabled(): boolean {
-  try {
-    return localStorage.getItem("tessera.lookahead") !== "off";
-  } catch {
-    return true;
-  }
-}
-
 /** Runs `work` when the browser is idle (or after `timeout` ms at the latest). */
 function whenIdle(work: () => void, timeout = 2_000): () => void {
   if (typeof requestIdleCallback === "function") {
@@ -146,7 +138,7 @@ export const labelPage: Page = async (root, params) => {
   /** Asks which task comes after `current` and downloads it ahead, once the browser is idle. */
   const lookAhead = (current: Task): void => {
     stopLookAhead();
-    if (!lookaheadEnabled()) return;
+    if (!switchedOn("lookahead")) return;
     const generation = lookGeneration;
     cancelIdle = whenIdle(() => {
       void api
