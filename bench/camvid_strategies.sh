@@ -14,13 +14,15 @@
 # pool's pixels around its last rounds. SLIC 16 px (~131 superpixels per image), entropy,
 # T = 20 (cheap path).
 #
-# Each seed runs as its own single-threaded process (SEEDS, default "0 1 2"), all at once:
+# The features are computed first, once, with both cores, into FEATURES (default
+# runs/camvid_features, ~420 MB; reused by later runs while encoder and images are the same).
+# Each seed then runs as its own single-threaded process (SEEDS, default "0 1 2"), all at once:
 # on 2 shared cores that finishes sooner than one process with 2 threads, since the small
 # decoder's steps do not keep two threads busy. The per-seed folders are then merged into
 # one report. Writes runs/bench_camvid/{rounds,queries}.{jsonl,csv}, equal_pixels.csv,
 # auc.csv, miou_vs_pixels.png, config.json (and seedN/ with each seed's log); prints the
 # tables.
-# Usage: [SEEDS="0 1 2"] [OUT=runs/bench_camvid] bash bench/camvid_strategies.sh [DATASET_DIR]
+# Usage: [SEEDS="0 1 2"] [OUT=runs/bench_camvid] [FEATURES=DIR] bash bench/camvid_strategies.sh [DATASET_DIR]
 #        [extra simulate options...]
 #   a quick check: SEEDS=0 OUT=runs/bench_camvid_small bash bench/camvid_strategies.sh \
 #     ../shared/datasets/camvid --max-pool-images 60 --max-val-images 20 \
@@ -31,13 +33,11 @@ data=${1:-../shared/datasets/camvid}
 shift || true
 out=${OUT:-runs/bench_camvid}
 seeds=${SEEDS:-0 1 2}
+features=${FEATURES:-runs/camvid_features}
 mkdir -p "$out"
 started=$(date +%s)
-pids=()
-parts=()
-for seed in $seeds; do
-  mkdir -p "$out/seed$seed"
-  OMP_NUM_THREADS=1 .venv/bin/tessera simulate --data "$data" --out "$out/seed$seed" \
+simulate() {
+  .venv/bin/tessera simulate --data "$data" --feature-cache "$features" \
     --scale 0.5 --superpixel-size 16 --superpixel-algorithm slic \
     --uncertainty entropy --mc-samples 20 --static-fraction 0.275 \
     --strategies dynamic,static,static_matched,random_superpixels,random_images,full \
@@ -46,7 +46,15 @@ for seed in $seeds; do
     --batch-size 8 --learning-rate 5e-3 \
     --iterations 300 --finetune-iterations 150 --full-iterations 1200 \
     --eval-every 25 --patience 4 --stop-on miou \
-    --device auto "$@" --seeds "$seed" >"$out/seed$seed/log.txt" 2>&1 &
+    --device auto "$@"
+}
+OMP_NUM_THREADS=2 simulate --out "$out" --features-only "$@"
+pids=()
+parts=()
+for seed in $seeds; do
+  mkdir -p "$out/seed$seed"
+  OMP_NUM_THREADS=1 simulate --out "$out/seed$seed" --seeds "$seed" "$@" \
+    >"$out/seed$seed/log.txt" 2>&1 &
   pids+=($!)
   parts+=("$out/seed$seed")
 done

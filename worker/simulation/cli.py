@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from worker.engine.features import encode_images, encoder_fingerprint
+from worker.engine.features import encoder_fingerprint
 from worker.engine.model import build_model, model_kinds, resolve_device
 from worker.engine.reductions import IMAGE_SCORES
 from worker.engine.superpixels import ALGORITHMS, compute_superpixels
@@ -19,6 +20,7 @@ from worker.engine.training import STOP_CRITERIA
 from worker.engine.uncertainty import METHODS
 from worker.simulation.cost import StepTimes, count_work, estimate_run, format_estimate
 from worker.simulation.dataset import ClassList, DatasetError, hold_out, read_classes, read_split
+from worker.simulation.feature_store import cached_encode
 from worker.simulation.loop import (
     ACTIVE_STRATEGIES,
     SIMULATION_STRATEGIES,
@@ -59,7 +61,7 @@ def _class_ids(text: str, classes: ClassList) -> tuple[int, ...]:
     return tuple(sorted(set(ids)))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     raise SystemExit(2)
 
@@ -176,6 +178,14 @@ def _fail(message: str) -> None:
     "stopping is off.",
 )
 @click.option("--max-test-images", type=int, default=None, help="Use only the first N.")
+@click.option(
+    "--feature-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the frozen encoder's features in this folder (one file per split, keyed by "
+    "encoder and images) and reuse them; parallel runs compute them once.",
+)
+@click.option("--features-only", is_flag=True, help="Compute the --feature-cache files, then stop.")
 def simulate(
     data_dir: Path | None,
     generate_demo: Path | None,
@@ -193,6 +203,8 @@ def simulate(
     max_val_images: int | None,
     test_split: str | None,
     max_test_images: int | None,
+    feature_cache: Path | None,
+    features_only: bool,
     encoder_weights: Path | None,
     naive_uncertainty: bool,
     iterations: int,
@@ -214,6 +226,8 @@ def simulate(
     assert data_dir is not None
     if val_split is not None and val_fraction is not None:
         _fail("give --val-split NAME or --val-fraction F, not both")
+    if features_only and feature_cache is None:
+        _fail("--features-only needs --feature-cache DIR")
     try:
         classes = read_classes(data_dir)
         config = SimulationConfig(
@@ -250,6 +264,11 @@ def simulate(
         _fail(str(error))
     if not seed_list:
         _fail("--seeds must name at least one seed")
+    if feature_cache is not None and encoder_model is None:
+        # Scripts pass the same options for every model; without features there is no work.
+        click.echo(f"--feature-cache unused: model {config.model} has no frozen encoder")
+        if features_only:
+            return
     pool_images = pool.images[:max_pool_images]
     pool_truth = pool.masks[:max_pool_images]
     ignore = classes.ignore_index
@@ -291,18 +310,26 @@ def simulate(
         # seed, strategy and round (in memory); only decoder and head run after this.
         encoder_model.to(torch_device)
         encode_started = time.perf_counter()
-        pool_encoded = encode_images(encoder_model, pool_images, torch_device)
-        val.encoded = encode_images(encoder_model, val.images, torch_device)
-        if stopping is not None:
-            stopping.encoded = encode_images(encoder_model, stopping.images, torch_device)
+        try:
+            store = (encoder_model, torch_device, feature_cache)
+            pool_encoded, hit = cached_encode(pool_images, *store)
+            val.encoded, _ = cached_encode(val.images, *store)
+            if stopping is not None:
+                stopping.encoded, _ = cached_encode(stopping.images, *store)
+        except (OSError, ValueError) as error:
+            _fail(str(error))
         encoded_count = len(pool_encoded) + len(val.encoded) + len(held_out[0]) * bool(stopping)
         size_mb = sum(e.nbytes for e in pool_encoded) / len(pool_encoded) * encoded_count / 1e6
         click.echo(
-            f"encoder features: {encoded_count} images in "
-            f"{time.perf_counter() - encode_started:.0f} s, {size_mb:.0f} MB float16 in memory, "
-            f"key {encoder_fingerprint(encoder_model, pool_images[0].shape[:2])}"
+            f"encoder features: {encoded_count} images "
+            + ("read from " if hit else "computed ")
+            + (f"{feature_cache} " if feature_cache is not None else "")
+            + f"in {time.perf_counter() - encode_started:.0f} s, {size_mb:.0f} MB float16 in "
+            f"memory, key {encoder_fingerprint(encoder_model, pool_images[0].shape[:2])}"
         )
         del encoder_model
+    if features_only:
+        return
     superpixels = [
         compute_superpixels(image, config.superpixel_size, config.superpixel_algorithm)
         for image in tqdm(pool_images, desc="superpixels", unit="img", leave=False)
