@@ -15,7 +15,7 @@
 # T = 20 (cheap path).
 #
 # The features are computed first, once, with both cores, into FEATURES (default
-# runs/camvid_features, ~420 MB; reused by later runs while encoder and images are the same).
+# runs/simulate_features, ~420 MB; reused by later runs while encoder and images are the same).
 # Each seed then runs as its own single-threaded process (SEEDS, default "0 1 2"), all at once:
 # on 2 shared cores that finishes sooner than one process with 2 threads, since the small
 # decoder's steps do not keep two threads busy. The per-seed folders are then merged into
@@ -33,7 +33,7 @@ data=${1:-../shared/datasets/camvid}
 shift || true
 out=${OUT:-runs/bench_camvid}
 seeds=${SEEDS:-0 1 2}
-features=${FEATURES:-runs/camvid_features}
+features=${FEATURES:-runs/simulate_features}
 mkdir -p "$out"
 started=$(date +%s)
 simulate() {
