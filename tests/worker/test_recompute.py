@@ -66,6 +66,11 @@ def test_only_settings_that_stale_maps_or_features_queue_recompute_jobs(
     features = _ingest_jobs(stack, api, project_id)[2:]
     assert len(features) == 2 and "recomputing encoder features" in features[0].message
 
+    # A larger EfficientNet-Lite has other features: another recompute.
+    _patch(api, project_id, model_architecture="efficientnet_lite2")
+    larger = _ingest_jobs(stack, api, project_id)[4:]
+    assert len(larger) == 2 and "recomputing encoder features" in larger[0].message
+
 
 def test_a_round_after_a_new_superpixel_size_scores_and_asks_on_the_new_maps(
     make_stack: Callable[[str, str], Stack], make_api: Callable[[Stack], Api]
