@@ -1,5 +1,6 @@
 """The simulator's on-disk store of frozen-encoder features (``--feature-cache``)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,9 @@ def test_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_simulate_reuses_the_store_and_features_only_stops(tmp_path: Path) -> None:
     data = write_dataset(tmp_path / "data", {"train": 6, "val": 3, "test": 3}, 40, 56)
     store = tmp_path / "store"
-    common: list[str | Path] = ["simulate", "--data", data, *SMALL_RUN, "--feature-cache", store]
+    common: list[str | Path] = [
+        "simulate", "--data", data, *SMALL_RUN, "--feature-cache", store, "--encoder-zoom", "2",
+    ]  # fmt: skip
     warm = tessera(*common, "--out", tmp_path / "warm", "--features-only")
     assert warm.returncode == 0, warm.stderr
     assert "encoder features: 12 images computed" in warm.stdout
@@ -81,6 +84,7 @@ def test_simulate_reuses_the_store_and_features_only_stops(tmp_path: Path) -> No
     assert run.returncode == 0, run.stderr
     assert f"encoder features: 12 images read from {store}" in run.stdout
     assert (tmp_path / "run" / "rounds.jsonl").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["encoder_zoom"] == 2
     # A model without a frozen encoder has no features: the same command line does nothing.
     unet = tessera(*common, "--out", tmp_path / "unet", "--model", "unet", "--features-only")
     assert unet.returncode == 0, unet.stderr

@@ -60,8 +60,8 @@ def frozen_encoder_model(model: SegmentationModel) -> PretrainedSegmenter:
 
 def encoder_fingerprint(model: SegmentationModel, image_size: tuple[int, int]) -> str:
     """A key for cached features: kind, a hash of the encoder's weights, its input
-    normalisation, the image size and the storage format. Any change means the cached
-    features are invalid."""
+    normalisation, the image size, the encoder's zoom and the storage format. Any change
+    means the cached features are invalid."""
     frozen = frozen_encoder_model(model)
     height, width = image_size
     spec = encoder_spec(frozen.config.kind)
@@ -69,6 +69,8 @@ def encoder_fingerprint(model: SegmentationModel, image_size: tuple[int, int]) -
         f"{frozen.config.kind}|{state_fingerprint(frozen.encoder)}|{spec.mean}/{spec.std}|"
         f"{height}x{width}|{FEATURE_DTYPE}|v{FEATURE_FORMAT_VERSION}"
     )
+    if frozen.config.encoder_zoom != 1:  # only then: zoom-1 keys of existing caches hold
+        text += f"|zoom{frozen.config.encoder_zoom}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -24,6 +24,7 @@ from worker.engine.encoders import encoder_names, encoder_spec, load_matching_st
 # Encoder features are kept (cached, and rounded in the full forward too) in this dtype, so
 # a model run from cached features computes exactly what the whole model computes.
 FEATURE_DTYPE = torch.float16
+ZOOMS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class ModelConfig:
     # A frozen encoder keeps its ImageNet weights and batch-norm statistics; only the
     # decoder and classifier train, and they can train from cached features.
     freeze_encoder: bool = True
+    # 2: the encoder sees the image upsampled 2x and its maps are taken one stride deeper,
+    # so the decoder keeps its grid (stride 4 of the image) and its cost; ImageNet encoders
+    # see small objects at a scale closer to their training (CamVid 240x180: +3.4 test mIoU
+    # at full supervision for 4x the encoder's time per image).
+    encoder_zoom: int = 1
 
     def __post_init__(self) -> None:
         if self.num_classes < 2:
@@ -60,6 +66,11 @@ class ModelConfig:
             raise ValueError(f"a pretrained encoder takes 3 channels, got {self.in_channels}")
         if self.decoder_channels < 1:
             raise ValueError(f"decoder_channels must be positive, got {self.decoder_channels}")
+        if self.encoder_zoom not in ZOOMS or (self.kind == "unet" and self.encoder_zoom != 1):
+            raise ValueError(
+                f"encoder_zoom must be one of {ZOOMS} for a pretrained encoder (1 for unet), "
+                f"got {self.encoder_zoom}"
+            )
 
     @property
     def pretrained(self) -> bool:
@@ -214,7 +225,9 @@ class PretrainedSegmenter(SegmentationModel):
         spec = encoder_spec(config.kind)
         self.config = config
         self.encoder = encoder
-        channels: tuple[int, ...] = tuple(encoder.channels)  # type: ignore[arg-type]
+        # Each 2x of zoom drops the finest map, so the decoder's grid stays at stride 4.
+        self.skipped_maps = config.encoder_zoom.bit_length() - 1
+        channels: tuple[int, ...] = tuple(encoder.channels)[self.skipped_maps :]  # type: ignore[arg-type]
         self.decoder = FPNDecoder(channels, config.decoder_channels)
         self.head_dropout = ByteDropout(config.dropout)
         self.classifier = nn.Conv2d(config.decoder_channels, config.num_classes, 1)
@@ -241,10 +254,14 @@ class PretrainedSegmenter(SegmentationModel):
         """images: (B, 3, H, W) normalised. Returns the encoder's maps, finest first, float32;
         when frozen, without gradient and rounded through FEATURE_DTYPE like a cache."""
         x = images * self.input_scale + self.input_shift  # type: ignore[operator]
+        zoom = self.config.encoder_zoom
+        if zoom != 1:
+            x = F.interpolate(x, scale_factor=zoom, mode="bilinear", align_corners=False)
         if not self.frozen:
-            return list(self.encoder(x))
+            return list(self.encoder(x))[self.skipped_maps :]
         with torch.no_grad():
-            return [f.to(FEATURE_DTYPE).float() for f in self.encoder(x)]
+            maps = list(self.encoder(x))[self.skipped_maps :]
+            return [f.to(FEATURE_DTYPE).float() for f in maps]
 
     def decode(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Encoder maps (float32, finest first) -> decoder features (B, D, ~H/4, ~W/4)."""

@@ -131,6 +131,14 @@ def _fail(message: str) -> NoReturn:
 )
 @click.option("--unfreeze-encoder", is_flag=True, help="Train the encoder too (a GPU's job).")
 @click.option("--decoder-channels", default=64, show_default=True)
+@click.option(
+    "--encoder-zoom",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: the encoder sees each image upsampled 2x (finer features for small objects, 4x "
+    "the encoding time; the decoder's cost stays).",
+)
 @click.option("--width", default=16, show_default=True, help="U-Net base width.")
 @click.option("--depth", default=4, show_default=True, help="U-Net levels.")
 @click.option("--iterations", default=500, show_default=True, help="Initial training (max).")

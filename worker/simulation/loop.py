@@ -64,6 +64,7 @@ class SimulationConfig:
     encoder_weights: str | None = None
     unfreeze_encoder: bool = False
     decoder_channels: int = 64
+    encoder_zoom: int = 1
     width: int = 16
     depth: int = 4
     dropout: float = 0.5
@@ -133,6 +134,7 @@ class SimulationConfig:
             encoder_weights=self.encoder_weights,
             decoder_channels=self.decoder_channels,
             freeze_encoder=not self.unfreeze_encoder,
+            encoder_zoom=self.encoder_zoom,
         )
 
     def train_config(self, iterations: int, early_stopping: bool = False) -> TrainConfig:
