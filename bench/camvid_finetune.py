@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from worker.engine.encoders import EfficientNetLite0Encoder
 from worker.engine.metrics import confusion_matrix, iou_per_class, mean_iou
 from worker.engine.model import ModelConfig, PretrainedSegmenter, build_model, images_to_tensor
-from worker.engine.training import median_frequency_weights, partial_mask_loss
+from worker.engine.training import CLASS_WEIGHTINGS, class_weights_named, partial_mask_loss
 from worker.simulation.dataset import read_classes, read_split
 
 # Index of the last frozen block for each --train-from; taps at strides 2, 4, 8, 16, 32.
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument(
         "--class-weights",
-        choices=["none", "median", "sqrt-median"],
+        choices=CLASS_WEIGHTINGS,
         default="none",
         help="loss weights from the train masks: median frequency, or its square root",
     )
@@ -195,10 +195,10 @@ def main() -> None:
     num_classes = len(classes.classes)
     train_masks = torch.from_numpy(np.stack(masks["train"])).long()
     weights: torch.Tensor | None = None
-    if args.class_weights != "none":
-        median = median_frequency_weights(masks["train"], num_classes)
-        weights = torch.from_numpy(median if args.class_weights == "median" else np.sqrt(median))
-        rounded = np.round(weights.numpy(), 2).tolist()
+    named = class_weights_named(args.class_weights, masks["train"], num_classes)
+    if named is not None:
+        weights = torch.from_numpy(named)
+        rounded = np.round(named, 2).tolist()
         print("class weights:", dict(zip(classes.names, rounded, strict=True)), flush=True)
 
     @torch.no_grad()

@@ -111,6 +111,31 @@ def median_frequency_weights(
     return weights
 
 
+def sqrt_median_frequency_weights(
+    masks: Sequence[NDArray[np.uint8]], num_classes: int
+) -> NDArray[np.float32]:
+    """The square root of ``median_frequency_weights``: rare classes still weigh more, with
+    a far smaller spread (CamVid: 10x between bicyclist and road instead of 110x)."""
+    return np.sqrt(median_frequency_weights(masks, num_classes)).astype(np.float32)
+
+
+# Loss weightings by name, for command lines: none, median frequency, its square root.
+CLASS_WEIGHTINGS = ("none", "median", "sqrt-median")
+
+
+def class_weights_named(
+    name: str, masks: Sequence[NDArray[np.uint8]], num_classes: int
+) -> NDArray[np.float32] | None:
+    """The ``CLASS_WEIGHTINGS`` entry ``name`` over ``masks``; None for "none"."""
+    if name not in CLASS_WEIGHTINGS:
+        raise ValueError(f"class weighting must be one of {CLASS_WEIGHTINGS}, got {name!r}")
+    if name == "none":
+        return None
+    if name == "median":
+        return median_frequency_weights(masks, num_classes)
+    return sqrt_median_frequency_weights(masks, num_classes)
+
+
 def _random_window(
     height: int, width: int, crop_h: int, crop_w: int, rng: np.random.Generator
 ) -> tuple[slice, slice]:
