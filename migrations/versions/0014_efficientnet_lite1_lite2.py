@@ -25,34 +25,29 @@ _OLD_ARCHITECTURES = ("unet", "efficientnet_lite0")
 _NEW_ARCHITECTURES = (*_OLD_ARCHITECTURES, "efficientnet_lite1", "efficientnet_lite2")
 
 
-def _check(values: tuple[str, ...]) -> str:
-    return "model_architecture IN ({})".format(", ".join(f"'{value}'" for value in values))
+def _architecture(values: tuple[str, ...]) -> sa.Enum:
+    return sa.Enum(
+        *values, name="modelarchitecture", native_enum=False, create_constraint=True, length=32
+    )
 
 
 def _set_architectures(old: tuple[str, ...], new: tuple[str, ...]) -> None:
-    """Rewrites the CHECK constraint of the non-native ``modelarchitecture`` enum."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        op.drop_constraint(op.f("ck_projects_modelarchitecture"), "projects", type_="check")
-        op.create_check_constraint("modelarchitecture", "projects", _check(new))
+    """Rebuilds the CHECK constraint of the non-native ``modelarchitecture`` enum."""
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite cannot alter a constraint: batch mode copies the table with the new type
+        # (migrations/env.py turns foreign keys off, so dropping the old copy cascades nowhere).
+        with op.batch_alter_table("projects", schema=None, recreate="always") as batch_op:
+            batch_op.alter_column(
+                "model_architecture",
+                existing_type=_architecture(old),
+                type_=_architecture(new),
+                existing_nullable=False,
+                existing_server_default="unet",
+            )
         return
-    # SQLite cannot alter a constraint, and batch mode's table copy would drop ``projects``
-    # with foreign keys on: the DROP deletes its rows first and cascades to every image,
-    # mask and round. SQLite's documented way for a change that every stored row already
-    # satisfies is to edit the table's schema text (sqlite.org/lang_altertable.html, "other
-    # kinds of table schema changes"); rows stored under ``new`` satisfy it by then.
-    table = sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'projects'")
-    schema = bind.scalar(table)
-    if schema is None or schema.count(_check(old)) != 1:
-        raise RuntimeError(f"projects has no CHECK ({_check(old)}): {schema}")
-    version = bind.scalar(sa.text("PRAGMA schema_version"))
-    bind.execute(sa.text("PRAGMA writable_schema = ON"))
-    bind.execute(
-        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'projects'"),
-        {"sql": schema.replace(_check(old), _check(new))},
-    )
-    bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
-    bind.execute(sa.text("PRAGMA writable_schema = OFF"))
+    op.drop_constraint(op.f("ck_projects_modelarchitecture"), "projects", type_="check")
+    values = ", ".join(f"'{value}'" for value in new)
+    op.create_check_constraint("modelarchitecture", "projects", f"model_architecture IN ({values})")
 
 
 def upgrade() -> None:
