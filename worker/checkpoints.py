@@ -22,7 +22,9 @@ def model_config(
     settings: Settings, num_classes: int, project: Project | None = None
 ) -> ModelConfig:
     """The network a project trains: its ``model_architecture`` (a U-Net sized by
-    ``TESSERA_MODEL_WIDTH``/``_DEPTH``, or a frozen pretrained encoder with its weights)."""
+    ``TESSERA_MODEL_WIDTH``/``_DEPTH``, or a frozen pretrained encoder with its weights and
+    ``encoder_zoom``). Checkpoints match it field for field (``latest_checkpoint``), so a
+    model trained at another zoom, whose decoder takes other maps, is never fine-tuned."""
     if project is None or project.model_architecture == ModelArchitecture.unet:
         return ModelConfig(
             num_classes=num_classes, width=settings.model_width, depth=settings.model_depth
@@ -31,6 +33,7 @@ def model_config(
         num_classes=num_classes,
         kind=project.model_architecture.value,
         encoder_weights=project.encoder_weights_path or None,
+        encoder_zoom=project.encoder_zoom,
     )
 
 

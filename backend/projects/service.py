@@ -40,13 +40,21 @@ NULLABLE_SETTINGS = frozenset(
 # Settings whose change makes every image's superpixel map, or its cached encoder
 # features, stale.
 MAP_SETTINGS = frozenset({"superpixel_size", "superpixel_algorithm"})
-FEATURE_SETTINGS = frozenset({"model_architecture", "encoder_weights_path"})
+FEATURE_SETTINGS = frozenset({"model_architecture", "encoder_weights_path", "encoder_zoom"})
 
 
 def check_model_settings(project: Project) -> None:
     """422 naming the file and the fault when the project's pretrained encoder would load
-    weights that torch refuses (missing, corrupt, not a state dict, another network)."""
-    if project.model_architecture == ModelArchitecture.unet or not project.encoder_weights_path:
+    weights that torch refuses (missing, corrupt, not a state dict, another network), or
+    naming ``encoder_zoom`` when a U-Net would get a zoom (it has no pretrained encoder)."""
+    if project.model_architecture == ModelArchitecture.unet:
+        if project.encoder_zoom != 1:
+            raise InvalidInput(
+                f"encoder_zoom {project.encoder_zoom}: only a pretrained encoder "
+                "(efficientnet_lite0/1/2) zooms; a unet project takes encoder_zoom 1."
+            )
+        return
+    if not project.encoder_weights_path:
         return
     path = Path(project.encoder_weights_path)
     try:
@@ -74,10 +82,11 @@ def update_settings(project: Project, body: ProjectSettingsUpdate) -> set[str]:
     """Applies the fields sent and returns those whose value changed; the caller commits
     only if this returns (a refused weights file raises 422 before anything is flushed)."""
     changes = body.model_dump(exclude_unset=True)
-    if {"model_architecture", "encoder_weights_path"} & changes.keys():
+    if {"model_architecture", "encoder_weights_path", "encoder_zoom"} & changes.keys():
         probe = Project(
             model_architecture=changes.get("model_architecture") or project.model_architecture,
             encoder_weights_path=changes.get("encoder_weights_path", project.encoder_weights_path),
+            encoder_zoom=changes.get("encoder_zoom") or project.encoder_zoom,
         )
         check_model_settings(probe)
     changed: set[str] = set()
