@@ -135,12 +135,15 @@ export function histogram(counts: readonly number[]): HTMLElement {
   );
 }
 
-/** "efficientnet_lite0, 120/300 it. (stopped early)", or "–" before the round has a model. */
+/** "efficientnet_lite0 zoom 2, 120/300 it. (stopped early)" (the zoom only when not 1), or
+ * "–" before the round has a model. */
 export function modelCell(round: RoundRow): string {
   if (round.model_kind === null) return "–";
-  if (round.iterations === null) return round.model_kind;
+  const zoom = round.model_encoder_zoom ?? 1;
+  const kind = zoom === 1 ? round.model_kind : `${round.model_kind} zoom ${zoom}`;
+  if (round.iterations === null) return kind;
   const cap = round.max_iterations === null ? "" : `/${round.max_iterations}`;
-  return `${round.model_kind}, ${round.iterations}${cap} it.${round.stopped_early ? " (stopped early)" : ""}`;
+  return `${kind}, ${round.iterations}${cap} it.${round.stopped_early ? " (stopped early)" : ""}`;
 }
 
 export function roundsTable(rounds: RoundRow[]): HTMLElement {
