@@ -17,7 +17,14 @@ import httpx
 
 from demo.accounts import ANNOTATOR_EMAIL, LEAD_EMAIL
 from demo.environment import DEMO_MODEL
-from demo.scenes import PROJECT_MARK, PROJECT_NAME, demo_scenes, png_bytes, project_body
+from demo.scenes import (
+    PROJECT_MARK,
+    PROJECT_NAME,
+    demo_scenes,
+    model_settings,
+    png_bytes,
+    project_body,
+)
 
 
 class DemoStopped(Exception):
@@ -87,14 +94,13 @@ class DemoSeeder:
             # By its name, or by its description if the lead renamed it.
             if project["name"] == PROJECT_NAME or PROJECT_MARK in project["description"]:
                 project_id = int(project["id"])
-                if project.get("model_architecture") != self.model:
-                    self._call(
-                        "PATCH",
-                        f"/projects/{project_id}",
-                        (200,),
-                        json={"model_architecture": self.model},
+                wanted = model_settings(self.model)
+                if any(project.get(name) != value for name, value in wanted.items()):
+                    self._call("PATCH", f"/projects/{project_id}", (200,), json=wanted)
+                    self.echo(
+                        f"demo: the project's model is now {self.model} "
+                        f"(encoder zoom {wanted['encoder_zoom']}, next round)"
                     )
-                    self.echo(f"demo: the project's model is now {self.model} (next round)")
                 break
         else:
             description = f"Generated street-like scenes with exact ground truth {PROJECT_MARK}."
