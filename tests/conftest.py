@@ -26,6 +26,10 @@ SLOW: dict[str, str] = {
     "tests/worker/test_job_logs.py": "a Celery worker process",
     "tests/worker/test_pretrained_model.py": "worker processes train and score (60-160 s)",
     "tests/worker/test_recompute.py": "a worker process recomputes maps and runs a round",
+    (
+        "tests/worker/test_encoder_zoom_project.py::"
+        "test_a_zoom_2_project_caches_zoomed_features_and_trains_from_them"
+    ): "a worker process ingests and trains two rounds",
     "tests/worker/test_retry.py": "a worker process fails, then runs a round",
     "tests/worker/test_round_loop.py": "two rounds through a worker process",
     "tests/worker/test_unsent_jobs.py": "waits out job leases with a worker process",
