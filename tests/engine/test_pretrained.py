@@ -182,9 +182,22 @@ def _partial(truth: np.ndarray) -> np.ndarray:
     return mask
 
 
+@pytest.fixture(scope="module", params=[1, 2], ids=["zoom1", "zoom2"])
+def lite0_at_zoom(
+    request: pytest.FixtureRequest, lite0: PretrainedSegmenter
+) -> PretrainedSegmenter:
+    if request.param == 1:
+        return lite0
+    torch.manual_seed(0)
+    model = build_model(replace(LITE0, encoder_zoom=request.param))
+    assert isinstance(model, PretrainedSegmenter)
+    return model
+
+
 def test_cached_features_train_score_and_evaluate_like_the_whole_model(
-    lite0: PretrainedSegmenter,
+    lite0_at_zoom: PretrainedSegmenter,
 ) -> None:
+    lite0 = lite0_at_zoom
     images, truths = _scenes(4, 48, 64, seed=3)
     masks = [_partial(t) for t in truths]
     encoded = encode_images(lite0, images, CPU, batch_size=3)
