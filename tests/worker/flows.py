@@ -37,6 +37,14 @@ def wait_for_ingest(api: Api, stack: Stack, project: int) -> None:
     )
 
 
+def wait_for_ingest_jobs(api: Api, stack: Stack, project: int) -> None:
+    """Every upload ingested and every ingest job ended: an image is ready before its
+    encoder features are stored, so the jobs' end is the features' end."""
+    wait_for_ingest(api, stack, project)
+    for job in [j for j in api.get(f"/projects/{project}/jobs") if j["kind"] == "ingest"]:
+        wait_for_job(api, stack, project, job["id"])
+
+
 def first_round_answered_by_oracle(
     api: Api, stack: Stack, project: SceneProject, *, command_line: bool = False
 ) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from core.models import ModelCheckpoint, Project
 from tests.worker.conftest import Api, Stack
-from tests.worker.flows import wait_for_ingest, wait_for_job
+from tests.worker.flows import wait_for_ingest_jobs
 from tests.worker.scenes import create_scene_project
 from tests.worker.test_pretrained_model import (
     _answer_and_close,
@@ -38,9 +38,7 @@ def test_a_zoom_2_project_caches_zoomed_features_and_trains_from_them(
     everything = project.pool + project.validation
     base = f"/projects/{project.id}"
     stack.start_worker()
-    wait_for_ingest(api, stack, project.id)
-    for job in [j for j in api.get(f"{base}/jobs") if j["kind"] == "ingest"]:
-        wait_for_job(api, stack, project.id, job["id"])
+    wait_for_ingest_jobs(api, stack, project.id)
     cached = _feature_rows(api, everything, channels=ZOOMED_LITE0_CHANNELS)
     assert sorted(cached) == sorted(everything)
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from core.models import ImageFeatures, ImageScore
 from tests.worker.conftest import TESSERA, Api, Stack
-from tests.worker.flows import wait_for_ingest, wait_for_job
+from tests.worker.flows import wait_for_ingest_jobs, wait_for_job
 from tests.worker.scenes import SceneProject, create_scene_project
 from worker.data import unpack_floats
 
@@ -88,10 +88,7 @@ def test_pretrained_rounds_use_features_cached_at_ingest_and_recompute_them_for_
     everything = project.pool + project.validation
     base = f"/projects/{project.id}"
     stack.start_worker()
-    wait_for_ingest(api, stack, project.id)
-    # An image is ready before its features are stored: the jobs' end is the features' end.
-    for job in [j for j in api.get(f"{base}/jobs") if j["kind"] == "ingest"]:
-        wait_for_job(api, stack, project.id, job["id"])
+    wait_for_ingest_jobs(api, stack, project.id)
 
     # Ingest computed every image's features once, under one fingerprint (one image size).
     at_ingest = _feature_rows(api, everything)
@@ -193,11 +190,8 @@ def test_a_larger_encoder_caches_its_own_features_and_trains_from_them(
         api, model_architecture="efficientnet_lite2", max_iterations=40, validate_every=10
     )
     everything = project.pool + project.validation
-    base = f"/projects/{project.id}"
     stack.start_worker()
-    wait_for_ingest(api, stack, project.id)
-    for job in [j for j in api.get(f"{base}/jobs") if j["kind"] == "ingest"]:
-        wait_for_job(api, stack, project.id, job["id"])
+    wait_for_ingest_jobs(api, stack, project.id)
     # EfficientNet-Lite2's channels (width 1.1) at the same five strides.
     cached = _feature_rows(api, everything, channels=[16, 24, 48, 120, 352])
     assert sorted(cached) == sorted(everything)
