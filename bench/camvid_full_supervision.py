@@ -4,12 +4,15 @@ recipe's levers one at a time, test and val mIoU every --every iterations.
 mIoU: 11 classes, void ignored, one confusion matrix over the split. Encoder features are
 computed once per run (or read from --cache); --normalisation imagenet feeds the encoder
 ImageNet's mean/std (the engine's input before it used (x - 127) / 128) to measure that
-difference. --input-scale 2 feeds the encoder the image upsampled 2x (bilinear) and takes its
-taps one stride deeper (strides 4, 8, 16, 32 of the 2x image, the stride-4 map average-pooled
-onto the stride-8 grid), so the engine's FPN decoder still works at stride 4 of the 240x180
-image: about today's decoder cost, finer encoder features.
+difference. --input-scale 2 is the engine's encoder zoom 2: the encoder sees the image
+upsampled 2x (bilinear), its maps are taken one stride deeper (strides 4-32 of the 2x image,
+the stride-4 map average-pooled onto the stride-8 grid by the decoder), so the FPN decoder
+still works at stride 4 of the 240x180 image: about today's decoder cost, finer encoder
+features. --input-scale 1+2 gives the decoder both: the 2x maps and the 1x strides 4-32, each
+1x map summed into the FPN with the 2x map on its grid (one more 1x1 lateral per map, the
+encoder run twice when the cache is built).
 Usage: .venv/bin/python bench/camvid_full_supervision.py [DATASET_DIR] [--iterations 1000]
-    [--input-scale 1|2] [--encoder efficientnet_lite0] [--decoder-channels 64]
+    [--input-scale 1|2|1+2] [--encoder efficientnet_lite0] [--decoder-channels 64]
     [--class-weights none|median|sqrt-median] [--schedule constant|poly]
     [--normalisation lite|imagenet] [--cache runs/camvid_features] [--threads 1] [--seed 0]
 """
@@ -48,44 +51,60 @@ def load_avg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-class UpsampledEncoder(nn.Module):
-    """A registered encoder fed the image upsampled 2x, its taps one stride deeper: maps at
-    strides 4, 8, 16, 32 of the 2x image (2, 4, 8, 16 of the original), the first
-    average-pooled onto the second's grid, so the FPN decoder runs on the same stride-4
-    grid as at 1x. Keeps the encoder contract (normalised images in, maps finest first)."""
+class TwoScaleEncoder(nn.Module):
+    """An encoder run on the image and on it upsampled 2x, the maps interleaved finest grid
+    first: 2x s4, 2x s8, 1x s4 | 2x s16, 1x s8 | 2x s32, 1x s16 | 1x s32 (strides of each
+    input). The FPN decoder sums the maps of one grid (its resize is then the identity), so it
+    keeps its stride-4 grid. The 2x stride-4 map is average-pooled onto that grid here, as the
+    decoder would, to halve what the cache holds."""
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
-        self.channels: tuple[int, ...] = tuple(encoder.channels)[1:]  # type: ignore[arg-type]
+        own: tuple[int, ...] = tuple(encoder.channels)  # type: ignore[arg-type]
+        self.channels = (own[1], own[2], own[1], own[3], own[2], own[4], own[3], own[4])
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """images: (B, 3, H, W) normalised. Returns 4 maps, the first two on (~H/4, ~W/4)."""
+        """images: (B, 3, H, W) normalised. Returns 8 maps, the first three on (~H/4, ~W/4)."""
         upsampled = F.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False)
-        maps = list(self.encoder(upsampled))[1:]
-        maps[0] = F.adaptive_avg_pool2d(maps[0], maps[1].shape[-2:])
-        return maps
+        fine = list(self.encoder(upsampled))[1:]
+        fine[0] = F.adaptive_avg_pool2d(fine[0], fine[1].shape[-2:])
+        own = list(self.encoder(images))
+        return [fine[0], fine[1], own[1], fine[2], own[2], fine[3], own[3], own[4]]
 
 
-def build_segmenter(config: ModelConfig, input_scale: int) -> PretrainedSegmenter:
-    """The engine's pretrained model; at input scale 2 its encoder wrapped in UpsampledEncoder
-    (the engine's PretrainedSegmenter then builds its FPN decoder for the deeper taps)."""
+def build_segmenter(
+    num_classes: int, encoder: str, decoder_channels: int, input_scale: str
+) -> PretrainedSegmenter:
+    """The engine's pretrained model at encoder zoom 1 or 2 (``input_scale`` "1", "2"); for
+    "1+2" its encoder wrapped in TwoScaleEncoder (the engine's PretrainedSegmenter then
+    builds its FPN decoder for those maps)."""
+    zoom = 2 if input_scale == "2" else 1
+    config = ModelConfig(
+        num_classes=num_classes,
+        kind=encoder,
+        decoder_channels=decoder_channels,
+        encoder_zoom=zoom,
+    )
     model = build_model(config)
     assert isinstance(model, PretrainedSegmenter)
-    if input_scale == 1:
+    if input_scale != "1+2":
         return model
-    return PretrainedSegmenter(config, UpsampledEncoder(model.encoder))
+    return PretrainedSegmenter(config, TwoScaleEncoder(model.encoder))
 
 
 def features_of_split(
     model: PretrainedSegmenter,
     images: Sequence[NDArray[np.uint8]],
     cache: Path | None,
-    key: str,
+    variant: str,
 ) -> list[EncodedImage]:
-    """The encoder's features of ``images``, read from (or written to) ``cache``/``key``.pt."""
-    path = None if cache is None else cache / f"{key}.pt"
+    """The encoder's features of ``images``, read from (or written to) ``cache``; the file
+    name holds the engine's encoder fingerprint, ``variant`` (input scale, normalisation,
+    split) and the image count."""
     size = (int(images[0].shape[0]), int(images[0].shape[1]))
+    key = f"{encoder_fingerprint(model, size)}_{variant}_n{len(images)}"
+    path = None if cache is None else cache / f"{key}.pt"
     if path is not None and path.is_file():
         maps: list[torch.Tensor] = torch.load(path, weights_only=True)
         return [EncodedImage(tuple(m[i] for m in maps), size) for i in range(len(images))]
@@ -97,6 +116,31 @@ def features_of_split(
     return encoded
 
 
+def training_step(
+    model: PretrainedSegmenter,
+    optimizer: torch.optim.Optimizer,
+    features: Sequence[EncodedImage],
+    masks: Sequence[NDArray[np.uint8]],
+    weights: torch.Tensor | None,
+    rng: np.random.Generator,
+) -> float:
+    """One Adam step on a batch of 8 random train images, each mirrored with p = 0.5;
+    masks (H, W) uint8 with 255 = void. Returns the loss."""
+    chosen = rng.choice(len(features), size=8, replace=True)
+    flips = [bool(rng.random() < 0.5) for _ in chosen]
+    batch = [features[i] for i in chosen]
+    target = np.stack(
+        [masks[i][:, ::-1] if f else masks[i] for i, f in zip(chosen, flips, strict=True)]
+    )
+    cpu = torch.device("cpu")
+    logits = model.head(model.decode(stack_encoded(batch, cpu, flips)), batch[0].image_size)
+    loss = partial_mask_loss(logits, torch.from_numpy(np.ascontiguousarray(target)).long(), weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    optimizer.step()
+    return float(loss.detach())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data", nargs="?", default="../shared/datasets/camvid", type=Path)
@@ -106,7 +150,7 @@ def main() -> None:
     parser.add_argument("--schedule", choices=["constant", "poly"], default="constant")
     parser.add_argument("--class-weights", choices=CLASS_WEIGHTINGS, default="none")
     parser.add_argument("--normalisation", choices=["lite", "imagenet"], default="lite")
-    parser.add_argument("--input-scale", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--input-scale", choices=["1", "2", "1+2"], default="1")
     parser.add_argument("--encoder", choices=encoder_names(), default="efficientnet_lite0")
     parser.add_argument("--decoder-channels", type=int, default=64)
     parser.add_argument("--cache", type=Path, default=None, help="folder for encoder features")
@@ -118,10 +162,7 @@ def main() -> None:
     classes = read_classes(args.data)
     num_classes = len(classes.classes)
     torch.manual_seed(args.seed)
-    config = ModelConfig(
-        num_classes=num_classes, kind=args.encoder, decoder_channels=args.decoder_channels
-    )
-    model = build_segmenter(config, args.input_scale)
+    model = build_segmenter(num_classes, args.encoder, args.decoder_channels, args.input_scale)
     if args.normalisation == "imagenet":  # what the engine did before (x - 127) / 128
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         model.input_scale = (IMAGE_STD / std).view(1, 3, 1, 1)
@@ -133,12 +174,8 @@ def main() -> None:
         split = read_split(args.data, name, classes, 0.5)
         ignore = classes.ignore_index
         splits[name] = [np.where(m == ignore, 255, m).astype(np.uint8) for m in split.masks]
-        size = (int(split.images[0].shape[0]), int(split.images[0].shape[1]))
-        key = (
-            f"{encoder_fingerprint(model, size)}_x{args.input_scale}_{args.normalisation}_"
-            f"{name}_n{len(split.images)}"
-        )
-        encoded[name] = features_of_split(model, split.images, args.cache, key)
+        variant = f"x{args.input_scale}_{args.normalisation}_{name}"
+        encoded[name] = features_of_split(model, split.images, args.cache, variant)
     count = sum(map(len, splits.values()))
     megabytes = sum(e.nbytes for items in encoded.values() for e in items) / 2**20
     print(
@@ -162,20 +199,7 @@ def main() -> None:
         if args.schedule == "poly":
             for group in optimizer.param_groups:
                 group["lr"] = args.learning_rate * (1 - (iteration - 1) / args.iterations) ** 0.9
-        chosen = rng.choice(len(features), size=8, replace=True)
-        flips = [bool(rng.random() < 0.5) for _ in chosen]
-        batch = [features[i] for i in chosen]
-        target = np.stack(
-            [masks[i][:, ::-1] if f else masks[i] for i, f in zip(chosen, flips, strict=True)]
-        )
-        logits = model.head(model.decode(stack_encoded(batch, cpu, flips)), batch[0].image_size)
-        loss = partial_mask_loss(
-            logits, torch.from_numpy(np.ascontiguousarray(target)).long(), weights
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(training_step(model, optimizer, features, masks, weights, rng))
         training_seconds += time.perf_counter() - step_started
         if iteration % args.every == 0 or iteration == args.iterations:
             for name in ("val", "test"):
