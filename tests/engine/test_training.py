@@ -112,3 +112,43 @@ def test_early_stop_on_miou_keeps_the_weights_of_the_best_miou() -> None:
     assert result.best_validation_loss is None and result.best_validation_miou is not None
     kept = mean_iou(evaluate_confusion(model, images[2:], truths[2:], 4, torch.device("cpu")))
     assert kept == pytest.approx(result.best_validation_miou)
+
+
+def _largest_first_step(warmup: int) -> float:
+    rng = np.random.default_rng(2)
+    image, truth = generate_scene(32, 32, rng)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(num_classes=4, width=4, depth=2))
+    before = [p.detach().clone() for p in model.parameters()]
+    config = TrainConfig(iterations=1, batch_size=1, learning_rate=1e-2, warmup_iterations=warmup)
+    train_on_partial_masks(model, [image], [truth], config, rng)
+    return max(float((p - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True))
+
+
+def test_warmup_scales_the_first_steps() -> None:
+    # Adam's first step moves a weight by about the learning rate whatever its gradient.
+    assert _largest_first_step(warmup=0) > 0.9e-2
+    assert _largest_first_step(warmup=10) < 1.1e-3
+
+
+def test_patience_counts_only_evaluations_after_the_warmup() -> None:
+    rng = np.random.default_rng(1)
+    image, truth = generate_scene(32, 32, rng)
+    model = build_model(ModelConfig(num_classes=4, width=4, depth=2))
+    config = TrainConfig(
+        iterations=200,
+        batch_size=2,
+        validate_every=2,
+        patience=2,
+        learning_rate=1.0,
+        warmup_iterations=20,
+    )
+    # As in test_early_stop_keeps_best_weights: the huge learning rate spoils validation,
+    # but no evaluation inside the warm-up counts against the patience.
+    result = train_on_partial_masks(
+        model, [image], [truth], config, rng, validation=([image], [truth])
+    )
+    assert result.stopped_early
+    assert 20 + 2 * 2 <= result.iterations_run < 200
+    with pytest.raises(ValueError, match="warmup_iterations"):
+        TrainConfig(warmup_iterations=-1)

@@ -46,6 +46,11 @@ class TrainConfig:
     patience: int = 5
     stop_on: str = "loss"
     bf16: bool = False
+    # The learning rate rises linearly over the first `warmup_iterations` and patience counts
+    # only evaluations after them: a fresh Adam's first steps move every weight by about the
+    # learning rate whatever its gradient, which knocks a trained decoder off its optimum, and
+    # a fine-tune stopped before it recovers keeps the previous round's weights unchanged.
+    warmup_iterations: int = 0
 
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.batch_size < 1:
@@ -64,6 +69,8 @@ class TrainConfig:
             )
         if self.stop_on not in STOP_CRITERIA:
             raise ValueError(f"stop_on must be one of {STOP_CRITERIA}, got {self.stop_on!r}")
+        if self.warmup_iterations < 0:
+            raise ValueError(f"warmup_iterations must be >= 0, got {self.warmup_iterations}")
 
 
 @dataclass
@@ -230,6 +237,11 @@ def _fit(
         result.best_iteration = 0
     model.train()
     for iteration in range(config.iterations):
+        warming_up = iteration < config.warmup_iterations
+        if iteration <= config.warmup_iterations:
+            for group in optimizer.param_groups:
+                share = (iteration + 1) / config.warmup_iterations if warming_up else 1.0
+                group["lr"] = config.learning_rate * share
         loss = batch_loss(weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
@@ -245,7 +257,7 @@ def _fit(
                 best_loss, evaluations_without_gain = current, 0
                 best_state = copy.deepcopy(model.state_dict())
                 result.best_iteration = iteration + 1
-            else:
+            elif not warming_up:
                 evaluations_without_gain += 1
                 if evaluations_without_gain >= config.patience:
                     result.stopped_early = True

@@ -159,6 +159,13 @@ def _fail(message: str) -> NoReturn:
     help="What early stopping watches on the validation split: its mIoU or its loss.",
 )
 @click.option("--eval-every", default=50, show_default=True, help="Iterations per evaluation.")
+@click.option(
+    "--warmup-iterations",
+    default=0,
+    show_default=True,
+    help="Learning rate rises linearly over these first iterations of every training, and "
+    "--patience counts only evaluations after them.",
+)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--learning-rate", default=1e-3, show_default=True)
 @click.option("--crop-size", type=int, default=None, help="Train on random square crops.")

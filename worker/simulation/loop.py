@@ -76,6 +76,7 @@ class SimulationConfig:
     full_iterations: int = 1000
     eval_every: int = 50
     patience: int = 4
+    warmup_iterations: int = 0
     stop_on: str = "miou"
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -148,6 +149,7 @@ class SimulationConfig:
             validate_every=self.eval_every if early_stopping else 0,
             patience=self.patience,
             stop_on=self.stop_on,
+            warmup_iterations=self.warmup_iterations,
         )
 
 
