@@ -4,18 +4,19 @@
 # superpixels vs random whole images vs full supervision, three seeds.
 #
 # Model: EfficientNet-Lite0 (ImageNet weights from the installed package, inputs scaled
-# (x - 127) / 128 as they were trained), frozen; its features are computed once per image
-# (~0.6 MB float16 each, ~420 MB for the 701 images, in memory) and shared by every
-# strategy and round; only the FPN decoder and the classifier train. Splits: pool = train
-# (367), early stopping on val (101), mIoU on test (233). Each training stops after 4
-# evaluations (every 25 iterations) without a higher val mIoU, at most 300 (initial),
-# 150 (per round) and 1,200 (full supervision) iterations, and keeps its best weights.
-# 10 random initial images, then 4 rounds x 20 images: dynamic's curve passes ~10% of the
-# pool's pixels around its last rounds. SLIC 16 px (~131 superpixels per image), entropy,
-# T = 20 (cheap path).
+# (x - 127) / 128 as they were trained), frozen, at encoder zoom 2 (it sees each image
+# upsampled 2x; the decoder keeps its stride-4 grid); its features are computed once per
+# image (~1 MB float16 each, ~700 MB for the 701 images) and shared by every strategy and
+# round; only the FPN decoder and the classifier train. Splits: pool = train (367), early
+# stopping on val (101), mIoU on test (233). Every training warms its learning rate up over
+# 50 iterations, then stops after 4 evaluations (every 25 iterations) without a higher val
+# mIoU, at most 600 (initial), 300 (per round) and 1,200 (full supervision) iterations, and
+# keeps its best weights. 10 random initial images, then 4 rounds x 20 images: dynamic's curve
+# passes ~10% of the pool's pixels around its last rounds. SLIC 16 px (~131 superpixels per
+# image), entropy, T = 20 (cheap path).
 #
 # The features are computed first, once, with both cores, into FEATURES (default
-# runs/simulate_features, ~420 MB; reused by later runs while encoder and images are the same).
+# runs/simulate_features, ~700 MB; reused by later runs while encoder and images are the same).
 # Each seed then runs as its own single-threaded process (SEEDS, default "0 1 2"), all at once:
 # on 2 shared cores that finishes sooner than one process with 2 threads, since the small
 # decoder's steps do not keep two threads busy. The per-seed folders are then merged into
@@ -41,10 +42,11 @@ simulate() {
     --scale 0.5 --superpixel-size 16 --superpixel-algorithm slic \
     --uncertainty entropy --mc-samples 20 --static-fraction 0.275 \
     --strategies dynamic,static,static_matched,random_superpixels,random_images,full \
-    --model efficientnet_lite0 --pool-split train --val-split val --test-split test \
+    --model efficientnet_lite0 --encoder-zoom 2 \
+    --pool-split train --val-split val --test-split test \
     --initial-images 10 --images-per-round 20 --rounds 4 \
-    --batch-size 8 --learning-rate 5e-3 \
-    --iterations 300 --finetune-iterations 150 --full-iterations 1200 \
+    --batch-size 8 --learning-rate 5e-3 --warmup-iterations 50 \
+    --iterations 600 --finetune-iterations 300 --full-iterations 1200 \
     --eval-every 25 --patience 4 --stop-on miou \
     --device auto "$@"
 }
