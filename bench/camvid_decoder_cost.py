@@ -22,8 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
-from bench.camvid_full_supervision import build_segmenter, features_of_split, training_step
+from bench.camvid_full_supervision import build_segmenter, training_step
 from worker.simulation.dataset import read_classes, read_split
+from worker.simulation.feature_store import cached_encode
 
 
 def main() -> None:
@@ -45,7 +46,8 @@ def main() -> None:
         scale, channels = variant.split(":")
         torch.manual_seed(0)
         model = build_segmenter(len(classes.classes), args.encoder, int(channels), scale)
-        features = features_of_split(model, split.images, args.cache, f"x{scale}_lite_train")
+        store = None if args.cache is None else args.cache / "lite"
+        features, _ = cached_encode(split.images, model, torch.device("cpu"), store)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 5e-3)
         model.train()
         runs.append((variant, model, optimizer, features, np.random.default_rng(0)))

@@ -35,14 +35,13 @@ from worker.engine.encoders import IMAGENET_MEAN, IMAGENET_STD, encoder_names
 from worker.engine.evaluation import evaluate_confusion_encoded
 from worker.engine.features import (
     EncodedImage,
-    encode_images,
-    encoder_fingerprint,
     stack_encoded,
 )
 from worker.engine.metrics import iou_per_class, mean_iou
 from worker.engine.model import IMAGE_MEAN, IMAGE_STD, ModelConfig, PretrainedSegmenter, build_model
 from worker.engine.training import CLASS_WEIGHTINGS, class_weights_named, partial_mask_loss
 from worker.simulation.dataset import read_classes, read_split
+from worker.simulation.feature_store import cached_encode
 
 SPLITS = ("train", "val", "test")
 
@@ -91,29 +90,6 @@ def build_segmenter(
     if input_scale != "1+2":
         return model
     return PretrainedSegmenter(config, TwoScaleEncoder(model.encoder))
-
-
-def features_of_split(
-    model: PretrainedSegmenter,
-    images: Sequence[NDArray[np.uint8]],
-    cache: Path | None,
-    variant: str,
-) -> list[EncodedImage]:
-    """The encoder's features of ``images``, read from (or written to) ``cache``; the file
-    name holds the engine's encoder fingerprint, ``variant`` (input scale, normalisation,
-    split) and the image count."""
-    size = (int(images[0].shape[0]), int(images[0].shape[1]))
-    key = f"{encoder_fingerprint(model, size)}_{variant}_n{len(images)}"
-    path = None if cache is None else cache / f"{key}.pt"
-    if path is not None and path.is_file():
-        maps: list[torch.Tensor] = torch.load(path, weights_only=True)
-        return [EncodedImage(tuple(m[i] for m in maps), size) for i in range(len(images))]
-    encoded = encode_images(model, images, torch.device("cpu"))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scales = range(len(encoded[0].features))
-        torch.save([torch.stack([e.features[s] for e in encoded]) for s in scales], path)
-    return encoded
 
 
 def training_step(
@@ -174,8 +150,9 @@ def main() -> None:
         split = read_split(args.data, name, classes, 0.5)
         ignore = classes.ignore_index
         splits[name] = [np.where(m == ignore, 255, m).astype(np.uint8) for m in split.masks]
-        variant = f"x{args.input_scale}_{args.normalisation}_{name}"
-        encoded[name] = features_of_split(model, split.images, args.cache, variant)
+        # The normalisation override is not in the encoder's key: a folder of its own.
+        store = None if args.cache is None else args.cache / args.normalisation
+        encoded[name], _ = cached_encode(split.images, model, torch.device("cpu"), store)
     count = sum(map(len, splits.values()))
     megabytes = sum(e.nbytes for items in encoded.values() for e in items) / 2**20
     print(
