@@ -152,3 +152,26 @@ def test_patience_counts_only_evaluations_after_the_warmup() -> None:
     assert 20 + 2 * 2 <= result.iterations_run < 200
     with pytest.raises(ValueError, match="warmup_iterations"):
         TrainConfig(warmup_iterations=-1)
+
+
+def test_without_the_start_as_candidate_a_training_keeps_its_own_best() -> None:
+    rng = np.random.default_rng(1)
+    image, truth = generate_scene(32, 32, rng)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(num_classes=4, width=4, depth=2))
+    start = [p.detach().clone() for p in model.parameters()]
+    config = TrainConfig(
+        iterations=40,
+        batch_size=2,
+        validate_every=2,
+        patience=2,
+        learning_rate=1.0,
+        start_is_candidate=False,
+    )
+    # The huge learning rate spoils validation at once; the start would win if it could.
+    result = train_on_partial_masks(
+        model, [image], [truth], config, rng, validation=([image], [truth])
+    )
+    assert result.best_iteration is not None and result.best_iteration >= 2
+    moved = [not torch.equal(p, s) for p, s in zip(model.parameters(), start, strict=True)]
+    assert any(moved)

@@ -80,13 +80,14 @@ def test_simulate_reuses_the_store_and_features_only_stops(tmp_path: Path) -> No
     run = tessera(
         *common, "--out", tmp_path / "run",
         "--iterations", "2", "--finetune-iterations", "2", "--full-iterations", "2",
-        "--warmup-iterations", "1",
+        "--warmup-iterations", "1", "--no-keep-previous-model",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert f"encoder features: 12 images read from {store}" in run.stdout
     assert (tmp_path / "run" / "rounds.jsonl").is_file()
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["encoder_zoom"], config["warmup_iterations"]) == (2, 1)
+    assert config["keep_previous_model"] is False
     # A model without a frozen encoder has no features: the same command line does nothing.
     unet = tessera(*common, "--out", tmp_path / "unet", "--model", "unet", "--features-only")
     assert unet.returncode == 0, unet.stderr

@@ -51,6 +51,11 @@ class TrainConfig:
     # learning rate whatever its gradient, which knocks a trained decoder off its optimum, and
     # a fine-tune stopped before it recovers keeps the previous round's weights unchanged.
     warmup_iterations: int = 0
+    # With early stopping, the starting weights are a candidate too, so a round whose new
+    # labels do not beat them keeps the previous model. False takes the best of this
+    # training alone: the start was itself chosen as the maximum of many noisy held-out
+    # scores, and a fine-tune that must beat that maximum can stall for rounds.
+    start_is_candidate: bool = True
 
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.batch_size < 1:
@@ -230,9 +235,8 @@ def _fit(
         weight_decay=config.weight_decay,
     )
     best_loss, best_state, evaluations_without_gain = math.inf, None, 0
-    if held_out_loss is not None:
-        # The weights the training starts from are a candidate too: a round whose new labels
-        # do not lower the held-out loss keeps the previous round's model.
+    if held_out_loss is not None and config.start_is_candidate:
+        # A round whose new labels do not lower the held-out loss keeps the previous model.
         best_loss, best_state = held_out_loss(weights), copy.deepcopy(model.state_dict())
         result.best_iteration = 0
     model.train()

@@ -160,6 +160,13 @@ def _fail(message: str) -> NoReturn:
 )
 @click.option("--eval-every", default=50, show_default=True, help="Iterations per evaluation.")
 @click.option(
+    "--keep-previous-model/--no-keep-previous-model",
+    default=True,
+    show_default=True,
+    help="With early stopping, a round's model stays the previous one unless its training "
+    "beats it on validation; --no-keep-previous-model takes the best of each training.",
+)
+@click.option(
     "--warmup-iterations",
     default=0,
     show_default=True,

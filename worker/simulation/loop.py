@@ -77,6 +77,7 @@ class SimulationConfig:
     eval_every: int = 50
     patience: int = 4
     warmup_iterations: int = 0
+    keep_previous_model: bool = True
     stop_on: str = "miou"
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -150,6 +151,7 @@ class SimulationConfig:
             patience=self.patience,
             stop_on=self.stop_on,
             warmup_iterations=self.warmup_iterations,
+            start_is_candidate=self.keep_previous_model,
         )
 
 
