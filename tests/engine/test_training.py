@@ -122,7 +122,8 @@ def _largest_first_step(warmup: int) -> float:
     before = [p.detach().clone() for p in model.parameters()]
     config = TrainConfig(iterations=1, batch_size=1, learning_rate=1e-2, warmup_iterations=warmup)
     train_on_partial_masks(model, [image], [truth], config, rng)
-    return max(float((p - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True))
+    after = [p.detach() for p in model.parameters()]
+    return max(float((a - b).abs().max()) for a, b in zip(after, before, strict=True))
 
 
 def test_warmup_scales_the_first_steps() -> None:
