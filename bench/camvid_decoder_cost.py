@@ -12,7 +12,6 @@ Usage: .venv/bin/python bench/camvid_decoder_cost.py [DATASET_DIR] --variant 1:6
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
+from bench.camvid_finetune import load_avg
 from bench.camvid_full_supervision import build_segmenter, training_step
 from worker.simulation.dataset import read_classes, read_split
 from worker.simulation.feature_store import cached_encode
@@ -59,7 +59,7 @@ def main() -> None:
                 training_step(model, optimizer, features, masks, None, rng)
             seconds[variant].append((time.perf_counter() - started) / args.steps)
     baseline = float(np.median(seconds[args.variant[0]]))
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_avg()
     for variant, times in seconds.items():
         median = float(np.median(times))
         print(

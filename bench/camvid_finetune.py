@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from worker.engine.encoders import EfficientNetLite0Encoder
+from worker.engine.encoders import EfficientNetLiteEncoder
 from worker.engine.metrics import confusion_matrix, iou_per_class, mean_iou
 from worker.engine.model import ModelConfig, PretrainedSegmenter, build_model, images_to_tensor
 from worker.engine.training import CLASS_WEIGHTINGS, class_weights_named, partial_mask_loss
@@ -50,7 +50,7 @@ def load_avg() -> str:
 
 @torch.no_grad()
 def encode_split(
-    encoder: EfficientNetLite0Encoder,
+    encoder: EfficientNetLiteEncoder,
     model: PretrainedSegmenter,
     images: list[NDArray[np.uint8]],
     scale: int,
@@ -78,7 +78,7 @@ def cached_split(
     cache: Path,
     name: str,
     scale: int,
-    encoder: EfficientNetLite0Encoder,
+    encoder: EfficientNetLiteEncoder,
     model: PretrainedSegmenter,
     images: list[NDArray[np.uint8]],
 ) -> list[torch.Tensor]:
@@ -105,7 +105,7 @@ class Tail(torch.nn.Module):
     def __init__(self, model: PretrainedSegmenter, last_frozen: int) -> None:
         super().__init__()
         encoder = model.encoder
-        assert isinstance(encoder, EfficientNetLite0Encoder)
+        assert isinstance(encoder, EfficientNetLiteEncoder)
         self.last_frozen = last_frozen
         self.blocks = torch.nn.ModuleList(encoder._blocks[last_frozen + 1 :])
         self.blocks.requires_grad_(True)
@@ -163,7 +163,7 @@ def main() -> None:
     model = build_model(config)
     assert isinstance(model, PretrainedSegmenter)
     encoder = model.encoder
-    assert isinstance(encoder, EfficientNetLite0Encoder)
+    assert isinstance(encoder, EfficientNetLiteEncoder)
     started = time.perf_counter()
     masks: dict[str, list[NDArray[np.uint8]]] = {}
     cached: dict[str, list[torch.Tensor]] = {}

@@ -20,7 +20,6 @@ Usage: .venv/bin/python bench/camvid_full_supervision.py [DATASET_DIR] [--iterat
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
+from bench.camvid_finetune import load_avg
 from worker.engine.encoders import IMAGENET_MEAN, IMAGENET_STD, encoder_names
 from worker.engine.evaluation import evaluate_confusion_encoded
 from worker.engine.features import (
@@ -44,10 +44,6 @@ from worker.simulation.dataset import read_classes, read_split
 from worker.simulation.feature_store import cached_encode
 
 SPLITS = ("train", "val", "test")
-
-
-def load_avg() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 class TwoScaleEncoder(nn.Module):

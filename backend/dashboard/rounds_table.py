@@ -37,6 +37,7 @@ def rounds(session: Session, project: Project) -> list[RoundRow]:
         asked = queries[round_.id]
         model = models.get(round_.id)
         metrics = model[1] if model else {}
+        model_config = metrics.get("model_config") or {}
         out.append(
             RoundRow(
                 id=round_.id,
@@ -55,13 +56,9 @@ def rounds(session: Session, project: Project) -> list[RoundRow]:
                 model_id=model[0] if model else None,
                 miou=metrics.get("miou"),
                 per_class_iou=metrics.get("per_class_iou"),
-                model_kind=(metrics.get("model_config") or {}).get("kind", "unet")
-                if model
-                else None,
+                model_kind=model_config.get("kind", "unet") if model else None,
                 # Models stored before the zoom existed ran at 1.
-                model_encoder_zoom=(metrics.get("model_config") or {}).get("encoder_zoom", 1)
-                if model
-                else None,
+                model_encoder_zoom=model_config.get("encoder_zoom", 1) if model else None,
                 iterations=metrics.get("iterations"),
                 max_iterations=metrics.get("max_iterations"),
                 stopped_early=metrics.get("stopped_early"),

